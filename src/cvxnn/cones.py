@@ -1,0 +1,49 @@
+"""Pattern cones K(D) = {u : (2D − I)Xu ≥ 0}: interior points and the decomposition of a gated
+block into two cone-feasible blocks (THEORY §1.5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linprog
+
+
+def interior_point(Xt: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """A point c of K(D) maximizing the sharpness τ = min_k s_k x_kᵀc over ‖c‖_∞ ≤ 1 (an LP).
+
+    τ > 0 means c is interior; τ = 0 means the cone has empty interior.
+    """
+    n, d = Xt.shape
+    S = np.where(mask, 1.0, -1.0)[:, None] * Xt
+    nz = np.linalg.norm(Xt, axis=1) > 0
+    # variables (c, τ): maximize τ s.t. τ − s_k x_kᵀc ≤ 0, −1 ≤ c ≤ 1, 0 ≤ τ ≤ 1
+    A = np.hstack([-S[nz], np.ones((int(nz.sum()), 1))])
+    res = linprog(np.r_[np.zeros(d), -1.0], A_ub=A, b_ub=np.zeros(A.shape[0]),
+                  bounds=[(-1, 1)] * d + [(0, 1)], method="highs")
+    if res.status != 0:
+        return np.zeros(d), 0.0
+    return res.x[:d], float(res.x[d])
+
+
+def decompose(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray, gate: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Write a gated block u as v − w with v, w ∈ K(D) and the same D X (v − w) = D X u.
+
+    With c interior (s_k x_kᵀc > 0 on the nonzero rows) and t = max_k [−s_k x_kᵀu / s_k x_kᵀc]_+,
+    v = u + t c and w = t c are both in K(D).
+    """
+    s = np.where(mask, 1.0, -1.0)
+    nz = np.linalg.norm(Xt, axis=1) > 0
+    if not np.any(u):
+        return np.zeros_like(u), np.zeros_like(u)
+    c = gate
+    if c is None or np.min((s * (Xt @ c))[nz], initial=np.inf) <= 1e-12 * np.linalg.norm(c):
+        c, tau = interior_point(Xt, mask)
+        if tau <= 0:
+            raise ValueError("pattern cone has empty interior; cannot decompose the gated block.")
+    a = (s * (Xt @ u))[nz]
+    b = (s * (Xt @ c))[nz]
+    t = max(0.0, float(np.max(-a / b)))
+    # a tiny relative margin so rounding cannot leave v just outside the cone
+    t *= 1.0 + 1e-12
+    return u + t * c, t * c

@@ -1,0 +1,1 @@
+"""Solvers of the convex programs. Each returns a :class:`~cvxnn.solvers.reference.SolverOutput`."""

@@ -1,0 +1,180 @@
+"""`cvxnn.fit`: train a two-layer ReLU network by solving its convex program (THEORY §1).
+
+    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="reference")
+
+ReLU ("relu"): the exact cone-constrained program (CVX) on the given patterns; with all
+patterns (``patterns="all"``) its optimum equals the best NC objective of any width.
+Gated ("gated"): the group-lasso relaxation; its solution is turned into a ReLU network by
+the cone decomposition, so ``network_objective`` may exceed ``objective``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .cones import decompose
+from .data import add_bias, as_matrix, as_targets
+from .duality import DualCheck, max_dual_constraint, scaled_dual_value
+from .losses import SQUARED
+from .network import TwoLayerNet, convex_objective, convex_prediction, network_from_convex, prune
+from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, sample_patterns
+from .solvers.reference import solve_reference
+
+FORMULATIONS = ("relu", "gated")
+SOLVERS = ("reference", "auto")
+AUTO_ENUMERATE_LIMIT = 1000
+DEFAULT_SAMPLED_PATTERNS = 100
+
+
+@dataclass
+class ConvexFit:
+    """The solution of a convex program and what it certifies.
+
+    objective: value of the convex program at the returned variables.
+    lower_bound: d(tλ) for a feasible dual point of *this pattern list* (λ = y − ŷ scaled by t).
+        A lower bound on the program's optimum; a bound on every network only when
+        ``patterns.complete`` (then ``certified_global`` is True).
+    gap, relative_gap: objective − lower_bound and its ratio to max(objective, tiny).
+    network: the ReLU network Φ(v, w) (after pruning to at most n + 1 neurons).
+    network_objective: its NC objective (equals ``objective`` for "relu").
+    v, w: (P, d) convex blocks; for "gated", u = v with w = 0 and ``decomposed`` holds (v, w)
+        after the cone decomposition.
+    """
+
+    objective: float
+    lower_bound: float
+    network: TwoLayerNet
+    network_objective: float
+    v: np.ndarray
+    w: np.ndarray
+    patterns: Patterns
+    beta: float
+    formulation: str
+    solver: str
+    status: str
+    n_iter: int
+    solve_time: float
+    dual_check: DualCheck
+    bias: bool = False
+    history: list = field(default_factory=list)
+
+    @property
+    def gap(self) -> float:
+        return self.objective - self.lower_bound
+
+    @property
+    def relative_gap(self) -> float:
+        return self.gap / max(abs(self.objective), 1e-300)
+
+    @property
+    def certified_global(self) -> bool:
+        """True when the lower bound holds for every network of any width (all patterns listed, ReLU)."""
+        return self.patterns.complete and self.formulation == "relu"
+
+    @property
+    def n_neurons(self) -> int:
+        return self.network.width
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.network.predict(X)
+
+
+def resolve_patterns(Xt: np.ndarray, patterns: Any, seed: int | None = 0,
+                     max_patterns: int = AUTO_ENUMERATE_LIMIT) -> Patterns:
+    """Turn the ``patterns`` argument into a :class:`Patterns` list for the design matrix Xt.
+
+    None: all patterns if at most ``max_patterns`` are predicted, else 100 sampled ones.
+    "all": enumerate (error if more than ``max_patterns`` are predicted).
+    int: that many Gaussian samples. A Patterns object or (n, P) boolean array: used as given.
+    """
+    n = Xt.shape[0]
+    if patterns is None:
+        if count_patterns_bound(n, data_rank(Xt)) <= max_patterns:
+            return enumerate_patterns(Xt, max_patterns=max_patterns)
+        return sample_patterns(Xt, DEFAULT_SAMPLED_PATTERNS, seed=seed)
+    if isinstance(patterns, str):
+        if patterns != "all":
+            raise ValueError(f"patterns must be None, 'all', an int, or a Patterns object; got {patterns!r}.")
+        return enumerate_patterns(Xt, max_patterns=max_patterns)
+    if isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
+        return sample_patterns(Xt, int(patterns), seed=seed)
+    if isinstance(patterns, Patterns):
+        if patterns.n_samples != n:
+            raise ValueError(f"the patterns are for {patterns.n_samples} samples but X has {n}.")
+        return patterns
+    masks = np.asarray(patterns)
+    if masks.dtype != bool or masks.ndim != 2 or masks.shape[0] != n:
+        raise ValueError(f"patterns given as an array must be ({n}, P) boolean, got {masks.dtype} {masks.shape}.")
+    return Patterns(masks, method="given")
+
+
+def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
+        bias: bool = False, seed: int | None = 0, max_patterns: int = AUTO_ENUMERATE_LIMIT,
+        prune_network: bool = True, verbose: bool = False) -> ConvexFit:
+    """Solve the convex program of a two-layer ReLU network with weight decay β.
+
+    The objective matched is NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²) (sum over samples).
+    ``bias=True`` appends a ones column to X, so each neuron gets a (penalized) bias.
+    """
+    Xm = as_matrix(X)
+    yv = as_targets(y, Xm.shape[0])
+    beta = _check_beta(beta)
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
+    Xt = add_bias(Xm) if bias else Xm
+    pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns)
+    out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose)
+    v, w = _clean(out.v), _clean(out.w)
+    objective = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation)
+    lam = SQUARED.dual_direction(convex_prediction(Xt, pats.masks, v, w), yv)
+    check = max_dual_constraint(Xt, pats.masks, lam, formulation)
+    lower, _ = scaled_dual_value(lam, yv, check.value, beta)
+    if formulation == "gated":
+        nv, nw = _decompose_all(Xt, pats, v)
+    else:
+        nv, nw = v, w
+    if prune_network:
+        nv, nw = prune(Xt, pats.masks, nv, nw)
+    net = network_from_convex(nv, nw, bias=bias)
+    return ConvexFit(objective=objective, lower_bound=lower, network=net,
+                     network_objective=net.objective(Xm, yv, beta), v=v, w=w, patterns=pats, beta=beta,
+                     formulation=formulation, solver="reference", status=out.status, n_iter=out.n_iter,
+                     solve_time=out.time, dual_check=check, bias=bias)
+
+
+def _check_beta(beta: Any) -> float:
+    try:
+        b = float(beta)
+    except (TypeError, ValueError):
+        raise TypeError(f"beta must be a number, got {beta!r}.") from None
+    if not np.isfinite(b) or b <= 0:
+        raise ValueError(f"beta must be a positive finite number (the weight decay), got {beta!r}.")
+    return b
+
+
+def _clean(blocks: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
+    """Zero the blocks an interior-point solver leaves at round-off size."""
+    norms = np.linalg.norm(blocks, axis=1)
+    out = blocks.copy()
+    out[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
+    return out
+
+
+def _program_objective(Xt, y, masks, v, w, beta, formulation) -> float:
+    if formulation == "relu":
+        return convex_objective(Xt, y, masks, v, w, beta)
+    r = convex_prediction(Xt, masks, v, np.zeros_like(v)) - y
+    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(v, axis=1).sum())
+
+
+def _decompose_all(Xt: np.ndarray, pats: Patterns, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v, w = np.zeros_like(u), np.zeros_like(u)
+    for i in np.flatnonzero(np.linalg.norm(u, axis=1) > 0):
+        gate = None if pats.gates is None else pats.gates[:, i]
+        v[i], w[i] = decompose(Xt, pats.masks[:, i], u[i], gate)
+    return v, w
