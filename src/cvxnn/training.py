@@ -129,11 +129,17 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     Xt = add_bias(Xm) if bias else Xm
     pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns)
     out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose)
-    v, w = _clean(out.v), _clean(out.w)
+    cones = formulation == "relu"
+    v, w = _polish(Xt, pats.masks, out.v, cones), _polish(Xt, pats.masks, out.w, cones)
     objective = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation)
-    lam = SQUARED.dual_direction(convex_prediction(Xt, pats.masks, v, w), yv)
-    check = max_dual_constraint(Xt, pats.masks, lam, formulation)
-    lower, _ = scaled_dual_value(lam, yv, check.value, beta)
+    # Any λ gives a valid bound once scaled: keep the better of the raw and the polished residual.
+    lower, check = -np.inf, None
+    for bv, bw in ((out.v, out.w), (v, w)):
+        lam = SQUARED.dual_direction(convex_prediction(Xt, pats.masks, bv, bw), yv)
+        c = max_dual_constraint(Xt, pats.masks, lam, formulation)
+        value, _ = scaled_dual_value(lam, yv, c.value, beta)
+        if value > lower:
+            lower, check = value, c
     if formulation == "gated":
         nv, nw = _decompose_all(Xt, pats, v)
     else:
@@ -157,11 +163,24 @@ def _check_beta(beta: Any) -> float:
     return b
 
 
-def _clean(blocks: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
-    """Zero the blocks an interior-point solver leaves at round-off size."""
-    norms = np.linalg.norm(blocks, axis=1)
+def _polish(Xt: np.ndarray, masks: np.ndarray, blocks: np.ndarray, cones: bool = True, rtol: float = 1e-10,
+            cone_rtol: float = 1e-6) -> np.ndarray:
+    """Zero the round-off "dust" an interior-point solver leaves in every block.
+
+    A block is dust when its norm is below ``rtol`` times the largest, or when it violates
+    its cone by more than ``cone_rtol`` relative to its own size (then it is numerically a
+    zero block, and rescaling it while pruning would turn the violation into a real error).
+    The cone test applies to the ReLU program only (``cones``).
+    """
     out = blocks.copy()
+    norms = np.linalg.norm(blocks, axis=1)
     out[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
+    if not cones:
+        return out
+    S = np.where(masks, 1.0, -1.0)
+    scale = np.linalg.norm(Xt, axis=1).max()
+    viol = np.max(-(S * (Xt @ out.T)), axis=0, initial=0.0)
+    out[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0
     return out
 
 

@@ -1,0 +1,361 @@
+"""scikit-learn estimators: :class:`ConvexReLURegressor` and :class:`ConvexReLUClassifier`.
+
+Both train a two-layer ReLU network f(x) = Σ_j (x̃ᵀu_j)_+ α_j by solving its convex program
+with :func:`cvxnn.fit` (THEORY §1), so the network returned is the exact optimum of the program
+on the pattern list used, and ``dual_gap_`` certifies it.
+
+Regularization convention (scikit-learn style, a *mean* loss)::
+
+    (1/(2n)) ‖f(X) − y‖² + (alpha/2) Σ_j (‖u_j‖² + α_j²)   =   NC / n   with   β = n · alpha,
+
+where NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²) is cvxnn's canonical objective (a sum over
+samples). The estimators therefore call ``cvxnn.fit(X, y, beta=n_samples * alpha, ...)``; the
+fitted ``objective_`` and ``lower_bound_`` are in the NC (sum) convention, so
+``objective_ / n_samples`` is the value of the mean-loss objective above.
+
+Preprocessing done inside ``fit`` (and replayed by ``predict``):
+
+* ``standardize=True``: each feature is centred and divided by its standard deviation
+  (population std, as :class:`sklearn.preprocessing.StandardScaler`); a (numerically)
+  constant feature gets scale 1, so it becomes a zero column. The statistics are stored in
+  ``mean_`` and ``scale_`` (zeros and ones when ``standardize=False``).
+* ``fit_intercept=True``: a ones column is appended (``cvxnn.fit(..., bias=True)``), so every
+  neuron gets a bias. The bias is part of u_j and is penalized like the other weights.
+
+``network_`` (and ``networks_``) act on the *standardized* inputs (X − mean_) / scale_ and
+their NC objective on those inputs with β = ``beta_`` is ``objective_``. Targets are not
+rescaled.
+"""
+
+from __future__ import annotations
+
+import numbers
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .data import add_bias
+from .patterns import Patterns, sample_patterns
+from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, fit as convex_fit, resolve_patterns
+
+__all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
+
+
+def _fallback_pattern(Xt: np.ndarray, n_patterns, seed) -> Patterns:
+    """One nonzero pattern when every sampled one was zero (all rows inactive).
+
+    Of the gates h and −h at least one activates a row (a row with xᵀh = 0 is active under
+    the ``>=`` tie rule), so the first such signed gate gives a realizable nonzero pattern.
+    """
+    k = n_patterns if isinstance(n_patterns, numbers.Integral) else DEFAULT_SAMPLED_PATTERNS
+    gates = sample_patterns(Xt, int(k), seed=seed, drop_zero=False).gates
+    for h in np.hstack([gates, -gates]).T:
+        mask = Xt @ h >= 0
+        if mask.any():
+            return Patterns(mask[:, None], h[:, None], complete=False, method="sampled+negated")
+    raise RuntimeError("no nonzero activation pattern found.")  # unreachable: see the docstring
+
+
+# ---------------------------------------------------------------------- shared machinery
+
+
+class _ConvexReLUBase(BaseEstimator):
+    """Hyper-parameter checks, standardization, pattern sampling and the call to ``cvxnn.fit``."""
+
+    def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
+                 random_state=0):
+        self.alpha = alpha
+        self.n_patterns = n_patterns
+        self.formulation = formulation
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.random_state = random_state
+
+    # -------------------------------------------------------------- parameters
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        a = self.alpha
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Real):
+            raise TypeError(f"{name}: alpha must be a positive real number, got {a!r}.")
+        if not np.isfinite(a) or a <= 0:
+            raise ValueError(f"{name}: alpha must be a positive finite number (the weight decay per sample), "
+                             f"got {a!r}.")
+        p = self.n_patterns
+        if p is not None and not (isinstance(p, str) and p == "all"):
+            if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Integral):
+                raise TypeError(f"{name}: n_patterns must be a positive integer, 'all' or None, got {p!r}.")
+            if p < 1:
+                raise ValueError(f"{name}: n_patterns must be a positive integer, 'all' or None, got {p!r}.")
+        if self.formulation not in FORMULATIONS:
+            raise ValueError(f"{name}: formulation must be one of {FORMULATIONS}, got {self.formulation!r}.")
+        for attr in ("fit_intercept", "standardize"):
+            if not isinstance(getattr(self, attr), (bool, np.bool_)):
+                raise TypeError(f"{name}: {attr} must be True or False, got {getattr(self, attr)!r}.")
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
+                or isinstance(rs, (bool, np.bool_)):
+            raise TypeError(f"{name}: random_state must be None, an int, a numpy RandomState or Generator, "
+                            f"got {rs!r}.")
+
+    def _seed(self):
+        """The seed handed to the pattern sampler: ints, None and Generators as given."""
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(np.iinfo(np.int32).max))
+        return rs
+
+    # -------------------------------------------------------------- preprocessing
+    def _fit_scaling(self, X: np.ndarray) -> np.ndarray:
+        d = X.shape[1]
+        if self.standardize:
+            mean = X.mean(axis=0)
+            scale = X.std(axis=0)
+            # constant columns (up to round-off) keep scale 1, like StandardScaler
+            tiny = 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
+            scale = np.where(scale <= tiny, 1.0, scale)
+        else:
+            mean, scale = np.zeros(d), np.ones(d)
+        self.mean_, self.scale_ = mean, scale
+        return self._scale(X)
+
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+
+    def _validate_X_predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._scale(X)
+
+    # -------------------------------------------------------------- patterns & solves
+    def _patterns(self, Xs: np.ndarray) -> Patterns:
+        """One pattern list for the design matrix (with the ones column when fitting an intercept)."""
+        Xt = add_bias(Xs) if self.fit_intercept else Xs
+        seed = self._seed()
+        pats = resolve_patterns(Xt, self.n_patterns, seed=seed)
+        if len(pats) == 0:
+            # Every sampled gate h had Xh < 0 on all rows (possible only for tiny or degenerate
+            # data, e.g. a single sample): then -h activates every row. Use one nonzero pattern
+            # so that the model is not forced to be zero.
+            pats = _fallback_pattern(Xt, self.n_patterns, seed)
+        return pats
+
+    def _solve(self, Xs: np.ndarray, y: np.ndarray, beta: float, pats: Patterns):
+        return convex_fit(Xs, y, beta, patterns=pats, formulation=self.formulation, bias=bool(self.fit_intercept))
+
+    def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
+        """Totals over the independent scalar programs (one for regression and binary problems)."""
+        self.beta_ = beta
+        self.patterns_ = pats
+        self.objective_ = float(sum(f.network_objective for f in fits))
+        self.lower_bound_ = float(sum(f.lower_bound for f in fits))
+        self.dual_gap_ = (self.objective_ - self.lower_bound_) / max(abs(self.objective_), 1e-300)
+        self.n_neurons_ = int(sum(f.n_neurons for f in fits))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    alpha : float, default=1e-3
+        Weight decay in the mean-loss convention (see the objective above); must be > 0.
+        ``cvxnn.fit`` is called with ``beta = n_samples * alpha``.
+    n_patterns : int, "all" or None, default=50
+        Activation patterns of the convex program: an int samples that many Gaussian gates
+        (duplicates removed, so fewer may remain); ``"all"`` enumerates every pattern (exact
+        and globally certified, feasible only for small rank); None enumerates when at most
+        1000 patterns are predicted and samples 100 otherwise. The solver is exact but its cost
+        grows with n_samples x n_features x patterns: keep it small for large data.
+    formulation : {"relu", "gated"}, default="relu"
+        "relu": the exact cone-constrained program, whose optimum equals the best network
+        using the listed patterns. "gated": the group-lasso relaxation, turned into a ReLU
+        network by the cone decomposition (``objective_`` is then that network's objective,
+        which may exceed the relaxation's optimum).
+    fit_intercept : bool, default=True
+        Append a ones column so each neuron has a (penalized) bias (``cvxnn.fit(..., bias=True)``).
+    standardize : bool, default=True
+        Standardize the features inside ``fit`` (mean 0, population std 1; constant features
+        get scale 1). The statistics are stored in ``mean_`` and ``scale_`` and re-applied by
+        ``predict``. The regularization acts on the standardized inputs.
+    random_state : int, RandomState, Generator or None, default=0
+        Seed of the pattern sampler. An int is passed through as ``cvxnn.fit``'s ``seed``, so the
+        same patterns are drawn as by ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)``
+        on the standardized data Xs.
+"""
+
+_COMMON_ATTRS_DOC = """
+    mean_, scale_ : ndarray of shape (n_features_in_,)
+        Standardization statistics (zeros and ones when ``standardize=False``).
+    beta_ : float
+        The weight decay handed to ``cvxnn.fit``: ``n_samples * alpha``.
+    objective_ : float
+        NC value ½‖f(Xs) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²) of the fitted network(s) on the
+        standardized training inputs, with β = ``beta_`` (divide by n for the mean-loss value).
+    lower_bound_ : float
+        Dual lower bound on the optimum of the convex program on ``patterns_`` (on every
+        network of any width when ``patterns_.complete``).
+    dual_gap_ : float
+        (objective_ − lower_bound_) / objective_: the relative duality gap certificate.
+    n_neurons_ : int
+        Number of hidden neurons of the fitted network (all classes together for multi-class).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of str
+        Feature names, when X had string column names.
+    patterns_ : cvxnn.Patterns
+        The activation patterns of the design matrix [Xs, 1] (or Xs) used by the program.
+"""
+
+
+# ---------------------------------------------------------------------- regressor
+
+
+class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
+    __doc__ = """Two-layer ReLU regression network trained to optimality by its convex program.
+
+    Minimizes, over networks f(x) = Σ_j (x̃ᵀu_j)_+ α_j of any width whose neurons use the listed
+    activation patterns (x̃ = [x_s, 1] with ``fit_intercept``, x_s the standardized features)::
+
+        (1/(2n)) Σ_k (f(x_k) − y_k)² + (alpha/2) Σ_j (‖u_j‖² + α_j²)
+
+    This equals NC/n for cvxnn's canonical NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²) with
+    **β = n · alpha**, so ``fit`` calls ``cvxnn.fit(Xs, y, beta=n_samples * alpha, bias=fit_intercept)``.
+    Targets are used as given (not centred or scaled). Only scalar targets are supported.
+""" + _PARAMS_DOC + """
+    Attributes
+    ----------
+    network_ : cvxnn.TwoLayerNet
+        The fitted network, acting on standardized inputs (X − mean_) / scale_.
+    n_iter_ : int
+        Interior-point iterations of the solver.
+    convex_fit_ : cvxnn.ConvexFit
+        The full result of ``cvxnn.fit`` (convex blocks, dual check, solver status).
+""" + _COMMON_ATTRS_DOC
+
+    def fit(self, X, y):
+        """Solve the convex program on (X, y) and store the optimal network. Returns self."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        if sp.issparse(y):
+            raise ValueError("ConvexReLURegressor needs a dense target vector y, got a sparse matrix.")
+        y = np.asarray(y)
+        if y.ndim == 2:
+            if y.shape[1] != 1:
+                raise ValueError(
+                    f"ConvexReLURegressor fits a single output, but y has shape {y.shape} "
+                    f"({y.shape[1]} columns): vector outputs are not supported yet; fit one "
+                    "ConvexReLURegressor per column (e.g. with sklearn.multioutput.MultiOutputRegressor)."
+                )
+            y = column_or_1d(y, warn=True)
+        y = y.astype(np.float64)
+        n = X.shape[0]
+        Xs = self._fit_scaling(X)
+        beta = float(n * self.alpha)
+        pats = self._patterns(Xs)
+        res = self._solve(Xs, y, beta, pats)
+        self.convex_fit_ = res
+        self.network_ = res.network
+        self.n_iter_ = int(res.n_iter)
+        self._store_fits([res], beta, pats)
+        return self
+
+    def predict(self, X):
+        """Network outputs f((X − mean_) / scale_), shape (n_samples,)."""
+        Xs = self._validate_X_predict(X)
+        return np.asarray(self.network_.predict(Xs), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------- classifier
+
+
+class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
+    __doc__ = """Two-layer ReLU classifier trained to optimality by its convex program (squared loss).
+
+    Binary (2 classes): targets t_k = +1 for ``classes_[1]`` and −1 for ``classes_[0]``; one
+    convex program minimizing::
+
+        (1/(2n)) Σ_k (f(x_k) − t_k)² + (alpha/2) Σ_j (‖u_j‖² + α_j²)
+
+    i.e. NC/n with **β = n · alpha** (``cvxnn.fit(Xs, t, beta=n_samples * alpha)``). The
+    decision function is f, and ``predict`` returns ``classes_[1]`` where f > 0.
+
+    Multi-class (c ≥ 3 classes): one-vs-rest one-hot targets T (n x c, T_kc = 1 if sample k is
+    in class c, else 0) and one scalar convex program per class, all on one shared pattern
+    list. By THEORY §1.7 this is *exactly* training a vector-output network
+    F(x) = Σ_j (x̃ᵀu_j)_+ α_j with α_j ∈ R^c, minimizing::
+
+        (1/(2n)) ‖F(X) − T‖_F² + (alpha/2) Σ_j (‖u_j‖² + ‖α_j‖₁²)
+
+    (note the ℓ1 norm of the output weights: after rescaling the penalty is
+    alpha·Σ_{j,k} ‖u_j‖|α_jk|, unchanged by splitting a neuron into single-output ones, so the
+    problem decouples over classes). ``objective_`` and ``lower_bound_`` are the sums over the
+    classes (the NC value of that vector network, β = n · alpha). ``decision_function`` gives
+    the c outputs and ``predict`` their argmax. Labels may be of any hashable, sortable type
+    (e.g. strings); continuous targets are rejected.
+""" + _PARAMS_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    network_ : cvxnn.TwoLayerNet
+        Binary problems only: the fitted network (on standardized inputs).
+    networks_ : list of cvxnn.TwoLayerNet
+        Multi-class problems only: network k scores ``classes_[k]``.
+    n_iter_ : int or ndarray of shape (n_classes,)
+        Solver iterations (per class for multi-class problems).
+    convex_fit_ : cvxnn.ConvexFit
+        Binary problems only: the full result of ``cvxnn.fit``.
+    convex_fits_ : list of cvxnn.ConvexFit
+        Multi-class problems only: one result per class.
+""" + _COMMON_ATTRS_DOC
+
+    def fit(self, X, y):
+        """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(
+                f"ConvexReLUClassifier needs samples of at least two classes, but y has only one class "
+                f"({classes[0]!r}); a classifier cannot be trained on 1 class."
+            )
+        self.classes_ = classes
+        n = X.shape[0]
+        Xs = self._fit_scaling(X)
+        beta = float(n * self.alpha)
+        pats = self._patterns(Xs)
+        if classes.size == 2:
+            t = np.where(y_idx == 1, 1.0, -1.0)
+            res = self._solve(Xs, t, beta, pats)
+            self.convex_fit_ = res
+            self.network_ = res.network
+            self.n_iter_ = int(res.n_iter)
+            fits = [res]
+        else:
+            fits = [self._solve(Xs, (y_idx == k).astype(np.float64), beta, pats) for k in range(classes.size)]
+            self.convex_fits_ = fits
+            self.networks_ = [f.network for f in fits]
+            self.n_iter_ = np.array([f.n_iter for f in fits], dtype=int)
+        self._store_fits(fits, beta, pats)
+        return self
+
+    def decision_function(self, X):
+        """f(Xs), shape (n_samples,) for binary problems; the c class scores, (n_samples, c), otherwise."""
+        Xs = self._validate_X_predict(X)
+        if self.classes_.size == 2:
+            return np.asarray(self.network_.predict(Xs), dtype=np.float64)
+        return np.column_stack([np.asarray(net.predict(Xs), dtype=np.float64) for net in self.networks_])
+
+    def predict(self, X):
+        """``classes_[1]`` where f > 0 else ``classes_[0]`` (binary); the argmax class (multi-class)."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
