@@ -17,7 +17,7 @@ import numpy as np
 
 from .cones import decompose
 from .data import add_bias, as_matrix, as_targets
-from .duality import DualCheck, max_dual_constraint, scaled_dual_value
+from .duality import DualCheck, cone_sigma, max_dual_constraint, scaled_dual_value
 from .losses import SQUARED
 from .network import TwoLayerNet, convex_objective, convex_prediction, network_from_convex, prune
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, sample_patterns
@@ -129,8 +129,7 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     Xt = add_bias(Xm) if bias else Xm
     pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns)
     out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose)
-    cones = formulation == "relu"
-    v, w = _polish(Xt, pats.masks, out.v, cones), _polish(Xt, pats.masks, out.w, cones)
+    v, w = _polish(Xt, yv, pats.masks, out.v, out.w, beta, formulation)
     objective = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation)
     # Any λ gives a valid bound once scaled: keep the better of the raw and the polished residual.
     lower, check = -np.inf, None
@@ -163,25 +162,35 @@ def _check_beta(beta: Any) -> float:
     return b
 
 
-def _polish(Xt: np.ndarray, masks: np.ndarray, blocks: np.ndarray, cones: bool = True, rtol: float = 1e-10,
-            cone_rtol: float = 1e-6) -> np.ndarray:
+def _polish(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, beta: float,
+            formulation: str, rtol: float = 1e-10, kkt_rtol: float = 1e-6,
+            cone_rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Zero the round-off "dust" an interior-point solver leaves in every block.
 
-    A block is dust when its norm is below ``rtol`` times the largest, or when it violates
-    its cone by more than ``cone_rtol`` relative to its own size (then it is numerically a
-    zero block, and rescaling it while pruning would turn the violation into a real error).
-    The cone test applies to the ReLU program only (``cones``).
+    A block is dust when (a) its norm is below ``rtol`` times the largest; or (b) its dual
+    constraint at λ = y − ŷ is clearly inactive, σ(λ) < β(1 − kkt_rtol), which by the KKT
+    conditions forces the block to zero at the optimum; or (c, ReLU) it violates its cone by
+    more than ``cone_rtol`` relative to its own size (numerically a zero block: rescaling it
+    while pruning would turn the violation into a real error).
     """
-    out = blocks.copy()
-    norms = np.linalg.norm(blocks, axis=1)
-    out[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
-    if not cones:
-        return out
+    lam = y - convex_prediction(Xt, masks, v, w)
     S = np.where(masks, 1.0, -1.0)
     scale = np.linalg.norm(Xt, axis=1).max()
-    viol = np.max(-(S * (Xt @ out.T)), axis=0, initial=0.0)
-    out[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0
-    return out
+    out = []
+    for blocks, sign in ((v, 1.0), (w, -1.0)):
+        b = blocks.copy()
+        norms = np.linalg.norm(b, axis=1)
+        b[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
+        for i in np.flatnonzero(np.linalg.norm(b, axis=1) > 0):
+            c = sign * (Xt.T @ (masks[:, i] * lam))
+            sigma = cone_sigma(Xt, masks[:, i], c)[0] if formulation == "relu" else float(np.linalg.norm(c))
+            if sigma < beta * (1 - kkt_rtol):
+                b[i] = 0.0
+        if formulation == "relu":
+            viol = np.max(-(S * (Xt @ b.T)), axis=0, initial=0.0)
+            b[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0
+        out.append(b)
+    return out[0], out[1]
 
 
 def _program_objective(Xt, y, masks, v, w, beta, formulation) -> float:

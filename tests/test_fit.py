@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+import cvxnn
+from cvxnn.network import convex_objective
+
+from conftest import THEORY_OPT
+
+
+def test_theory_problem_reaches_the_published_optimum(theory_problem):
+    X, y, beta = theory_problem
+    res = cvxnn.fit(X, y, beta, patterns="all", bias=True)
+    assert len(res.patterns) == 16 and res.patterns.complete and res.certified_global
+    assert res.objective == pytest.approx(THEORY_OPT, abs=2e-7)
+    assert res.lower_bound <= res.objective + 1e-9
+    assert res.relative_gap < 1e-7
+    assert res.network_objective == pytest.approx(res.objective, rel=1e-9)
+    assert res.n_neurons <= len(X) + 1
+    assert np.allclose(res.predict(X), res.network.predict(X))
+
+
+def test_lower_bound_is_computed_from_a_dual_point_not_copied(small_problem):
+    X, y, beta = small_problem
+    res = cvxnn.fit(X, y, beta, patterns=20, seed=0)
+    assert res.lower_bound != res.objective
+    assert res.lower_bound <= res.objective + 1e-9
+    assert res.dual_check.value <= beta * (1 + 1e-6)
+    assert 0 <= res.dual_check.pattern < len(res.patterns)
+
+
+def test_more_patterns_never_raise_the_optimum_and_all_patterns_give_the_least(small_problem):
+    X, y, beta = small_problem
+    full = cvxnn.fit(X, y, beta, patterns="all")
+    P = full.patterns
+    for k in (3, 10, 30):
+        sub = cvxnn.Patterns(P.masks[:, :k], P.gates[:, :k])
+        assert cvxnn.fit(X, y, beta, patterns=sub).objective >= full.objective - 1e-8
+    sampled = cvxnn.fit(X, y, beta, patterns=40, seed=1)
+    assert sampled.objective >= full.objective - 1e-8
+
+
+def test_gated_relaxation_is_below_the_relu_program_and_its_network_is_feasible(small_problem):
+    X, y, beta = small_problem
+    relu = cvxnn.fit(X, y, beta, patterns="all")
+    gated = cvxnn.fit(X, y, beta, patterns=relu.patterns, formulation="gated")
+    assert gated.objective <= relu.objective + 1e-8
+    assert gated.lower_bound <= gated.objective + 1e-9
+    # the decomposed network is a genuine ReLU network: its NC objective is at least p*
+    assert gated.network_objective >= relu.objective - 1e-8
+    assert gated.network_objective == pytest.approx(gated.network.objective(X, y, beta))
+
+
+def test_relu_solution_satisfies_its_cone_constraints(small_problem):
+    X, y, beta = small_problem
+    res = cvxnn.fit(X, y, beta, patterns=25, seed=2)
+    S = np.where(res.patterns.masks, 1.0, -1.0)
+    scale = np.abs(X).max() * max(np.abs(res.v).max(), np.abs(res.w).max())
+    assert np.min(S * (X @ res.v.T)) >= -1e-8 * scale
+    assert np.min(S * (X @ res.w.T)) >= -1e-8 * scale
+    assert convex_objective(X, y, res.patterns.masks, res.v, res.w, beta) == pytest.approx(res.objective)
+
+
+def test_accepts_torch_tensors_and_boolean_masks(small_problem):
+    X, y, beta = small_problem
+    P = cvxnn.sample_patterns(X, 10, seed=0)
+    a = cvxnn.fit(torch.as_tensor(X), torch.as_tensor(y), beta, patterns=P.masks)
+    b = cvxnn.fit(X, y, beta, patterns=P)
+    assert a.objective == pytest.approx(b.objective, rel=1e-9)
+
+
+def test_default_patterns_enumerate_small_problems(small_problem):
+    X, y, beta = small_problem
+    res = cvxnn.fit(X, y, beta)
+    assert res.patterns.complete and res.patterns.method == "enumerated"
+
+
+def test_more_weight_decay_means_fewer_neurons_and_a_smaller_norm(small_problem):
+    X, y, _ = small_problem
+    P = cvxnn.enumerate_patterns(X)
+    small = cvxnn.fit(X, y, 0.01, patterns=P)
+    large = cvxnn.fit(X, y, 3.0, patterns=P)
+    assert large.n_neurons <= small.n_neurons
+    assert large.network.penalty() < small.network.penalty()
+    # beyond beta_max = max_u |y^T (Xu)_+| the zero network is optimal
+    huge = cvxnn.fit(X, y, 1e3, patterns=P)
+    assert huge.n_neurons == 0 and huge.objective == pytest.approx(0.5 * y @ y)
