@@ -5,6 +5,7 @@ Canonical objective (no 1/n): NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖
 """
 
 from .certificate import Certificate, certify
+from .estimators import ConvexReLUClassifier, ConvexReLURegressor
 from .network import TwoLayerNet, load
 from .patterns import Patterns, enumerate_patterns, network_patterns, sample_patterns
 from .training import ConvexFit, fit
@@ -12,6 +13,8 @@ from .training import ConvexFit, fit
 __all__ = [
     "Certificate",
     "ConvexFit",
+    "ConvexReLUClassifier",
+    "ConvexReLURegressor",
     "Patterns",
     "TwoLayerNet",
     "certify",

@@ -66,7 +66,7 @@ class NonconvexRun:
 
 def nc_objective(Xt: torch.Tensor, y: torch.Tensor, W1: torch.Tensor, w2: torch.Tensor, beta: float,
                  data_scale: float = 1.0) -> torch.Tensor:
-    """data_scale · ½‖(X̃ W1ᵀ)_+ w2 − y‖² + (β/2)(‖W1‖_F² + ‖w2‖²) on torch tensors (differentiable)."""
+    """data_scale · ½‖(X̃ W1ᵀ)_+ w2 − y‖² + (β/2)(‖W1‖_F² + ‖w2‖²) (differentiable)."""
     r = torch.relu(Xt @ W1.T) @ w2 - y
     return 0.5 * data_scale * (r @ r) + 0.5 * beta * (W1.pow(2).sum() + w2.pow(2).sum())
 
@@ -77,7 +77,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
                     dtype: torch.dtype = torch.float64, device: str = "cpu",
                     callback: Callable[[int, float], Any] | None = None,
                     init: TwoLayerNet | None = None) -> NonconvexRun:
-    """Minimize NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²), f(x) = Σ_j (x̃ᵀu_j)_+ α_j, by gradient steps.
+    """Minimize NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²), f(x) = Σ_j (x̃ᵀu_j)_+ α_j.
 
     Args:
         X, y: data (n × d) and targets (n,), validated by :func:`cvxnn.data.as_matrix` / ``as_targets``.
@@ -217,7 +217,7 @@ def _initial_weights(init: TwoLayerNet | None, width: int, d: int, scale: float,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """float64 CPU start: ``init``'s weights, or W1 ~ N(0, scale²/d), w2 ~ N(0, scale²/width)."""
     if init is not None:
-        return torch.as_tensor(init.W1, dtype=torch.float64).clone(), torch.as_tensor(init.w2, dtype=torch.float64).clone()
+        return (torch.tensor(init.W1, dtype=torch.float64), torch.tensor(init.w2, dtype=torch.float64))
     gen = torch.Generator().manual_seed(seed)
     W1 = torch.randn(width, d, generator=gen, dtype=torch.float64) * (scale / math.sqrt(d))
     w2 = torch.randn(width, generator=gen, dtype=torch.float64) * (scale / math.sqrt(width))
@@ -229,7 +229,9 @@ def _resolve_batch(batch_size: int | None, optimizer: str, n: int) -> int:
         return min(n, DEFAULT_SGD_BATCH) if optimizer == "sgd" else n
     batch_size = _check_int(batch_size, "batch_size", 1)
     if optimizer == "gd" and batch_size < n:
-        raise ValueError(f"optimizer 'gd' is full-batch; got batch_size={batch_size} < n={n}. Use 'sgd' for minibatches.")
+        raise ValueError(
+            f"optimizer 'gd' is full-batch; got batch_size={batch_size} < n={n}. Use 'sgd' for minibatches."
+        )
     return min(batch_size, n)
 
 

@@ -1,0 +1,79 @@
+"""The matrix-free pattern operator of the convex programs (THEORY §1.1, §1.5).
+
+    A(U) = Σ_i D_i X u_i          (U: P x d  →  n)
+    Aᵀ(r) = [Xᵀ D_i r]_i          (r: n  →  P x d)
+
+Never forms D_i X: masks stay boolean and the masking is applied to one chunk of samples
+at a time, so memory is O(chunk · P) beyond X and the masks themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import check_memory
+
+
+class PatternOperator:
+    """A(U) = Σ_i D_i X u_i on torch tensors, chunked over samples.
+
+    Args:
+        X: (n, d) design matrix (bias column already appended if any).
+        masks: (n, P) boolean pattern masks.
+        dtype, device: where the products are computed.
+        chunk_rows: samples per chunk; chosen so a chunk's n_c x P float block is about 64 MiB.
+    """
+
+    def __init__(self, X: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
+                 dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
+                 chunk_rows: int | None = None) -> None:
+        n, d = X.shape
+        P = masks.shape[1]
+        itemsize = torch.finfo(dtype).bits // 8
+        check_memory(n * d * itemsize + n * P * 1.0, f"the pattern operator for {n} samples x {P} patterns",
+                     "use fewer patterns or fewer samples.")
+        self.X = torch.as_tensor(X, dtype=dtype, device=device)
+        self.masks = torch.as_tensor(masks, dtype=torch.bool, device=device)
+        self.dtype, self.device = dtype, torch.device(device)
+        self.n, self.d, self.P = n, d, P
+        self.chunk_rows = chunk_rows or max(1, min(n, (64 * 2**20) // max(1, P * itemsize)))
+
+    def _chunks(self):
+        for start in range(0, self.n, self.chunk_rows):
+            stop = min(self.n, start + self.chunk_rows)
+            yield slice(start, stop)
+
+    def matvec(self, U: torch.Tensor) -> torch.Tensor:
+        """Σ_i D_i X u_i for U of shape (P, d)."""
+        out = torch.empty(self.n, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            Z = self.X[sl] @ U.T
+            out[sl] = (Z * self.masks[sl]).sum(dim=1)
+        return out
+
+    def rmatvec(self, r: torch.Tensor) -> torch.Tensor:
+        """[Xᵀ D_i r]_i as a (P, d) tensor."""
+        out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            out += (self.masks[sl] * r[sl, None]).T @ self.X[sl]
+        return out
+
+    def cone_products(self, U: torch.Tensor) -> torch.Tensor:
+        """(2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""
+        S = self.masks.to(self.dtype) * 2 - 1
+        return S * (self.X @ U.T)
+
+    def lipschitz(self, iters: int = 30, seed: int = 0) -> float:
+        """‖A‖₂² by power iteration on AᵀA (an estimate from below; callers back off by line search)."""
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        U = torch.randn(self.P, self.d, generator=g, dtype=self.dtype).to(self.device)
+        U /= U.norm()
+        val = 0.0
+        for _ in range(iters):
+            V = self.rmatvec(self.matvec(U))
+            val = float(V.norm())
+            if val == 0.0:
+                return 0.0
+            U = V / val
+        return val

@@ -1,0 +1,20 @@
+"""What every solver returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SolverOutput:
+    """Primal blocks (P, d): ``v`` and ``w`` for the ReLU program; for the gated program u is in
+    ``v`` and ``w`` is zero. ``history`` holds (seconds, objective, best lower bound) triples."""
+
+    v: np.ndarray
+    w: np.ndarray
+    status: str
+    n_iter: int
+    time: float
+    history: list[tuple[float, float, float]] = field(default_factory=list)
