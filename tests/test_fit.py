@@ -85,3 +85,22 @@ def test_more_weight_decay_means_fewer_neurons_and_a_smaller_norm(small_problem)
     # beyond beta_max = max_u |y^T (Xu)_+| the zero network is optimal
     huge = cvxnn.fit(X, y, 1e3, patterns=P)
     assert huge.n_neurons == 0 and huge.objective == pytest.approx(0.5 * y @ y)
+
+
+@pytest.mark.parametrize("dtype,tol,rtol", [(torch.float64, 1e-7, 1e-6), (torch.float32, 1e-5, 1e-4)])
+def test_fista_matches_the_reference_on_the_gated_program(small_problem, dtype, tol, rtol):
+    X, y, beta = small_problem
+    P = cvxnn.sample_patterns(X, 30, seed=0)
+    ref = cvxnn.fit(X, y, beta, patterns=P, formulation="gated", solver="reference")
+    fast = cvxnn.fit(X, y, beta, patterns=P, formulation="gated", solver="fista", tol=tol, dtype=dtype)
+    assert fast.status == "optimal" and fast.solver == "fista"
+    assert fast.objective == pytest.approx(ref.objective, rel=rtol)
+    assert fast.lower_bound <= ref.objective * (1 + 1e-9)
+    times = [h[0] for h in fast.history]
+    assert times == sorted(times) and all(lb <= obj + 1e-9 for _, obj, lb in fast.history)
+
+
+def test_solver_capabilities_are_declared(small_problem):
+    X, y, beta = small_problem
+    with pytest.raises(ValueError, match="does not support the 'relu' program"):
+        cvxnn.fit(X, y, beta, patterns=5, solver="fista")

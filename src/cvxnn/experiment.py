@@ -450,7 +450,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
 
     # 1. the convex program on sampled (or all) patterns
     pats = resolve_patterns(Xt, spec, seed)
-    base_name = "convex (all patterns)" if pats.complete else f"convex ({len(pats)} sampled patterns)"
+    base_name = "convex (all patterns)" if pats.complete else f"convex ({len(pats)} sampled)"
     models.append(convex_model(base_name, pats))
     base = models[0]
 
@@ -497,20 +497,22 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
 
     # 3. the convex program on the sampled patterns plus those of the best gradient run
     finite = [r for r in runs if not r.diverged and math.isfinite(r.final_objective)]
+    refit_from = None
     if refit and finite and not pats.complete and not interrupted:
         best = best_of(finite)
         bnet = best.network.balanced()
         if bnet.width > 0:
             merged = pats.merge(network_patterns(bnet.W1, bnet.design(Xs)))
-            who = "Adam" if best.optimizer == "adam" else "GD"
-            models.append(convex_model(f"convex ({len(pats)} sampled + {who} patterns)", merged))
+            who = f"{'Adam' if best.optimizer == 'adam' else 'GD'} lr={best.lr:g}"
+            refit_from = who
+            models.append(convex_model(f"convex ({len(pats)} + {who})", merged))
 
     lower = max((c.lower_bound for c in certs.values()), default=-math.inf)
     for mr in models:
         mr.certified_relative_gap = (mr.objective - lower) / max(abs(mr.objective), 1e-300)
     best_convex = min((mr for mr in models if mr.kind == "convex"), key=lambda mr: mr.objective)
     settings = {"n_patterns": spec, "adam_lrs": adam_lrs, "gd_lrs": gd_lrs, "epochs": epochs, "width": m,
-                "refit": refit, "certify_samples": certify_samples, "record_every": record_every,
+                "refit": refit, "refit_patterns_from": refit_from, "certify_samples": certify_samples, "record_every": record_every,
                 "threads": threads, "standardized_features": True,
                 "targets": "±1 (classes[1] → +1)" if prep.task == "classification" else "standardized"}
     return ComparisonResult(

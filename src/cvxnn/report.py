@@ -155,15 +155,15 @@ def metric_names(result: ComparisonResult) -> list[tuple[str, str]]:
 
 def table_rows(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows shared by the terminal table and report.md."""
-    header = ["model", "NC objective", "gap (own program)", "gap to certified bound"]
+    header = ["model", "NC objective", "gap (program)", "gap (certified)"]
     for _, h in metric_names(result):
         header.append(f"train {h}")
         if result.n_test:
             header.append(f"test {h}")
-    header += ["neurons", "time (s)"]
+    header += ["neurons", "time s"]
     rows = []
     for m in result.models:
-        row = [m.name + (" ✗ diverged" if m.diverged else "") + (" (interrupted)" if m.interrupted else ""),
+        row = [m.name + (" diverged" if m.diverged else "") + (" (interrupted)" if m.interrupted else ""),
                f"{m.objective:.6g}",
                "—" if m.program_relative_gap is None else _pct(m.program_relative_gap),
                "—" if m.certified_relative_gap is None else _pct(m.certified_relative_gap)]
@@ -175,6 +175,10 @@ def table_rows(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
         row.append(f"{m.wall_time:.2f}")
         rows.append(row)
     return header, rows
+
+
+def _class_label(c) -> str:
+    return str(int(c)) if isinstance(c, float) and c == int(c) else str(c)
 
 
 def _pct(x: float) -> str:
@@ -202,7 +206,8 @@ def markdown(result: ComparisonResult) -> str:
              "- objective (canonical, summed over the standardized training samples, no 1/n): "
              "NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²)",
              "- features standardized with the training mean and scale; "
-             + ("targets ±1 (classes: " + ", ".join(map(str, result.prepared.classes)) + "; the second is +1)"
+             + ("targets ±1 (classes: " + ", ".join(_class_label(c) for c in result.prepared.classes)
+                + "; the second is +1)"
                 if result.task == "classification" else "targets standardized"),
              f"- certified lower bound on NC for every network of any width: **{result.certified_lower_bound:.6g}**",
              ""]
@@ -210,11 +215,13 @@ def markdown(result: ComparisonResult) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
         lines.append("| " + " | ".join(r) + " |")
-    lines += ["", "*gap (own program)*: relative duality gap of the convex program on its own pattern list "
+    lines += ["", "*gap (program)*: relative duality gap of the convex program on its own pattern list "
               "(optimal among networks whose neurons use these patterns; globally optimal only when all patterns "
-              "are listed). *gap to certified bound*: (NC − certified lower bound)/NC. Gradient runs: "
-              "*neurons* = active/width; time is the run's wall-clock time. Convex time includes the solve, its "
-              "polish and the pattern handling.", "",
+              "are listed). *gap (certified)*: (NC − certified lower bound)/NC, the bound holding for every "
+              "network of any width. *convex (P sampled)*: P Gaussian-sampled patterns; *convex (P + run)*: "
+              "the same plus the activation patterns of that gradient run (the best one), so its optimum is at "
+              "most that run's objective. Gradient runs: *neurons* = active/width; time is the run's wall-clock "
+              "time. Convex time includes the solve, its polish and the pattern handling.", "",
               f"![objective vs time]({FIGURE})", "", "## Certificates", ""]
     for name, c in result.certificates.items():
         lines += [f"### {name}", "",

@@ -1,6 +1,6 @@
 """`cvxnn.fit`: train a two-layer ReLU network by solving its convex program (THEORY §1).
 
-    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="reference")
+    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista")
 
 ReLU ("relu"): the exact cone-constrained program (CVX) on the given patterns; with all
 patterns (``patterns="all"``) its optimum equals the best NC objective of any width.
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from .cones import decompose
 from .data import add_bias, as_matrix, as_targets
@@ -21,10 +22,14 @@ from .duality import DualCheck, cone_sigma, max_dual_constraint, scaled_dual_val
 from .losses import SQUARED
 from .network import TwoLayerNet, convex_objective, convex_prediction, network_from_convex, prune
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, sample_patterns
+from .operators import PatternOperator
+from .solvers.fista import solve_gated_fista
 from .solvers.reference import solve_reference
 
 FORMULATIONS = ("relu", "gated")
-SOLVERS = ("reference", "auto")
+SOLVERS = ("auto", "reference", "fista")
+# solver capabilities: which formulations each solver handles
+SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",)}
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -113,11 +118,16 @@ def resolve_patterns(Xt: np.ndarray, patterns: Any, seed: int | None = 0,
 
 def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
         bias: bool = False, seed: int | None = 0, max_patterns: int = AUTO_ENUMERATE_LIMIT,
-        prune_network: bool = True, verbose: bool = False) -> ConvexFit:
+        prune_network: bool = True, verbose: bool = False, tol: float = 1e-6,
+        dtype: torch.dtype = torch.float64, device: str = "cpu") -> ConvexFit:
     """Solve the convex program of a two-layer ReLU network with weight decay β.
 
     The objective matched is NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²) (sum over samples).
     ``bias=True`` appends a ones column to X, so each neuron gets a (penalized) bias.
+
+    solver: "reference" (cvxpy + Clarabel, float64, both formulations), "fista" (accelerated
+    proximal gradient in PyTorch on ``device``/``dtype``, gated program only, stops at relative
+    duality gap ``tol``), or "auto" (fista for large gated problems, else reference).
     """
     Xm = as_matrix(X)
     yv = as_targets(y, Xm.shape[0])
@@ -128,7 +138,12 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     Xt = add_bias(Xm) if bias else Xm
     pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns)
-    out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose)
+    solver = _choose_solver(solver, formulation, Xt.shape[0] * len(pats))
+    if solver == "fista":
+        op = PatternOperator(Xt, pats.masks, dtype=dtype, device=device)
+        out = solve_gated_fista(op, torch.as_tensor(yv, dtype=dtype, device=device), beta, tol=tol)
+    else:
+        out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose)
     v, w = _polish(Xt, yv, pats.masks, out.v, out.w, beta, formulation)
     objective = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation)
     # Any λ gives a valid bound once scaled: keep the better of the raw and the polished residual.
@@ -148,8 +163,18 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     net = network_from_convex(nv, nw, bias=bias)
     return ConvexFit(objective=objective, lower_bound=lower, network=net,
                      network_objective=net.objective(Xm, yv, beta), v=v, w=w, patterns=pats, beta=beta,
-                     formulation=formulation, solver="reference", status=out.status, n_iter=out.n_iter,
-                     solve_time=out.time, dual_check=check, bias=bias)
+                     formulation=formulation, solver=solver, status=out.status, n_iter=out.n_iter,
+                     solve_time=out.time, dual_check=check, bias=bias, history=out.history)
+
+
+def _choose_solver(solver: str, formulation: str, size: int) -> str:
+    """Resolve "auto" and refuse combinations a solver does not declare."""
+    if solver == "auto":
+        return "fista" if formulation == "gated" and size > 50_000 else "reference"
+    if formulation not in SOLVER_FORMULATIONS[solver]:
+        raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "
+                         f"it supports {', '.join(SOLVER_FORMULATIONS[solver])}. Use solver='reference'.")
+    return solver
 
 
 def _check_beta(beta: Any) -> float:

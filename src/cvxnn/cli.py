@@ -1,0 +1,414 @@
+"""The ``cvxnn`` command line: ``demo``, ``train`` and ``certify``.
+
+    cvxnn demo                                   # breast cancer: convex program vs Adam/GD, ~1-2 min
+    cvxnn train --data data.csv --target y       # the same comparison on your CSV; saves the model
+    cvxnn certify out/model.safetensors --data data.csv --target y
+
+Bad input (missing file, unknown column, non-numeric or missing values, ...) prints one
+line ``Error: ...`` on stderr and exits with status 1 before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .experiment import ComparisonError, ComparisonResult, ProgressHook
+
+app = typer.Typer(
+    name="cvxnn",
+    help="Train two-layer ReLU networks to certified global optimality through their convex program, "
+         "compare with Adam/GD, and certify networks trained elsewhere.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+)
+out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120)
+err_console = Console(stderr=True)
+
+INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, MemoryError, ComparisonError,
+                IsADirectoryError, PermissionError)
+DEMO_DATASET = "breast_cancer"
+DEMO_BETA = 1.0
+DEMO_PATTERNS = 50
+DEMO_EPOCHS = 2000
+DEMO_SEED = 0
+DEFAULT_OUT = "cvxnn-report"
+MODEL_FILE = "model.safetensors"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+class _RichHook(ProgressHook):
+    """rich progress: a spinner for the convex stages, a bar for each gradient run."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+        self.label = ""
+
+    def stage(self, label: str, total: int | None = None) -> None:
+        self.label = label
+        self.task = self.progress.add_task(label, total=total)
+
+    def update(self, completed: int, info: str = "") -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=completed, description=f"{self.label}  {info}")
+
+    def done(self, info: str = "") -> None:
+        if self.task is not None:
+            t = self.progress.tasks[self.progress.task_ids.index(self.task)]
+            self.progress.update(self.task, total=t.total or 1, completed=t.total or 1,
+                                 description=f"[green]✓[/] {self.label}  {info}")
+        self.task = None
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=False)
+
+
+def _parse_floats(text: str, name: str, allow_auto: bool = False) -> list[float] | None:
+    """'1e-3,1e-2' → [0.001, 0.01]; '' or 'none' → []; 'auto' → None (when allowed)."""
+    t = text.strip().lower()
+    if allow_auto and t == "auto":
+        return None
+    if t in ("", "none"):
+        return []
+    out = []
+    for part in t.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise ComparisonError(f"{name} must be comma-separated positive numbers, got {text!r}.") from None
+        if not math.isfinite(v) or v <= 0:
+            raise ComparisonError(f"{name} must be positive numbers, got {part!r}.")
+        out.append(v)
+    return out
+
+
+def _print_table(result: ComparisonResult) -> None:
+    from .report import table_rows
+
+    header, rows = table_rows(result)
+    table = Table(title=f"{result.dataset}: n={result.n_train} (test {result.n_test}), d={result.n_features}, "
+                        f"β={result.beta:g}, bias={'yes' if result.bias else 'no'}", title_style="bold")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True, overflow="fold")
+    best = result.best_convex.name
+    for m, r in zip(result.models, rows):
+        table.add_row(*r, style="bold" if m.name == best else ("dim" if m.diverged else None))
+    out_console.print(table)
+    lb = result.certified_lower_bound
+    out_console.print(f"Certified lower bound on NC for every network of any width: [bold]{lb:.6g}[/]", highlight=False)
+    for name, c in result.certificates.items():
+        verdict = {True: "globally optimal", False: "proved NOT globally optimal", None: "undecided"}[
+            c["globally_optimal"]]
+        out_console.print(f"  {name}: {verdict} ({c['method']}; max dual violation {c['max_dual_violation']:.3g})",
+                          highlight=False)
+
+
+def _comparison(X_train, y_train, X_test, y_test, *, task, out: Path, extra=None, **kwargs) -> ComparisonResult:
+    from .experiment import run_comparison
+    from .report import write_report
+
+    with _progress() as progress:
+        result = run_comparison(X_train, y_train, X_test, y_test, task=task, progress=_RichHook(progress), **kwargs)
+    _print_table(result)
+    path = write_report(result, out, extra=extra(result) if extra else None)
+    out_console.print(f"Report written to [bold]{path}[/] (summary.json, objective_vs_time.png, report.md)",
+                      highlight=False)
+    return result
+
+
+def _split(X, y, task: str, test_size: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if test_size == 0:
+        return X, y, None, None
+    n_test = math.ceil(test_size * len(y))
+    if len(y) - n_test < 2 or n_test < 1:
+        raise ComparisonError(f"{len(y)} rows are too few for --test-size {test_size:g}; "
+                              "use a smaller test size or --test-size 0.")
+    stratify = None
+    if task == "classification":
+        import numpy as np
+
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and n_test >= len(counts):
+            stratify = y
+    return train_test_split(X, y, test_size=test_size, random_state=seed, stratify=stratify)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Report directory (replaced if it holds a previous "
+                             "report; any other non-empty directory is refused)."),
+    beta: float = typer.Option(DEMO_BETA, "--beta", help="Weight decay β of NC = ½‖f(X)−y‖² + (β/2)Σ(‖u‖²+α²)."),
+    patterns: int = typer.Option(DEMO_PATTERNS, "--patterns", help="Sampled activation patterns for the convex "
+                                 "program (the reference solver's time grows with it)."),
+    epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", help="Full-batch steps of each Adam/GD run."),
+    seed: int = typer.Option(DEMO_SEED, "--seed", help="Seed of the split, the patterns and the initializations."),
+) -> None:
+    """Breast cancer (bundled): the convex program vs Adam and GD at three step sizes each; certified gaps,
+    accuracies, a plot of objective vs wall-clock time, and a report directory. About 1-2 minutes."""
+    from .data import load_bundled
+
+    try:
+        _validate_common(beta=beta, epochs=epochs, seed=seed)
+        if patterns < 1:
+            raise ComparisonError(f"--patterns must be a positive integer, got {patterns}.")
+        from .report import check_output_dir
+
+        check_output_dir(out)
+        ds = load_bundled(DEMO_DATASET)
+        err_console.print(f"[bold]cvxnn demo[/]: breast cancer, {ds.X.shape[0]} samples x {ds.X.shape[1]} features, "
+                          f"80/20 split (seed {seed}), β={beta:g}, {patterns} sampled patterns + bias", highlight=False)
+        Xtr, Xte, ytr, yte = _split(ds.X, ds.y, "classification", 0.2, seed)
+        _comparison(Xtr, ytr, Xte, yte, task="classification", out=out, dataset="breast_cancer (sklearn)",
+                    feature_names=ds.feature_names, target_name="malignant(0)/benign(1)", beta=beta,
+                    n_patterns=patterns, bias=True, epochs=epochs, seed=seed)
+    except KeyboardInterrupt:
+        _fail("interrupted; no report written.", 130)
+    except INPUT_ERRORS as exc:
+        _fail(str(exc))
+
+
+# --------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", "-d", help="CSV file with a header row; all feature columns numeric."),
+    target: str = typer.Option(..., "--target", "-t", help="Name of the target column. Classification (binary) "
+                               "when it is non-numeric or has at most 10 distinct integers, else regression."),
+    beta: float = typer.Option(1.0, "--beta", help="Weight decay β of NC = ½‖f(X)−y‖² + (β/2)Σ(‖u‖²+α²) on "
+                               "standardized features and ±1 (or standardized) targets."),
+    patterns: str = typer.Option("50", "--patterns", "-p", help="Activation patterns for the convex program: a "
+                                 "number to sample, 'all' (exact enumeration, small data only) or 'auto' (all "
+                                 "when at most 300 exist, else 50 sampled)."),
+    bias: bool = typer.Option(True, "--bias/--no-bias", help="Give each neuron a (penalized) bias."),
+    epochs: int = typer.Option(2000, "--epochs", help="Full-batch steps of each Adam/GD run."),
+    adam_lrs: str = typer.Option("1e-3,1e-2,1e-1", "--adam-lrs", help="Comma-separated Adam learning rates "
+                                 "('none' to skip Adam)."),
+    gd_lrs: str = typer.Option("auto", "--gd-lrs", help="Comma-separated GD step sizes, 'auto' (0.1, 0.3 and 1 "
+                               "divided by ‖X̃‖₂²) or 'none'."),
+    width: Optional[int] = typer.Option(None, "--width", help="Hidden width of the Adam/GD networks "
+                                        "(default: the convex model's neuron count, at least 8)."),
+    test_size: float = typer.Option(0.2, "--test-size", help="Fraction of rows held out for testing (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the patterns and the initializations."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Report directory (replaced if it holds a previous "
+                             "report; any other non-empty directory is refused)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help=f"Where to save the best convex model "
+                                         f"(default OUT/{MODEL_FILE}); its preprocessing goes to the same "
+                                         "name with .json."),
+    refit: bool = typer.Option(True, "--refit/--no-refit", help="Also solve the convex program on the sampled "
+                               "patterns plus the best gradient run's patterns (then at least as good as that run)."),
+    certify_samples: int = typer.Option(1000, "--certify-samples", help="Gaussian patterns searched by the "
+                                        "certificate when the patterns cannot all be enumerated."),
+    threads: int = typer.Option(1, "--threads", help="torch threads for the gradient runs."),
+) -> None:
+    """The comparison of `cvxnn demo` on your CSV file; saves the best convex model (safetensors) with a JSON
+    sidecar holding the feature standardization, so it can be applied to raw data:
+    f = net.predict((X − x_mean) / x_scale); class = classes[1] if f ≥ 0 else classes[0];
+    regression value = f·y_scale + y_mean."""
+    from .data import load_csv
+
+    try:
+        _validate_common(beta=beta, epochs=epochs, seed=seed)
+        if not 0 <= test_size < 1:
+            raise ComparisonError(f"--test-size must be in [0, 1), got {test_size:g}.")
+        if width is not None and width < 1:
+            raise ComparisonError(f"--width must be a positive integer, got {width}.")
+        if certify_samples < 1 or threads < 1:
+            raise ComparisonError("--certify-samples and --threads must be positive integers.")
+        from .experiment import parse_patterns
+        from .report import check_output_dir
+
+        spec = parse_patterns(patterns)
+        a_lrs = _parse_floats(adam_lrs, "--adam-lrs")
+        g_lrs = _parse_floats(gd_lrs, "--gd-lrs", allow_auto=True)
+        check_output_dir(out)
+        model_path = model if model is not None else None
+        if model_path is not None and model_path.is_dir():
+            raise ComparisonError(f"--model {str(model_path)!r} is a directory; give a file name.")
+        if model_path is not None and not model_path.absolute().parent.is_dir():
+            raise ComparisonError(f"the directory of --model {str(model_path)!r} does not exist.")
+        ds = load_csv(data, target)
+        from .experiment import infer_task
+
+        task = infer_task(ds.y)
+        err_console.print(f"[bold]cvxnn train[/]: {data.name}, {ds.X.shape[0]} rows x {ds.X.shape[1]} features, "
+                          f"target {target!r} ({task}), β={beta:g}", highlight=False)
+        Xtr, Xte, ytr, yte = _split(ds.X, ds.y, task, test_size, seed)
+
+        def extras(result: ComparisonResult):
+            if model_path is not None:
+                return None
+            return {MODEL_FILE: lambda p: _save_model(result, p, data)}  # also writes model.json beside it
+
+        result = _comparison(Xtr, ytr, Xte, yte, task=task, out=out, extra=extras, dataset=data.name,
+                             feature_names=ds.feature_names, target_name=target, beta=beta, n_patterns=spec,
+                             bias=bias, adam_lrs=a_lrs, gd_lrs=g_lrs, epochs=epochs, width=width, seed=seed,
+                             refit=refit, certify_samples=certify_samples, threads=threads)
+        saved = _save_model(result, model_path, data) if model_path is not None else out / MODEL_FILE
+        out_console.print(f"Convex model ({result.best_convex.name}) saved to [bold]{saved}[/] with its "
+                          f"preprocessing in [bold]{Path(saved).with_suffix('.json')}[/]", highlight=False)
+    except KeyboardInterrupt:
+        _fail("interrupted; no report written.", 130)
+    except INPUT_ERRORS as exc:
+        _fail(str(exc))
+
+
+def model_metadata(result: ComparisonResult, data: Path | None = None) -> dict:
+    """What `cvxnn certify` and users need to apply a saved model to raw data."""
+    from .experiment import _jsonable
+
+    best = result.best_convex
+    return _jsonable({
+        "format": "cvxnn.model-preprocessing", "version": 1,
+        "usage": "f = net.predict((X - x_mean) / x_scale) with X's columns in feature_names order; "
+                 "classification: classes[1] if f >= 0 else classes[0]; regression: f * y_scale + y_mean",
+        "source": None if data is None else str(data), "target": result.target_name,
+        "feature_names": result.feature_names, "beta": result.beta, "bias": result.bias, "model": best.name,
+        "objective": best.objective, "certified_lower_bound": result.certified_lower_bound,
+        **result.prepared.preprocessing(),
+    })
+
+
+def _save_model(result: ComparisonResult, path: Path, data: Path | None) -> Path:
+    meta = model_metadata(result, data)
+    path = Path(path)
+    result.convex_network.save(path, metadata=meta)
+    sidecar = path.with_suffix(".json")
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, sidecar)
+    return path
+
+
+# --------------------------------------------------------------------------- certify
+
+
+@app.command("certify")
+def certify_cmd(
+    model: Path = typer.Argument(..., help="A cvxnn model (from `cvxnn train` or TwoLayerNet.save) or a PyTorch "
+                                 "state dict of Linear(d, m) → ReLU → Linear(m, 1, bias=False)."),
+    data: Path = typer.Option(..., "--data", "-d", help="CSV file with a header row; all feature columns numeric."),
+    target: str = typer.Option(..., "--target", "-t", help="Name of the target column."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Weight decay β of NC = ½‖f(X)−y‖² + "
+                                         "(β/2)Σ(‖u‖²+α²); default: the β stored in the model's JSON sidecar."),
+    preprocess: bool = typer.Option(True, "--preprocess/--raw", help="Apply the feature standardization and target "
+                                    "encoding of the model's JSON sidecar (MODEL with .json) when it exists; "
+                                    "--raw uses the CSV's features and numeric targets as they are."),
+    samples: int = typer.Option(2000, "--samples", help="Gaussian patterns searched when the patterns cannot all "
+                                "be enumerated."),
+    max_patterns: int = typer.Option(20000, "--max-patterns", help="Enumerate all activation patterns when at "
+                                     "most this many exist (then the certificate is exact)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled patterns."),
+    as_json: bool = typer.Option(False, "--json", help="Print the certificate as JSON."),
+) -> None:
+    """Certify a two-layer ReLU network on a CSV: its NC objective, a lower bound valid for every network of
+    any width, the gap, and whether it is globally optimal. Without a sidecar (or with --raw) the model is
+    applied to the CSV's feature columns as they are, in file order, and the target must be numeric."""
+    import numpy as np
+
+    from .certificate import certify
+    from .data import load_csv
+    from .experiment import _jsonable, apply_preprocessing, encode_targets
+    from .network import load
+
+    try:
+        if samples < 1 or max_patterns < 1:
+            raise ComparisonError("--samples and --max-patterns must be positive integers.")
+        if not model.is_file():
+            raise FileNotFoundError(f"cannot read model {str(model)!r}: no such file.")
+        net = load(model)
+        sidecar = model.with_suffix(".json")
+        meta = None
+        if preprocess and sidecar.is_file() and sidecar != model:
+            try:
+                meta = json.loads(sidecar.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ComparisonError(f"cannot read the sidecar {str(sidecar)!r}: {exc}") from None
+            if meta.get("format") != "cvxnn.model-preprocessing":
+                meta = None
+        if beta is None:
+            if meta is None or meta.get("beta") is None:
+                raise ComparisonError("--beta is required (no cvxnn sidecar with a stored β next to the model).")
+            beta = float(meta["beta"])
+        ds = load_csv(data, target)
+        X, y = ds.X, ds.y
+        if meta is not None:
+            names = meta.get("feature_names")
+            if names:
+                missing = [n for n in names if n not in ds.feature_names]
+                if missing:
+                    raise ComparisonError(f"the CSV lacks the model's feature column(s): {', '.join(missing)}.")
+                X = X[:, [ds.feature_names.index(n) for n in names]]
+            X = apply_preprocessing(X, meta)
+            y = encode_targets(y, meta)
+            how = f"features standardized and targets encoded as in {sidecar.name}"
+        else:
+            if not np.issubdtype(np.asarray(y).dtype, np.number):
+                raise ComparisonError(f"target column {target!r} is not numeric; without a cvxnn sidecar the "
+                                      "targets are used as they are (encode them, e.g. as ±1).")
+            how = "features and targets used as they are in the CSV"
+        if X.shape[1] != net.n_features:
+            raise ComparisonError(f"the model expects {net.n_features} features but the CSV has {X.shape[1]} "
+                                  f"(besides the target {target!r}).")
+        with err_console.status("Certifying…"):
+            cert = certify(net, X, y, beta, max_patterns=max_patterns, n_samples=samples, seed=seed)
+    except KeyboardInterrupt:
+        _fail("interrupted.", 130)
+    except INPUT_ERRORS as exc:
+        _fail(str(exc))
+    summary = cert.summary()
+    if as_json:
+        out_console.print_json(json.dumps(_jsonable({"model": str(model), "data": str(data), "beta": beta,
+                                                     "preprocessing": how, **summary}), allow_nan=False))
+        return
+    verdict = {True: "[bold green]yes[/] (gap within rtol)", False: "[bold red]no[/] (proved suboptimal)",
+               None: "[yellow]undecided[/]"}[cert.globally_optimal]
+    table = Table(title=f"Certificate: {model.name} on {data.name} (β={beta:g})", show_header=False,
+                  title_style="bold")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in [("network", f"width {net.width}, bias {'yes' if net.bias else 'no'}, {X.shape[0]} samples"),
+                 ("data", how),
+                 ("objective (NC)", f"{cert.objective:.8g}"),
+                 ("lower bound (any width)", f"{cert.lower_bound:.8g}"),
+                 ("gap", f"{cert.gap:.4g} (relative {cert.relative_gap:.3g})"),
+                 ("globally optimal", verdict),
+                 ("method", f"{cert.method}; {cert.patterns_checked} patterns; "
+                            f"max dual violation {cert.max_dual_violation:.4g}"),
+                 ("checked", cert.checked), ("not checked", cert.not_checked),
+                 ("time", f"{cert.elapsed:.2f} s")]:
+        table.add_row(k, v)
+    out_console.print(table)
+
+
+def _validate_common(*, beta: float, epochs: int, seed: int) -> None:
+    if not math.isfinite(beta) or beta <= 0:
+        raise ComparisonError(f"--beta must be a positive number, got {beta:g}.")
+    if epochs < 1:
+        raise ComparisonError(f"--epochs must be a positive integer, got {epochs}.")
+    if seed < 0:
+        raise ComparisonError(f"--seed must be nonnegative, got {seed}.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
