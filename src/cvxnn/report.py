@@ -221,7 +221,8 @@ def markdown(result: ComparisonResult) -> str:
               "network of any width. *convex (P sampled)*: P Gaussian-sampled patterns; *convex (P + run)*: "
               "the same plus the activation patterns of that gradient run (the best one), so its optimum is at "
               "most that run's objective. Gradient runs: *neurons* = active/width; time is the run's wall-clock "
-              "time. Convex time includes the solve, its polish and the pattern handling.", "",
+              "time. Convex time includes the solve, its polish and the pattern handling (for *P + run*, also "
+              "that run's time).", "",
               f"![objective vs time]({FIGURE})", "", "## Certificates", ""]
     for name, c in result.certificates.items():
         lines += [f"### {name}", "",

@@ -26,14 +26,15 @@ def group_soft_threshold(U: torch.Tensor, thresh: float) -> torch.Tensor:
 
 def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float
               ) -> tuple[float, float, torch.Tensor]:
-    """(primal, dual lower bound, residual λ = y − A(U)) in float64."""
-    lam = y - op.matvec(U)
-    primal = 0.5 * float(lam @ lam) + beta * float(U.norm(dim=1).sum())
-    s = float(op.rmatvec(lam).norm(dim=1).max()) if op.P else 0.0
+    """(primal, dual lower bound, residual λ = y − A(U)); the certificate is accumulated in float64."""
+    lam = (y - op.matvec(U)).double()
+    y64 = y.double()
+    primal = 0.5 * float(lam @ lam) + beta * float(U.double().norm(dim=1).sum())
+    s = float(op.rmatvec(lam.to(op.dtype)).double().norm(dim=1).max()) if op.P else 0.0
     nrm2 = float(lam @ lam)
     t_max = float("inf") if s <= 0 else beta / s
-    t = 0.0 if nrm2 == 0 else min(max(float(lam @ y) / nrm2, 0.0), t_max)
-    dual = t * float(lam @ y) - 0.5 * t * t * nrm2
+    t = 0.0 if nrm2 == 0 else min(max(float(lam @ y64) / nrm2, 0.0), t_max)
+    dual = t * float(lam @ y64) - 0.5 * t * t * nrm2
     return primal, dual, lam
 
 
@@ -45,6 +46,7 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     y = y.to(op.dtype)
     U = torch.zeros(op.P, op.d, dtype=op.dtype, device=op.device) if U0 is None else U0.clone()
     L = max(op.lipschitz(iters=15), 1e-12)
+    slack = 10 * torch.finfo(op.dtype).eps  # round-off allowance in the sufficient-decrease test
     Y, U_prev, theta = U.clone(), U.clone(), 1.0
     history: list[tuple[float, float, float]] = []
     best = (float("inf"), -float("inf"))
@@ -58,7 +60,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
                 U_new = group_soft_threshold(Y - grad / L, beta / L)
                 D = U_new - Y
                 r_new = op.matvec(U_new) - y
-                if 0.5 * float(r_new @ r_new) <= fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum()) + 1e-12 * abs(fY):
+                bound = fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum())
+                if 0.5 * float(r_new @ r_new) <= bound + slack * abs(fY):
                     break
                 L *= 2.0
             if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
