@@ -44,14 +44,14 @@ def test_improving_direction_really_improves(small_problem):
     net = TwoLayerNet(np.zeros((1, 3)), np.zeros(1))
     cert = cvxnn.certify(net, X, y, beta)
     assert cert.globally_optimal is False
-    u = cert.improving_direction
+    u, sign = cert.improving_direction, cert.improving_sign
     lam = y - net.predict(X)
-    s = lam @ np.maximum(X @ u, 0)
-    assert s > beta
     q = np.maximum(X @ u, 0)
-    a = (s - beta) / (q @ q)  # neuron (sqrt(a) u, sqrt(a))
-    better = TwoLayerNet(np.sqrt(a) * u[None, :], np.array([np.sqrt(a)]))
-    assert better.objective(X, y, beta) < cert.objective
+    s = sign * (lam @ q)
+    assert s > beta
+    a = (s - beta) / (q @ q)  # neuron (sqrt(a) u, sign sqrt(a)) lowers NC by (s - beta)^2 / (2 q^T q)
+    better = TwoLayerNet(np.sqrt(a) * u[None, :], np.array([sign * np.sqrt(a)]))
+    assert better.objective(X, y, beta) == pytest.approx(cert.objective - (s - beta) ** 2 / (2 * q @ q))
 
 
 def test_without_enumeration_the_certificate_is_honest():

@@ -7,8 +7,11 @@ Canonical objective (no 1/n): NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖
 from .certificate import Certificate, certify
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor
 from .network import TwoLayerNet, load
+from .pattern_search import certify_with_search, column_generation_fit, search_violations
 from .patterns import Patterns, enumerate_patterns, network_patterns, sample_patterns
+from .stationarity import stationarity_certificate
 from .training import ConvexFit, fit
+from .trajectory import convex_along_trajectory, train_with_trajectory
 
 __all__ = [
     "Certificate",
@@ -18,10 +21,16 @@ __all__ = [
     "Patterns",
     "TwoLayerNet",
     "certify",
+    "certify_with_search",
+    "column_generation_fit",
+    "convex_along_trajectory",
     "enumerate_patterns",
     "fit",
     "load",
     "network_patterns",
     "sample_patterns",
+    "search_violations",
+    "stationarity_certificate",
+    "train_with_trajectory",
 ]
 __version__ = "0.1.0"

@@ -27,6 +27,7 @@ from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patte
 
 DEFAULT_MAX_ENUMERATED = 20_000
 DEFAULT_SAMPLES = 2_000
+DEFAULT_SEARCH_STARTS = 100
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Certificate:
         any width on these data (with the same β and bias convention).
     globally_optimal: True (gap within ``rtol``), False (proved suboptimal), None (undecided).
     max_dual_violation: the largest |λᵀ(Xu)_+|/β found over the checked patterns.
+    improving_direction, improving_sign: when a violation was found, the unit u and sign s with
+        s·λᵀ(Xu)_+ > β: the neuron (√a u, s√a), a = (s·λᵀ(Xu)_+ − β)/‖(Xu)_+‖², lowers NC.
     """
 
     objective: float
@@ -52,6 +55,7 @@ class Certificate:
     checked: str
     not_checked: str
     improving_direction: np.ndarray | None = field(default=None, repr=False)
+    improving_sign: int = 1
 
     @property
     def gap(self) -> float:
@@ -71,11 +75,13 @@ class Certificate:
 
 def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | None = None,
             max_patterns: int = DEFAULT_MAX_ENUMERATED, n_samples: int = DEFAULT_SAMPLES, seed: int | None = 0,
-            rtol: float = 1e-4) -> Certificate:
+            rtol: float = 1e-4, n_search_starts: int = DEFAULT_SEARCH_STARTS) -> Certificate:
     """Certify ``net`` on (X, y) with weight decay β.
 
     patterns: a complete list to use, or None to enumerate when at most ``max_patterns`` are
-        predicted and otherwise to sample ``n_samples`` Gaussian gates plus the net's own patterns.
+        predicted and otherwise to sample ``n_samples`` Gaussian gates plus the net's own patterns,
+        then to run a local ascent over patterns (:func:`cvxnn.pattern_search.search_violations`)
+        from the net's neurons and ``n_search_starts`` Gaussian directions.
     rtol: relative tolerance of the verdict. The dual point is built from the network's residual,
         whose error is about the square root of the network's suboptimality, so a network that is
         optimal to 1e-10 typically certifies to 1e-8..1e-5; hence the default 1e-4.
@@ -104,12 +110,19 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
             len(patterns), True, check.value / beta, rtol, time.perf_counter() - start,
             checked=f"all {len(patterns)} activation patterns of the data, each by an exact cone projection",
             not_checked="nothing: the bound holds for every network of any width",
-            improving_direction=check.direction * check.sign if violated else None)
+            improving_direction=check.direction if violated else None, improving_sign=check.sign)
+
+    from .pattern_search import search_violations
 
     searched = sample_patterns(Xt, n_samples, seed=seed).merge(network_patterns(net.W1, Xt))
     if patterns is not None:
         searched = searched.merge(patterns)
     check = max_dual_constraint(Xt, searched.masks, lam, "relu")
+    if n_search_starts > 0:
+        found = search_violations(Xt, lam, beta, starts=net.W1, n_random=n_search_starts, seed=seed)
+        searched = searched.merge(found.patterns)
+        if found.best_value > check.value:
+            check = found.dual_check()
     s_valid = max(spectral_dual_bound(Xt, lam), check.value)
     lower, _ = scaled_dual_value(lam, yv, s_valid, beta)
     verdict, violated = _verdict(Xt, objective, lower, check, beta, rtol)
@@ -117,12 +130,13 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
     return Certificate(
         objective, lower, verdict, "sampled patterns + spectral bound", len(searched), False,
         check.value / beta, rtol, time.perf_counter() - start,
-        checked=(f"{len(searched)} patterns ({n_samples} Gaussian samples and the network's own), "
+        checked=(f"{len(searched)} patterns ({n_samples} Gaussian samples, the network's own and those "
+                 f"visited by local ascent from {n_search_starts} random starts), "
                  "each by an exact cone projection; the certified bound uses the spectral bound "
                  f"max ‖λ±‖‖X±‖ = {s_valid:.4g} on the dual constraint"),
         not_checked=(f"the other patterns (up to {predicted:,}); a violation there is not excluded, "
                      "so global optimality is not decided by the search"),
-        improving_direction=check.direction * check.sign if violated else None)
+        improving_direction=check.direction if violated else None, improving_sign=check.sign)
 
 
 def _verdict(Xt: np.ndarray, objective: float, lower: float, check, beta: float, rtol: float

@@ -216,6 +216,9 @@ def _arrangement_cells(V: np.ndarray, tol: float = 1e-9) -> np.ndarray:
 def network_patterns(W1, X, tie: str = ">=") -> Patterns:
     """Patterns D(u_j) of the neurons u_j (rows of W1), duplicates removed."""
     X = as_matrix(X)
+    if np.size(W1) == 0:  # no neurons: no patterns
+        return Patterns(np.zeros((X.shape[0], 0), dtype=bool), np.zeros((X.shape[1], 0)), method="network",
+                        info={"tie": tie})
     W1 = as_matrix(W1, "W1")
     if W1.shape[1] != X.shape[1]:
         raise ValueError(f"W1 has {W1.shape[1]} input weights per neuron but X has {X.shape[1]} features.")
