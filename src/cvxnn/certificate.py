@@ -104,7 +104,7 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
     if patterns is not None and patterns.complete:
         check = max_dual_constraint(Xt, patterns.masks, lam, "relu")
         lower, _ = scaled_dual_value(lam, yv, check.value, beta)
-        verdict, violated = _verdict(Xt, objective, lower, check, beta, rtol)
+        verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol)
         return Certificate(
             objective, lower, verdict, "enumerated patterns (exact dual constraint)",
             len(patterns), True, check.value / beta, rtol, time.perf_counter() - start,
@@ -125,7 +125,7 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
             check = found.dual_check()
     s_valid = max(spectral_dual_bound(Xt, lam), check.value)
     lower, _ = scaled_dual_value(lam, yv, s_valid, beta)
-    verdict, violated = _verdict(Xt, objective, lower, check, beta, rtol)
+    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol)
     predicted = count_patterns_bound(Xt.shape[0], data_rank(Xt))
     return Certificate(
         objective, lower, verdict, "sampled patterns + spectral bound", len(searched), False,
@@ -139,12 +139,16 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
         improving_direction=check.direction if violated else None, improving_sign=check.sign)
 
 
-def _verdict(Xt: np.ndarray, objective: float, lower: float, check, beta: float, rtol: float
+def _verdict(Xt: np.ndarray, lam: np.ndarray, objective: float, lower: float, check, beta: float, rtol: float
              ) -> tuple[bool | None, bool]:
-    """(globally_optimal, violated): see :func:`certify`."""
+    """(globally_optimal, violated): see :func:`certify`.
+
+    The proved decrease uses the value s = sign·λᵀ(Xu)_+ attained at the reported direction u
+    (not the computed maximum), so it holds whatever the accuracy of the projections.
+    """
     scale = rtol * max(abs(objective), 1e-300)
     q = np.maximum(Xt @ check.direction, 0.0)
-    excess = check.value - beta
+    excess = check.sign * float(lam @ q) - beta
     proved_decrease = excess**2 / (2 * float(q @ q)) if excess > 0 and float(q @ q) > 0 else 0.0
     if objective - lower <= scale:
         return True, excess > 0

@@ -15,16 +15,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import lsq_linear, nnls
 
 from .losses import SQUARED, SquaredLoss
 
 
-def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray) -> tuple[float, np.ndarray]:
-    """max{cᵀu : u ∈ K(D), ‖u‖ ≤ 1} and its maximizer (zero when the value is 0)."""
+def _bounds_agree(A: np.ndarray, c: np.ndarray, r: np.ndarray, rtol: float) -> bool:
+    """Whether r = c + Aᵀμ (μ ≥ 0) gives σ = max{cᵀu : u ∈ K, ‖u‖ ≤ 1}, K = {u : Au ≥ 0}, to rtol·‖c‖.
+
+    ‖r‖ ≥ σ for every μ ≥ 0; if r ∈ K (up to rounding), r/‖r‖ is feasible and cᵀr/‖r‖ ≤ σ.
+    Accept when these upper and lower bounds agree.
+    """
+    nr, nc = float(np.linalg.norm(r)), float(np.linalg.norm(c))
+    if nr <= rtol * nc:
+        return True
+    slack = (rtol * nr + 1e-12 * nc) * float(np.linalg.norm(A, axis=1).max())
+    return float((A @ r).min(initial=0.0)) >= -slack and nr - float(c @ r) / nr <= rtol * nc
+
+
+def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e-7) -> tuple[float, np.ndarray]:
+    """max{cᵀu : u ∈ K(D), ‖u‖ ≤ 1} and its maximizer (zero when the value is 0).
+
+    The NNLS answer is verified (:func:`_bounds_agree`): SciPy's ``nnls`` can stop at a
+    non-optimal point while reporting a zero residual (seen with SciPy 1.17 on 3 of 616 cones,
+    overstating σ by up to 0.8). Then bounded-variable least squares recomputes it. Either way
+    the value returned is ‖c + Aᵀμ‖ for some μ ≥ 0, never below σ.
+    """
     A = np.where(mask, 1.0, -1.0)[:, None] * Xt  # rows s_k x_kᵀ
     mu, _ = nnls(A.T, -c, maxiter=50 * max(A.shape))
     proj = c + A.T @ mu
+    if not _bounds_agree(A, c, proj, rtol):
+        mu2 = lsq_linear(A.T, -c, bounds=(0.0, np.inf), method="bvls", tol=1e-14).x
+        proj2 = c + A.T @ np.maximum(mu2, 0.0)
+        if np.linalg.norm(proj2) < np.linalg.norm(proj):
+            proj = proj2
     val = float(np.linalg.norm(proj))
     return val, (proj / val if val > 0 else proj)
 

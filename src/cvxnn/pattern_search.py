@@ -292,7 +292,7 @@ def certify_with_search(net: TwoLayerNet, X: Any, y: Any, beta: float, n_random:
     check = search.dual_check()
     s_valid = max(spectral_dual_bound(Xt, lam), check.value)
     lower, _ = scaled_dual_value(lam, yv, s_valid, beta)
-    verdict, violated = _verdict(Xt, objective, lower, check, beta, rtol)
+    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol)
     return SearchCertificate(
         objective, lower, verdict, "pattern search + spectral bound", len(search.patterns), False,
         check.value / beta, rtol, time.perf_counter() - start,

@@ -71,7 +71,8 @@ def double_cone(n_pos: int = 5, n_neg: int = 4, d: int = 6, max_angle_deg: float
     return (y * rho)[:, None] * X, y
 
 
-def _as_signs(y, n: int) -> np.ndarray:
+def as_signs(y, n: int) -> np.ndarray:
+    """``y`` as a float vector of n labels, each ±1 (ValueError otherwise)."""
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if y.size != n:
         raise ValueError(f"y has {y.size} labels but X has {n} rows.")
@@ -88,7 +89,7 @@ def is_orthogonally_separable(X, y, return_pair: bool = False):
     compared on one scale — or None when there is no violation.
     """
     Xm = as_matrix(X)
-    yv = _as_signs(y, Xm.shape[0])
+    yv = as_signs(y, Xm.shape[0])
     G = Xm @ Xm.T
     same = np.equal.outer(yv, yv)
     score = np.where(same, -G, G)  # violation amount: same label needs −G < 0, opposite needs G ≤ 0
