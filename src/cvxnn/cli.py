@@ -22,13 +22,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .certificate import DEFAULT_SEARCH_STARTS
 from .experiment import ComparisonError, ComparisonResult, ProgressHook
 
 app = typer.Typer(
     name="cvxnn",
     help="Train two-layer ReLU networks to certified global optimality through their convex program, "
          "compare with Adam/GD, and certify networks trained elsewhere.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False, rich_markup_mode="markdown",
 )
 out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120)
 err_console = Console(stderr=True)
@@ -104,7 +105,7 @@ def _print_table(result: ComparisonResult) -> None:
     table = Table(title=f"{result.dataset}: n={result.n_train} (test {result.n_test}), d={result.n_features}, "
                         f"β={result.beta:g}, bias={'yes' if result.bias else 'no'}", title_style="bold")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True, overflow="fold")
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0, overflow="fold")
     best = result.best_convex.name
     for m, r in zip(result.models, rows):
         table.add_row(*r, style="bold" if m.name == best else ("dim" if m.diverged else None))
@@ -135,7 +136,7 @@ def _split(X, y, task: str, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
 
     if test_size == 0:
-        return X, y, None, None
+        return X, None, y, None
     n_test = math.ceil(test_size * len(y))
     if len(y) - n_test < 2 or n_test < 1:
         raise ComparisonError(f"{len(y)} rows are too few for --test-size {test_size:g}; "
@@ -162,9 +163,17 @@ def demo(
                                  "program (the reference solver's time grows with it)."),
     epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", help="Full-batch steps of each Adam/GD run."),
     seed: int = typer.Option(DEMO_SEED, "--seed", help="Seed of the split, the patterns and the initializations."),
+    search_starts: int = typer.Option(0, "--search-starts", help="Random starts of the certificate's local "
+                                      "search for violated patterns (0: sampled patterns only; each start costs "
+                                      "about a second here, and the search also starts from every neuron)."),
 ) -> None:
-    """Breast cancer (bundled): the convex program vs Adam and GD at three step sizes each; certified gaps,
-    accuracies, a plot of objective vs wall-clock time, and a report directory. About 1-2 minutes."""
+    """Breast cancer: the convex program vs Adam and GD, with certificates and a report (1-2 min).
+
+    Uses scikit-learn's bundled breast cancer data (no download): 80/20 split, standardized features,
+    ±1 targets, neurons with bias. Solves the convex program on sampled activation patterns, trains the
+    same network with Adam and GD at three step sizes each, re-solves the convex program on the best
+    run's activation patterns, certifies the convex models, prints the table and writes OUT/summary.json,
+    OUT/objective_vs_time.png and OUT/report.md."""
     from .data import load_bundled
 
     try:
@@ -176,11 +185,13 @@ def demo(
         check_output_dir(out)
         ds = load_bundled(DEMO_DATASET)
         err_console.print(f"[bold]cvxnn demo[/]: breast cancer, {ds.X.shape[0]} samples x {ds.X.shape[1]} features, "
-                          f"80/20 split (seed {seed}), β={beta:g}, {patterns} sampled patterns + bias", highlight=False)
+                          f"80/20 split (seed {seed}), β={beta:g}, {patterns} sampled patterns + bias",
+                          highlight=False)
         Xtr, Xte, ytr, yte = _split(ds.X, ds.y, "classification", 0.2, seed)
         _comparison(Xtr, ytr, Xte, yte, task="classification", out=out, dataset="breast_cancer (sklearn)",
                     feature_names=ds.feature_names, target_name="malignant(0)/benign(1)", beta=beta,
-                    n_patterns=patterns, bias=True, epochs=epochs, seed=seed)
+                    n_patterns=patterns, bias=True, epochs=epochs, seed=seed,
+                    certify_search_starts=search_starts)
     except KeyboardInterrupt:
         _fail("interrupted; no report written.", 130)
     except INPUT_ERRORS as exc:
@@ -204,7 +215,7 @@ def train(
     epochs: int = typer.Option(2000, "--epochs", help="Full-batch steps of each Adam/GD run."),
     adam_lrs: str = typer.Option("1e-3,1e-2,1e-1", "--adam-lrs", help="Comma-separated Adam learning rates "
                                  "('none' to skip Adam)."),
-    gd_lrs: str = typer.Option("auto", "--gd-lrs", help="Comma-separated GD step sizes, 'auto' (0.1, 0.3 and 1 "
+    gd_lrs: str = typer.Option("auto", "--gd-lrs", help="Comma-separated GD step sizes, 'auto' (0.3, 1 and 3 "
                                "divided by ‖X̃‖₂²) or 'none'."),
     width: Optional[int] = typer.Option(None, "--width", help="Hidden width of the Adam/GD networks "
                                         "(default: the convex model's neuron count, at least 8)."),
@@ -215,16 +226,22 @@ def train(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help=f"Where to save the best convex model "
                                          f"(default OUT/{MODEL_FILE}); its preprocessing goes to the same "
                                          "name with .json."),
-    refit: bool = typer.Option(True, "--refit/--no-refit", help="Also solve the convex program on the sampled "
-                               "patterns plus the best gradient run's patterns (then at least as good as that run)."),
+    refit: bool = typer.Option(True, "--refit/--no-refit", help="Also solve the convex program on the "
+                               "activation patterns of the best gradient run (then at least as good as that run)."),
     certify_samples: int = typer.Option(1000, "--certify-samples", help="Gaussian patterns searched by the "
                                         "certificate when the patterns cannot all be enumerated."),
+    search_starts: int = typer.Option(0, "--search-starts", help="Random starts of the certificate's local "
+                                      "search for violated patterns (0: sampled patterns only; the search also "
+                                      "starts from every neuron, so it can take minutes)."),
     threads: int = typer.Option(1, "--threads", help="torch threads for the gradient runs."),
 ) -> None:
-    """The comparison of `cvxnn demo` on your CSV file; saves the best convex model (safetensors) with a JSON
-    sidecar holding the feature standardization, so it can be applied to raw data:
-    f = net.predict((X − x_mean) / x_scale); class = classes[1] if f ≥ 0 else classes[0];
-    regression value = f·y_scale + y_mean."""
+    """The comparison of `cvxnn demo` on your CSV file; saves the best convex model.
+
+    The model is written as safetensors (load it with cvxnn.load) with a JSON sidecar of the same name
+    (.json) holding the feature standardization and target encoding, so it applies to raw data:
+    f = net.predict((X − x_mean) / x_scale) with the columns in feature_names order; then
+    class = classes[1] if f ≥ 0 else classes[0], or regression value = f·y_scale + y_mean.
+    Binary classification and regression only (for multi-class use ConvexReLUClassifier)."""
     from .data import load_csv
 
     try:
@@ -233,8 +250,9 @@ def train(
             raise ComparisonError(f"--test-size must be in [0, 1), got {test_size:g}.")
         if width is not None and width < 1:
             raise ComparisonError(f"--width must be a positive integer, got {width}.")
-        if certify_samples < 1 or threads < 1:
-            raise ComparisonError("--certify-samples and --threads must be positive integers.")
+        if certify_samples < 1 or threads < 1 or search_starts < 0:
+            raise ComparisonError("--certify-samples and --threads must be positive and --search-starts "
+                                  "nonnegative integers.")
         from .experiment import parse_patterns
         from .report import check_output_dir
 
@@ -263,7 +281,8 @@ def train(
         result = _comparison(Xtr, ytr, Xte, yte, task=task, out=out, extra=extras, dataset=data.name,
                              feature_names=ds.feature_names, target_name=target, beta=beta, n_patterns=spec,
                              bias=bias, adam_lrs=a_lrs, gd_lrs=g_lrs, epochs=epochs, width=width, seed=seed,
-                             refit=refit, certify_samples=certify_samples, threads=threads)
+                             refit=refit, certify_samples=certify_samples, certify_search_starts=search_starts,
+                             threads=threads)
         saved = _save_model(result, model_path, data) if model_path is not None else out / MODEL_FILE
         out_console.print(f"Convex model ({result.best_convex.name}) saved to [bold]{saved}[/] with its "
                           f"preprocessing in [bold]{Path(saved).with_suffix('.json')}[/]", highlight=False)
@@ -319,10 +338,16 @@ def certify_cmd(
     max_patterns: int = typer.Option(20000, "--max-patterns", help="Enumerate all activation patterns when at "
                                      "most this many exist (then the certificate is exact)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampled patterns."),
+    search_starts: int = typer.Option(DEFAULT_SEARCH_STARTS, "--search-starts", help="Random starts of the local "
+                                      "search for violated patterns when they cannot all be enumerated (it also "
+                                      "starts from every neuron; 0 skips it)."),
     as_json: bool = typer.Option(False, "--json", help="Print the certificate as JSON."),
 ) -> None:
-    """Certify a two-layer ReLU network on a CSV: its NC objective, a lower bound valid for every network of
-    any width, the gap, and whether it is globally optimal. Without a sidecar (or with --raw) the model is
+    """Certify a two-layer ReLU network on a CSV: objective, lower bound, gap, global optimality.
+
+    The lower bound holds for every two-layer ReLU network of any width (same β and bias convention).
+    When the model has a cvxnn JSON sidecar (MODEL with .json, written by `cvxnn train`), its feature
+    standardization and target encoding are applied first. Without one (or with --raw) the model is
     applied to the CSV's feature columns as they are, in file order, and the target must be numeric."""
     import numpy as np
 
@@ -332,8 +357,9 @@ def certify_cmd(
     from .network import load
 
     try:
-        if samples < 1 or max_patterns < 1:
-            raise ComparisonError("--samples and --max-patterns must be positive integers.")
+        if samples < 1 or max_patterns < 1 or search_starts < 0:
+            raise ComparisonError("--samples and --max-patterns must be positive and --search-starts "
+                                  "nonnegative integers.")
         if not model.is_file():
             raise FileNotFoundError(f"cannot read model {str(model)!r}: no such file.")
         net = load(model)
@@ -371,7 +397,8 @@ def certify_cmd(
             raise ComparisonError(f"the model expects {net.n_features} features but the CSV has {X.shape[1]} "
                                   f"(besides the target {target!r}).")
         with err_console.status("Certifying…"):
-            cert = certify(net, X, y, beta, max_patterns=max_patterns, n_samples=samples, seed=seed)
+            cert = certify(net, X, y, beta, max_patterns=max_patterns, n_samples=samples, seed=seed,
+                           n_search_starts=search_starts)
     except KeyboardInterrupt:
         _fail("interrupted.", 130)
     except INPUT_ERRORS as exc:

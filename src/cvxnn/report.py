@@ -155,7 +155,7 @@ def metric_names(result: ComparisonResult) -> list[tuple[str, str]]:
 
 def table_rows(result: ComparisonResult) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows shared by the terminal table and report.md."""
-    header = ["model", "NC objective", "gap (program)", "gap (certified)"]
+    header = ["model", "objective", "gap prog", "gap cert"]
     for _, h in metric_names(result):
         header.append(f"train {h}")
         if result.n_test:
@@ -215,13 +215,15 @@ def markdown(result: ComparisonResult) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
         lines.append("| " + " | ".join(r) + " |")
-    lines += ["", "*gap (program)*: relative duality gap of the convex program on its own pattern list "
+    lines += ["", "*objective*: NC on the standardized training data. *gap prog*: relative duality gap of "
+              "the convex program on its own pattern list "
               "(optimal among networks whose neurons use these patterns; globally optimal only when all patterns "
-              "are listed). *gap (certified)*: (NC − certified lower bound)/NC, the bound holding for every "
-              "network of any width. *convex (P sampled)*: P Gaussian-sampled patterns; *convex (P + run)*: "
-              "the same plus the activation patterns of that gradient run (the best one), so its optimum is at "
-              "most that run's objective. Gradient runs: *neurons* = active/width; time is the run's wall-clock "
-              "time. Convex time includes the solve, its polish and the pattern handling (for *P + run*, also "
+              "are listed). *gap cert*: (NC − certified lower bound)/NC, the bound holding for every "
+              "network of any width. *convex (P sampled)*: P Gaussian-sampled patterns; *convex (run patterns)*: "
+              "the convex program on the activation patterns of that gradient run (the best one), so its "
+              "optimum is at most that run's objective. Gradient runs: *neurons* = "
+              "active/width; time is the run's wall-clock "
+              "time. Convex time includes the solve, its polish and the pattern handling (for *run patterns*, also "
               "that run's time).", "",
               f"![objective vs time]({FIGURE})", "", "## Certificates", ""]
     for name, c in result.certificates.items():
