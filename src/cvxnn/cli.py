@@ -1,8 +1,9 @@
-"""The ``cvxnn`` command line: ``demo``, ``train`` and ``certify``.
+"""The ``cvxnn`` command line: ``demo``, ``train``, ``certify`` and ``reproduce``.
 
     cvxnn demo                                   # breast cancer: convex program vs Adam/GD, ~1-2 min
     cvxnn train --data data.csv --target y       # the same comparison on your CSV; saves the model
     cvxnn certify out/model.safetensors --data data.csv --target y
+    cvxnn reproduce all --quick                  # every paper claim: figures, verdicts, report
 
 Bad input (missing file, unknown column, non-numeric or missing values, ...) prints one
 line ``Error: ...`` on stderr and exits with status 1 before anything is written.
@@ -342,6 +343,9 @@ def certify_cmd(
                                       "search for violated patterns when they cannot all be enumerated (it also "
                                       "starts from every neuron; 0 skips it)."),
     as_json: bool = typer.Option(False, "--json", help="Print the certificate as JSON."),
+    figures: Optional[Path] = typer.Option(None, "--figures", help="Write figures into this folder: for 2-D "
+                                           "inputs (one feature plus bias, or two features) the dual constraint "
+                                           "θ ↦ λᵀ(X̃u(θ))_+ on the circle with ±β and the neurons' directions."),
 ) -> None:
     """Certify a two-layer ReLU network on a CSV: objective, lower bound, gap, global optimality.
 
@@ -404,6 +408,8 @@ def certify_cmd(
     except INPUT_ERRORS as exc:
         _fail(str(exc))
     summary = cert.summary()
+    if figures is not None:
+        summary["figures"] = _certificate_figures(net, X, y, beta, figures)
     if as_json:
         out_console.print_json(json.dumps(_jsonable({"model": str(model), "data": str(data), "beta": beta,
                                                      "preprocessing": how, **summary}), allow_nan=False))
@@ -425,6 +431,62 @@ def certify_cmd(
                  ("checked", cert.checked), ("not checked", cert.not_checked),
                  ("time", f"{cert.elapsed:.2f} s")]:
         table.add_row(k, v)
+    out_console.print(table)
+
+
+def _certificate_figures(net, X, y, beta: float, folder: Path) -> list[str]:
+    """The dual-extreme-points picture for 2-D designs; returns the files written."""
+    from .figures import dual_constraint_circle
+
+    Xt = net.design(X)
+    if Xt.shape[1] != 2:
+        err_console.print(f"[yellow]No figure:[/] the circle picture needs a 2-D input (the network sees "
+                          f"{Xt.shape[1]} inputs).")
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    lam = y - net.predict(X)
+    path = folder / "dual_constraint_circle.png"
+    dual_constraint_circle(Xt, lam, beta, neurons=net, path=path)
+    return [str(path)]
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    name: str = typer.Argument(..., help="ntk, relaxation-gap, subsampling, directional, convex-vs-nonconvex, "
+                               "subgradient-flow, or all."),
+    quick: bool = typer.Option(False, "--quick", help="Small settings that run in a minute or so each."),
+    out: Path = typer.Option(Path("cvxnn-reproductions"), "--out", "-o", help="Report folder (replaced if it "
+                             "exists)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
+) -> None:
+    """Reproduce a paper's claim: figures, summary.json with a `claim_holds` verdict per claim, and a
+    Markdown section; `all` also writes one report (Markdown and HTML with embedded figures)."""
+    from . import reproduce
+
+    names = list(reproduce.EXPERIMENTS) if name == "all" else [name]
+    try:
+        for n in names:
+            reproduce.experiment(n)
+        with _progress() as progress:
+            task = progress.add_task("reproducing", total=len(names))
+
+            def step(current: str) -> None:
+                progress.update(task, description=f"reproducing {current}",
+                                completed=names.index(current))
+
+            summary = reproduce.run(names, out, quick=quick, seed=seed, progress=step)
+            progress.update(task, completed=len(names), description="done")
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written.", 130)
+    except INPUT_ERRORS as exc:
+        _fail(str(exc))
+    table = Table(title=f"Reproductions ({'quick' if quick else 'full'}) in {out}", title_style="bold")
+    for col in ("experiment", "claim", "holds", "time s"):
+        table.add_column(col)
+    for section in summary["sections"]:
+        for c in section["claims"]:
+            table.add_row(section["name"], c["claim"], "[green]yes[/]" if c["claim_holds"] else "[red]no[/]",
+                          f"{section['elapsed_s']:.0f}")
     out_console.print(table)
 
 
