@@ -119,6 +119,17 @@ def test_certify_torch_state_dict_raw(tmp_path):
                               "--beta", "0.1"])
     assert res.exit_code == 0, res.output
     assert "as they are" in res.output and "lower bound" in res.output
+    # the dual-extreme-points figure needs a 2-D design: here d = 2 plus the first layer's bias
+    res = runner.invoke(app, ["certify", str(tmp_path / "net.pt"), "--data", str(csv), "--target", "y",
+                              "--beta", "0.1", "--figures", str(tmp_path / "figs")])
+    assert res.exit_code == 0 and "needs a 2-D input" in res.output
+    one = _write_csv(tmp_path / "one.csv", ["x", "y"], [[x[0], t] for x, t in zip(X, y)])
+    model1 = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1, bias=False))
+    torch.save(model1.state_dict(), tmp_path / "net1.pt")
+    res = runner.invoke(app, ["certify", str(tmp_path / "net1.pt"), "--data", str(one), "--target", "y",
+                              "--beta", "0.1", "--figures", str(tmp_path / "figs")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "figs" / "dual_constraint_circle.png").stat().st_size > 5_000
     # no sidecar and no --beta: a clear error
     res = runner.invoke(app, ["certify", str(tmp_path / "net.pt"), "--data", str(csv), "--target", "y"])
     assert res.exit_code != 0 and "--beta is required" in res.output
@@ -250,7 +261,8 @@ def _help_options(command):
                "--gd-lrs", "--width", "--test-size", "--seed", "--out", "--model", "--refit", "--no-refit",
                "--certify-samples", "--search-starts", "--threads"]),
     ("certify", ["MODEL", "--data", "--target", "--beta", "--preprocess", "--raw", "--samples", "--max-patterns",
-                 "--seed", "--search-starts", "--json"]),
+                 "--seed", "--search-starts", "--json", "--figures"]),
+    ("reproduce", ["NAME", "--quick", "--out", "--seed"]),
 ])
 def test_help_documents_every_option(command, options):
     text = _help_options(command)
@@ -261,7 +273,7 @@ def test_help_documents_every_option(command, options):
 def test_top_level_help_lists_commands():
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0
-    for cmd in ("demo", "train", "certify"):
+    for cmd in ("demo", "train", "certify", "reproduce"):
         assert cmd in res.output
 
 
@@ -309,3 +321,14 @@ def test_report_write_is_atomic(tmp_path, monkeypatch):
         report.write_report(res, out, extra={"model.safetensors": boom})
     assert (out / "summary.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_reproduce_command(tmp_path):
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["reproduce", "subsampling", "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sections"][0]["name"] == "subsampling" and (out / "report.html").is_file()
+    res = runner.invoke(app, ["reproduce", "nonsense", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "unknown reproduction" in res.output
+    assert not (tmp_path / "x").exists()
