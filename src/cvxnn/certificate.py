@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .data import as_targets
-from .duality import max_dual_constraint, scaled_dual_value, spectral_dual_bound
+from .duality import GapReport, max_dual_constraint, scaled_dual_value, spectral_dual_bound
 from .losses import SQUARED
 from .network import TwoLayerNet
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
@@ -31,7 +31,7 @@ DEFAULT_SEARCH_STARTS = 20
 
 
 @dataclass
-class Certificate:
+class Certificate(GapReport):
     """A certificate for one network on one dataset.
 
     objective: the network's NC objective.
@@ -56,14 +56,6 @@ class Certificate:
     not_checked: str
     improving_direction: np.ndarray | None = field(default=None, repr=False)
     improving_sign: int = 1
-
-    @property
-    def gap(self) -> float:
-        return self.objective - self.lower_bound
-
-    @property
-    def relative_gap(self) -> float:
-        return self.gap / max(abs(self.objective), 1e-300)
 
     def summary(self) -> dict:
         return {"objective": self.objective, "lower_bound": self.lower_bound, "gap": self.gap,

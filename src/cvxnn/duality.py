@@ -20,6 +20,22 @@ from scipy.optimize import lsq_linear, nnls
 from .losses import SQUARED, SquaredLoss
 
 
+class GapReport:
+    """For results with ``objective`` (a primal value) and ``lower_bound`` (a dual value)."""
+
+    objective: float
+    lower_bound: float
+
+    @property
+    def gap(self) -> float:
+        return self.objective - self.lower_bound
+
+    @property
+    def relative_gap(self) -> float:
+        """gap / |objective|."""
+        return self.gap / max(abs(self.objective), 1e-300)
+
+
 def _bounds_agree(A: np.ndarray, c: np.ndarray, r: np.ndarray, rtol: float) -> bool:
     """Whether r = c + Aᵀμ (μ ≥ 0) gives σ = max{cᵀu : u ∈ K, ‖u‖ ≤ 1}, K = {u : Au ≥ 0}, to rtol·‖c‖.
 

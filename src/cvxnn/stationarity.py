@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .data import as_targets
+from .duality import GapReport
 from .network import TwoLayerNet
 from .nonconvex import nc_objective
 from .patterns import Patterns, network_patterns
@@ -29,7 +30,7 @@ TIE_TOL = 1e-9  # x̃_kᵀu_j is a tie when |x̃_kᵀu_j| ≤ TIE_TOL·‖x̃_k�
 
 
 @dataclass
-class StationarityCertificate:
+class StationarityCertificate(GapReport):
     """The network against the convex program restricted to its own activation patterns.
 
     objective: NC(θ).
@@ -62,10 +63,6 @@ class StationarityCertificate:
     def gap(self) -> float:
         """NC(θ) − q*(own patterns) ≥ 0 (up to the solver's precision)."""
         return self.objective - self.restricted_optimum
-
-    @property
-    def relative_gap(self) -> float:
-        return self.gap / max(abs(self.objective), 1e-300)
 
     @property
     def n_patterns(self) -> int:

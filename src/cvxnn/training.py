@@ -18,7 +18,7 @@ import torch
 
 from .cones import decompose
 from .data import add_bias, as_matrix, as_targets
-from .duality import DualCheck, cone_sigma, max_dual_constraint, scaled_dual_value
+from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, scaled_dual_value
 from .losses import SQUARED
 from .network import TwoLayerNet, convex_objective, convex_prediction, network_from_convex, prune
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, sample_patterns
@@ -35,7 +35,7 @@ DEFAULT_SAMPLED_PATTERNS = 100
 
 
 @dataclass
-class ConvexFit:
+class ConvexFit(GapReport):
     """The solution of a convex program and what it certifies.
 
     objective: value of the convex program at the returned variables.
@@ -65,14 +65,6 @@ class ConvexFit:
     dual_check: DualCheck
     bias: bool = False
     history: list = field(default_factory=list)
-
-    @property
-    def gap(self) -> float:
-        return self.objective - self.lower_bound
-
-    @property
-    def relative_gap(self) -> float:
-        return self.gap / max(abs(self.objective), 1e-300)
 
     @property
     def certified_global(self) -> bool:
