@@ -115,7 +115,8 @@ def leaky_relu(negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> Activation:
 
 def activation_from(spec: Any = "relu", negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> Activation:
     """Parse an activation: an :class:`Activation`; "relu", "leaky_relu" (slope ``negative_slope``),
-    "abs"; a pair (a, b) for a general two-piece σ; or a dict from :meth:`Activation.to_dict`.
+    "abs"; a pair (a, b), named "relu", "abs" or "leaky_relu" when it is one, else "two_piece";
+    or a dict from :meth:`Activation.to_dict`.
 
     ``negative_slope`` is only used with "leaky_relu".
     """
@@ -133,7 +134,11 @@ def activation_from(spec: Any = "relu", negative_slope: float = DEFAULT_NEGATIVE
     if isinstance(spec, dict):
         return Activation(spec["a"], spec["b"], spec.get("name", "two_piece"))
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
-        return Activation(spec[0], spec[1], "two_piece")
+        a, b = float(spec[0]), float(spec[1])
+        for named in (RELU, ABS):
+            if (a, b) == (named.a, named.b):
+                return named
+        return leaky_relu(b) if a == 1 and 0 <= b < 1 else Activation(a, b, "two_piece")
     raise TypeError(f"cannot make an activation from {spec!r}.")
 
 
