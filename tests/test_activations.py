@@ -231,3 +231,9 @@ def test_gated_program_with_an_activation_decomposes_to_a_network(data):
     assert g.network_objective >= g.objective * (1 - 1e-8)
     relu_cvx = cvxnn.fit(X, y, BETA, patterns="all", bias=True, activation=leaky_relu(0.3))
     assert g.objective <= relu_cvx.objective * (1 + 1e-8)  # g* ≤ q*
+
+
+def test_stationarity_certificate_refuses_other_activations(data, fits):
+    X, y = data
+    with pytest.raises(ValueError, match="ReLU networks only"):
+        cvxnn.stationarity_certificate(fits["abs"].network, X, y, BETA)
