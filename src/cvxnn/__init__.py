@@ -4,6 +4,7 @@ convex reformulations (Pilanci & Ergen), and certificates for networks trained e
 Canonical objective (no 1/n): NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²).
 """
 
+from .activations import Activation, activation_from
 from .certificate import Certificate, certify
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor
 from .network import TwoLayerNet, load
@@ -14,12 +15,14 @@ from .training import ConvexFit, fit
 from .trajectory import convex_along_trajectory, train_with_trajectory
 
 __all__ = [
+    "Activation",
     "Certificate",
     "ConvexFit",
     "ConvexReLUClassifier",
     "ConvexReLURegressor",
     "Patterns",
     "TwoLayerNet",
+    "activation_from",
     "certify",
     "certify_with_search",
     "column_generation_fit",

@@ -8,6 +8,9 @@ and by Moreau's decomposition ‖Π_K(c)‖ = min_{μ ≥ 0} ‖c + XᵀS μ‖ 
 non-negative least-squares problem. Any μ ≥ 0 gives an upper bound on σ, so the value
 computed here never underestimates it and the scaled dual points stay feasible.
 The gated constraint is ‖XᵀDλ‖ ≤ β, an upper bound on σ^± (cheap screen).
+
+For a two-piece activation σ(t) = a(t)_+ + b(t)_- (THEORY §1.6) D is replaced by the fit weights
+W = aD + b(I − D) in the objective, not in the cone: σ^±(λ) = ‖Π_K(D)(±XᵀWλ)‖, screen ‖XᵀWλ‖.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import lsq_linear, nnls
 
+from .activations import RELU, Activation
 from .losses import SQUARED, SquaredLoss
 
 
@@ -69,16 +73,16 @@ def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e
     return val, (proj / val if val > 0 else proj)
 
 
-def gated_norms(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """‖XᵀD_iλ‖ for every pattern i."""
-    return np.linalg.norm(Xt.T @ (masks * lam[:, None]), axis=0)
+def gated_norms(Xt: np.ndarray, weights: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """‖XᵀW_iλ‖ for every pattern i, W_i = diag(weights[:, i]): the masks D_i, or the fit weights aD_i + b(I − D_i)."""
+    return np.linalg.norm(Xt.T @ (weights * lam[:, None]), axis=0)
 
 
 @dataclass(frozen=True)
 class DualCheck:
     """The largest dual-constraint value over a pattern list, found with exact per-pattern checks.
 
-    value: max_i max(σ_i^+, σ_i^-) (ReLU) or max_i ‖XᵀD_iλ‖ (gated).
+    value: max_i max(σ_i^+, σ_i^-) (cone program) or max_i ‖XᵀW_iλ‖ (gated), W_i = aD_i + b(I − D_i).
     pattern, sign, direction: where it is attained; direction is a unit u in the cone.
     n_solved: how many per-pattern projections were needed (the rest were screened).
     """
@@ -90,18 +94,22 @@ class DualCheck:
     n_solved: int
 
 
-def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, formulation: str = "relu") -> DualCheck:
-    """max over the listed patterns of the dual constraint at λ.
+def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, formulation: str = "relu",
+                        activation: Activation = RELU) -> DualCheck:
+    """max over the listed patterns of the dual constraint at λ, for the activation σ = a(·)_+ + b(·)_-.
 
-    For "relu", patterns are visited in decreasing order of the gated screen ‖XᵀD_iλ‖;
-    once the screen falls below the best exact value found, the rest cannot exceed it.
+    With W_i = aD_i + b(I − D_i): σ_i^± = max{±λᵀW_iXu : u ∈ K(D_i), ‖u‖ ≤ 1} = ‖Π_K(±XᵀW_iλ)‖
+    ("relu", the cone program) or ‖XᵀW_iλ‖ ("gated"). For "relu", patterns are visited in
+    decreasing order of the screen ‖XᵀW_iλ‖ ≥ σ_i^±; once it falls below the best exact value
+    found, the rest cannot exceed it.
     """
-    screens = gated_norms(Xt, masks, lam)
+    weights = activation.fit_weights(masks)
+    screens = gated_norms(Xt, weights, lam)
     if masks.shape[1] == 0:
         return DualCheck(0.0, -1, 1, np.zeros(Xt.shape[1]), 0)
     if formulation == "gated":
         i = int(np.argmax(screens))
-        g = Xt.T @ (masks[:, i] * lam)
+        g = Xt.T @ (weights[:, i] * lam)
         nrm = screens[i]
         return DualCheck(float(nrm), i, 1, g / nrm if nrm > 0 else g, 0)
     if formulation != "relu":
@@ -111,7 +119,7 @@ def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, form
     for i in np.argsort(-screens):
         if screens[i] <= best.value:
             break
-        c = Xt.T @ (masks[:, i] * lam)
+        c = Xt.T @ (weights[:, i] * lam)
         for sign in (1, -1):
             val, u = cone_sigma(Xt, masks[:, i], sign * c)
             solved += 1
@@ -120,17 +128,30 @@ def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, form
     return DualCheck(best.value, best.pattern, best.sign, best.direction, solved)
 
 
-def spectral_dual_bound(Xt: np.ndarray, lam: np.ndarray) -> float:
-    """An upper bound on sup_{‖u‖≤1} |λᵀ(Xu)_+| valid without any pattern list.
+def spectral_dual_bound(Xt: np.ndarray, lam: np.ndarray, activation: Activation = RELU) -> float:
+    """An upper bound on sup_{‖u‖≤1} |λᵀσ(Xu)|, σ(t) = a(t)_+ + b(t)_-, valid without any pattern list.
 
-    λᵀ(Xu)_+ = λ₊ᵀ(X₊u)_+ − λ₋ᵀ(X₋u)_+ with both terms in [0, ‖λ_±‖‖X_±‖₂], where X_± are
-    the rows with λ_k > 0 and λ_k < 0; so the supremum is at most max_± ‖λ_±‖‖X_±‖₂.
+    ReLU part: λᵀ(Xu)_+ = λ₊ᵀ(X₊u)_+ − λ₋ᵀ(X₋u)_+ with both terms in [0, p] and [0, q],
+    p = ‖λ₊‖‖X₊‖₂, q = ‖λ₋‖‖X₋‖₂ (X_± the rows with λ_k > 0, λ_k < 0); so for every unit u,
+    λᵀ(Xu)_+ ∈ [−q, p] and |λᵀ(Xu)_+| ≤ m := max(p, q). Two bounds for σ, the smaller is returned:
+
+    1. (t)_- = −(−t)_+ gives λᵀσ(Xu) = a·λᵀ(Xu)_+ − b·λᵀ(X(−u))_+ with both ReLU terms in [−q, p]
+       (−u is a unit vector too), hence |λᵀσ(Xu)| ≤ max over A, B ∈ {−q, p} of |aA − bB|
+       (a convex function of (A, B) on a box is largest at a corner).
+    2. (t)_- = t − (t)_+ gives λᵀσ(Xu) = (a − b)·λᵀ(Xu)_+ + b·λᵀXu, hence
+       |λᵀσ(Xu)| ≤ |a − b|·m + |b|·‖Xᵀλ‖.
+
+    For ReLU (a, b) = (1, 0) both equal max(p, q), the bound for (Xu)_+.
     """
-    out = 0.0
-    for rows in (lam > 0, lam < 0):
-        if rows.any():
-            out = max(out, float(np.linalg.norm(lam[rows]) * np.linalg.norm(Xt[rows], 2)))
-    return out
+    p = q = 0.0
+    if (lam > 0).any():
+        p = float(np.linalg.norm(lam[lam > 0]) * np.linalg.norm(Xt[lam > 0], 2))
+    if (lam < 0).any():
+        q = float(np.linalg.norm(lam[lam < 0]) * np.linalg.norm(Xt[lam < 0], 2))
+    a, b = activation.a, activation.b
+    corners = max(abs(a * A - b * B) for A in (-q, p) for B in (-q, p))
+    linear = abs(a - b) * max(p, q) + abs(b) * float(np.linalg.norm(Xt.T @ lam))
+    return min(corners, linear)
 
 
 def scaled_dual_value(lam: np.ndarray, y: np.ndarray, constraint_value: float, beta: float,

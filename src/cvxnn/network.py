@@ -1,5 +1,5 @@
-"""Two-layer ReLU networks f(x) = Σ_j (x^T u_j)_+ α_j, and the maps between them and
-the convex program (THEORY §1.2).
+"""Two-layer networks f(x) = Σ_j σ(x^T u_j) α_j with a two-piece activation σ(t) = a(t)_+ + b(t)_-
+(ReLU by default), and the maps between them and the convex program (THEORY §1.2, §1.6).
 
 * Φ (:func:`network_from_convex`): nonzero v_i ↦ (v_i/√‖v_i‖, +√‖v_i‖), nonzero w_i ↦ (w_i/√‖w_i‖, −√‖w_i‖).
   Then NC(Φ(v, w)) equals the convex objective.
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .activations import RELU, Activation, activation_from, activation_of_module
 from .data import add_bias, as_matrix, as_targets
 from .patterns import Patterns, _unique_columns
 
@@ -33,19 +34,23 @@ def _as_array(a: Any) -> np.ndarray:
 
 @dataclass
 class TwoLayerNet:
-    """f(x) = Σ_j (x̃^T u_j)_+ α_j with x̃ = [x, 1] when ``bias`` is True, else x̃ = x.
+    """f(x) = Σ_j σ(x̃^T u_j) α_j with x̃ = [x, 1] when ``bias`` is True, else x̃ = x.
 
     Args:
         W1: (m, d) first-layer weights, rows u_j (with ``bias``, the last column is the bias).
         w2: (m,) second-layer weights α_j.
         bias: whether a ones column is appended to the inputs.
+        activation: σ, anything :func:`~cvxnn.activations.activation_from` accepts ("relu",
+            "abs", (a, b), an Activation); stored as an :class:`~cvxnn.activations.Activation`.
     """
 
     W1: np.ndarray
     w2: np.ndarray
     bias: bool = False
+    activation: Activation | str = "relu"
 
     def __post_init__(self) -> None:
+        self.activation = activation_from(self.activation)
         self.W1 = _as_array(self.W1)
         self.w2 = _as_array(self.w2).reshape(-1)
         if self.W1.ndim != 2:
@@ -72,8 +77,8 @@ class TwoLayerNet:
         return add_bias(Xm) if self.bias else Xm
 
     def hidden(self, X: Any) -> np.ndarray:
-        """(X̃ U^T)_+, the n x m hidden activations."""
-        return np.maximum(self.design(X) @ self.W1.T, 0.0)
+        """σ(X̃ U^T), the n x m hidden activations."""
+        return self.activation(self.design(X) @ self.W1.T)
 
     def predict(self, X: Any):
         """f(X); a torch tensor when X is one, else a NumPy vector."""
@@ -100,11 +105,14 @@ class TwoLayerNet:
         prod = nu * na
         keep = prod > 0
         c = np.sqrt(np.where(keep, na / np.where(nu > 0, nu, 1.0), 0.0))
-        return TwoLayerNet(self.W1[keep] * c[keep, None], self.w2[keep] / c[keep], self.bias)
+        return TwoLayerNet(self.W1[keep] * c[keep, None], self.w2[keep] / c[keep], self.bias, self.activation)
 
     # ------------------------------------------------------------------ torch
     def to_torch(self, dtype: torch.dtype = torch.float32) -> torch.nn.Sequential:
-        """Linear(d, m, bias=self.bias) → ReLU → Linear(m, 1, bias=False)."""
+        """Linear(d, m, bias=self.bias) → σ → Linear(m, 1, bias=False).
+
+        σ is torch.nn.ReLU, torch.nn.LeakyReLU(κ) or a :class:`~cvxnn.activations.TwoPiece` module.
+        """
         d = self.n_features
         first = torch.nn.Linear(d, self.width, bias=self.bias, dtype=dtype)
         second = torch.nn.Linear(self.width, 1, bias=False, dtype=dtype)
@@ -113,11 +121,17 @@ class TwoLayerNet:
             if self.bias:
                 first.bias.copy_(torch.as_tensor(self.W1[:, d]))
             second.weight.copy_(torch.as_tensor(self.w2[None, :]))
-        return torch.nn.Sequential(first, torch.nn.ReLU(), second)
+        return torch.nn.Sequential(first, self.activation.module(), second)
 
     @classmethod
-    def from_torch(cls, module: torch.nn.Module) -> "TwoLayerNet":
-        """Read a module Linear(d, m) → ReLU → Linear(m, 1, bias=False), or its state dict."""
+    def from_torch(cls, module: torch.nn.Module, activation: Any = None) -> "TwoLayerNet":
+        """Read a module Linear(d, m) → σ → Linear(m, 1, bias=False), or its state dict.
+
+        activation: σ; None reads it from the module (a ReLU, LeakyReLU or TwoPiece child, ReLU
+        when there is none) and means ReLU for a state dict, which does not record it.
+        """
+        if activation is None:
+            activation = RELU if isinstance(module, dict) else activation_of_module(module)
         if isinstance(module, dict):
             tensors = [v for v in module.values() if isinstance(v, torch.Tensor)]
             names = list(module.keys())
@@ -132,10 +146,10 @@ class TwoLayerNet:
                 if lin.bias is not None:
                     tensors.append(lin.bias)
                     names.append(f"{k}.bias")
-        return cls._from_tensors(names, tensors)
+        return cls._from_tensors(names, tensors, activation_from(activation))
 
     @classmethod
-    def _from_tensors(cls, names: list[str], tensors: list[torch.Tensor]) -> "TwoLayerNet":
+    def _from_tensors(cls, names: list[str], tensors: list[torch.Tensor], activation: Activation) -> "TwoLayerNet":
         mats = [(n, t) for n, t in zip(names, tensors) if t.ndim == 2]
         vecs = [(n, t) for n, t in zip(names, tensors) if t.ndim == 1]
         if len(mats) != 2:
@@ -155,7 +169,7 @@ class TwoLayerNet:
                 raise ValueError(
                     f"unsupported parameter {name!r} of shape {tuple(v.shape)}: the second layer must have no bias."
                 )
-        return cls(W1, _as_array(B)[0], bias)
+        return cls(W1, _as_array(B)[0], bias, activation)
 
     # ------------------------------------------------------------------ io
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> Path:
@@ -164,7 +178,7 @@ class TwoLayerNet:
 
         path = Path(path)
         meta = {"format": "cvxnn.TwoLayerNet", "version": str(FORMAT_VERSION), "bias": json.dumps(self.bias),
-                "extra": json.dumps(metadata or {})}
+                "activation": json.dumps(self.activation.to_dict()), "extra": json.dumps(metadata or {})}
         tmp = path.with_name(path.name + ".tmp")
         try:
             save_file({"W1": np.ascontiguousarray(self.W1), "w2": np.ascontiguousarray(self.w2)}, str(tmp),
@@ -204,14 +218,20 @@ def load(path: str | os.PathLike) -> TwoLayerNet:
         return TwoLayerNet.from_torch(state)
     if meta.get("format") != "cvxnn.TwoLayerNet" or "W1" not in arrays or "w2" not in arrays:
         raise ValueError(f"{str(path)!r} is a safetensors file but not a cvxnn model.")
-    return TwoLayerNet(arrays["W1"], arrays["w2"], bias=json.loads(meta.get("bias", "false")))
+    activation = json.loads(meta["activation"]) if "activation" in meta else "relu"  # files before activations
+    return TwoLayerNet(arrays["W1"], arrays["w2"], bias=json.loads(meta.get("bias", "false")), activation=activation)
 
 
 # ---------------------------------------------------------------------- maps Φ / Ψ
 
 
-def network_from_convex(v: np.ndarray, w: np.ndarray, bias: bool = False, tol: float = 0.0) -> TwoLayerNet:
-    """Φ: blocks v_i, w_i (rows of (P, d) arrays) → neurons (z/√‖z‖, ±√‖z‖) for ‖z‖ > tol."""
+def network_from_convex(v: np.ndarray, w: np.ndarray, bias: bool = False, tol: float = 0.0,
+                        activation: Any = RELU) -> TwoLayerNet:
+    """Φ: blocks v_i, w_i (rows of (P, d) arrays) → neurons (z/√‖z‖, ±√‖z‖) for ‖z‖ > tol.
+
+    The same map for every two-piece σ: σ is positively 1-homogeneous, so the neuron gives
+    ±√‖z‖ σ(Xz/√‖z‖) = ±σ(Xz) = ±(aD + b(I − D))Xz when z ∈ K(D).
+    """
     rows, outs = [], []
     for blocks, sign in ((v, 1.0), (w, -1.0)):
         norms = np.linalg.norm(blocks, axis=1)
@@ -221,11 +241,14 @@ def network_from_convex(v: np.ndarray, w: np.ndarray, bias: bool = False, tol: f
                 outs.append(sign * np.sqrt(nz))
     d = v.shape[1]
     W1 = np.array(rows) if rows else np.zeros((0, d))
-    return TwoLayerNet(W1, np.array(outs), bias)
+    return TwoLayerNet(W1, np.array(outs), bias, activation)
 
 
 def convex_from_network(net: TwoLayerNet, X: Any, tie: str = ">=") -> tuple[Patterns, np.ndarray, np.ndarray]:
-    """Ψ: the net's patterns and blocks (v, w), each (P, d), with v_i − w_i summing the neurons of pattern i."""
+    """Ψ: the net's patterns and blocks (v, w), each (P, d), with v_i − w_i summing the neurons of pattern i.
+
+    The same grouping for every two-piece σ (the fit weights aD_i + b(I − D_i) depend on the pattern only).
+    """
     Xt = net.design(X)
     Z = Xt @ net.W1.T
     masks_all = Z >= 0 if tie == ">=" else Z > 0
@@ -248,15 +271,16 @@ def convex_from_network(net: TwoLayerNet, X: Any, tie: str = ">=") -> tuple[Patt
     return Patterns(masks, gates, complete=False, method="network", info={"tie": tie}), v, w
 
 
-def convex_prediction(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Σ_i D_i X (v_i − w_i), without forming D_i X."""
-    return np.sum(masks * (Xt @ (v - w).T), axis=1)
+def convex_prediction(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray,
+                      activation: Activation = RELU) -> np.ndarray:
+    """Σ_i (aD_i + b(I − D_i)) X (v_i − w_i) (Σ_i D_i X (v_i − w_i) for ReLU), without forming D_i X."""
+    return np.sum(activation.fit_weights(masks) * (Xt @ (v - w).T), axis=1)
 
 
 def convex_objective(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray,
-                     beta: float) -> float:
-    """½‖Σ_i D_i X (v_i − w_i) − y‖² + β Σ_i (‖v_i‖ + ‖w_i‖)  (THEORY (CVX))."""
-    r = convex_prediction(Xt, masks, v, w) - y
+                     beta: float, activation: Activation = RELU) -> float:
+    """½‖Σ_i (aD_i + b(I − D_i)) X (v_i − w_i) − y‖² + β Σ_i (‖v_i‖ + ‖w_i‖)  (THEORY (CVX), §1.6)."""
+    r = convex_prediction(Xt, masks, v, w, activation) - y
     return 0.5 * float(r @ r) + beta * float(np.linalg.norm(v, axis=1).sum() + np.linalg.norm(w, axis=1).sum())
 
 
@@ -268,18 +292,19 @@ def cone_violation(Xt: np.ndarray, masks: np.ndarray, blocks: np.ndarray) -> flo
     return float(np.max(-(S * (Xt @ blocks.T))))
 
 
-def prune(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, tol: float = 1e-12
-          ) -> tuple[np.ndarray, np.ndarray]:
+def prune(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, tol: float = 1e-12,
+          activation: Activation = RELU) -> tuple[np.ndarray, np.ndarray]:
     """Reduce to at most n + 1 nonzero blocks without changing the fit or the penalty.
 
-    With a_k = ±D_i X z_k/‖z_k‖ and c_k = ‖z_k‖ the fit is Σ c_k a_k and the penalty β Σ c_k.
+    With a_k = ±(aD_i + b(I − D_i)) X z_k/‖z_k‖ and c_k = ‖z_k‖ the fit is Σ c_k a_k and the penalty β Σ c_k.
     While more than n + 1 blocks are nonzero, a null vector δ of [a_k; 1] exists; moving
     c ← c − tδ keeps both unchanged and zeroes a block (positive rescaling keeps cone membership).
     """
     n = Xt.shape[0]
     Z = np.vstack([v, w]).copy()
     signs = np.r_[np.ones(len(v)), -np.ones(len(w))]
-    M = np.vstack([masks.T, masks.T])
+    weights = activation.fit_weights(masks).T
+    M = np.vstack([weights, weights])
     c = np.linalg.norm(Z, axis=1)
     c[c <= tol * max(c.max(initial=0.0), 1e-300)] = 0.0
     while True:

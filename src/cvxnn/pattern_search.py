@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .activations import RELU, Activation
 from .certificate import Certificate, _verdict
 from .data import add_bias, as_matrix, as_targets
 from .duality import DualCheck, cone_sigma, scaled_dual_value, spectral_dual_bound
@@ -96,8 +97,8 @@ class SearchResult:
 class _PatternTable:
     """Exact σ per (pattern, sign), memoized, and the distinct patterns seen with their best value."""
 
-    def __init__(self, Xt: np.ndarray, lam: np.ndarray) -> None:
-        self.Xt, self.lam = Xt, lam
+    def __init__(self, Xt: np.ndarray, lam: np.ndarray, activation: Activation = RELU) -> None:
+        self.Xt, self.lam, self.activation = Xt, lam, activation
         self.sigma: dict[tuple[bytes, int], tuple[float, np.ndarray]] = {}
         self.index: dict[bytes, int] = {}
         self.masks: list[np.ndarray] = []
@@ -108,11 +109,12 @@ class _PatternTable:
         self.local_maxima: set[bytes] = set()
 
     def evaluate(self, mask: np.ndarray, sign: int, gate: np.ndarray) -> tuple[float, np.ndarray]:
-        """σ^sign(D) = max{sign·λᵀDX̃u : u ∈ K(D), ‖u‖ ≤ 1} and its maximizer; ``gate`` has pattern D."""
+        """σ^sign(D) = max{sign·λᵀWX̃u : u ∈ K(D), ‖u‖ ≤ 1}, W = aD + b(I − D), and its maximizer; ``gate`` has pattern D."""
         key = mask.tobytes()
         if (key, sign) in self.sigma:
             return self.sigma[(key, sign)]
-        value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (mask * self.lam)))
+        weights = self.activation.fit_weights(mask[:, None])[:, 0]
+        value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights * self.lam)))
         self.sigma[(key, sign)] = (value, u)
         if key not in self.index:
             self.index[key] = len(self.masks)
@@ -208,8 +210,8 @@ def _start_directions(starts: Any, d: int) -> np.ndarray:
 
 def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None = None,
                       n_random: int = DEFAULT_RANDOM_STARTS, seed: int | None = 0,
-                      max_iter: int = DEFAULT_MAX_ITER) -> SearchResult:
-    """Search for unit u with |λᵀ(X̃u)_+| > β by local ascent over activation patterns.
+                      max_iter: int = DEFAULT_MAX_ITER, activation: Activation = RELU) -> SearchResult:
+    """Search for unit u with |λᵀσ(X̃u)| > β by local ascent over activation patterns (σ = ReLU by default).
 
     Args:
         Xt: the design matrix X̃ (n × d, with the bias column if any).
@@ -232,7 +234,7 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     rng = np.random.default_rng(seed)
     given = _start_directions(starts, Xt.shape[1])
     all_starts = np.vstack([given, rng.standard_normal((int(n_random), Xt.shape[1]))])
-    table = _PatternTable(Xt, lam)
+    table = _PatternTable(Xt, lam, activation)
     row_norms = np.linalg.norm(Xt, axis=1)
     expanded: set = set()
     n_iter = 0
@@ -247,7 +249,7 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     return SearchResult(
         patterns=Patterns(masks, gates, complete=False, method="search"),
         values=np.array(table.values, dtype=float), signs=signs, directions=directions,
-        achieved=signs * (np.maximum(directions @ Xt.T, 0.0) @ lam),
+        achieved=signs * (activation(directions @ Xt.T) @ lam),
         local_maxima=np.array([m.tobytes() in table.local_maxima for m in table.masks], dtype=bool), beta=beta,
         n_starts=2 * all_starts.shape[0], n_iter=n_iter, n_projections=len(table.sigma),
         wall_time=time.perf_counter() - start_time)
@@ -278,8 +280,9 @@ def certify_with_search(net: TwoLayerNet, X: Any, y: Any, beta: float, n_random:
 
     The search starts from the network's neuron directions u_j/‖u_j‖, any ``starts`` given, and
     ``n_random`` Gaussian directions. The lower bound d(tλ), t ≤ β/s, uses
-    s = max(‖λ₊‖‖X̃₊‖₂, ‖λ₋‖‖X̃₋‖₂, best found) ≥ sup_u |λᵀ(X̃u)_+| (spectral bound), so it holds
-    for every network of any width; the search alone can only prove suboptimality.
+    s = max(spectral bound, best found) ≥ sup_u |λᵀσ(X̃u)| (:func:`~cvxnn.duality.spectral_dual_bound`,
+    σ = ``net.activation``), so it holds for every network of any width with that activation; the
+    search alone can only prove suboptimality.
     """
     start = time.perf_counter()
     beta = _check_beta(beta)
@@ -288,11 +291,12 @@ def certify_with_search(net: TwoLayerNet, X: Any, y: Any, beta: float, n_random:
     objective = net.objective(X, yv, beta)
     lam = yv - net.hidden(X) @ net.w2
     neuron_starts = np.vstack([net.W1, _start_directions(starts, Xt.shape[1])])
-    search = search_violations(Xt, lam, beta, starts=neuron_starts, n_random=n_random, seed=seed, max_iter=max_iter)
+    search = search_violations(Xt, lam, beta, starts=neuron_starts, n_random=n_random, seed=seed, max_iter=max_iter,
+                               activation=net.activation)
     check = search.dual_check()
-    s_valid = max(spectral_dual_bound(Xt, lam), check.value)
+    s_valid = max(spectral_dual_bound(Xt, lam, net.activation), check.value)
     lower, _ = scaled_dual_value(lam, yv, s_valid, beta)
-    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol)
+    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, net.activation)
     return SearchCertificate(
         objective, lower, verdict, "pattern search + spectral bound", len(search.patterns), False,
         check.value / beta, rtol, time.perf_counter() - start,

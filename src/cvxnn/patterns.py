@@ -4,6 +4,8 @@
 * :func:`enumerate_patterns` lists **all** patterns of data of small rank exactly, from the
   extreme rays of the hyperplane arrangement {x_k^T h = 0} (see :func:`_arrangement_cells`).
 * :func:`network_patterns` gives the patterns of a network's neurons.
+* :func:`drop_complements` keeps one pattern of each pair (D, I − D), enough for an even
+  activation such as abs (THEORY §1.6).
 """
 
 from __future__ import annotations
@@ -211,6 +213,30 @@ def _arrangement_cells(V: np.ndarray, tol: float = 1e-9) -> np.ndarray:
             eps = np.minimum(eps, 1.0)
             out.append((h[:, None] + G * eps[None, :]).T)
     return np.vstack(out)
+
+
+def drop_complements(patterns: Patterns) -> Patterns:
+    """Keep the first pattern of each complementary pair (D, I − D).
+
+    For an even activation (σ(−t) = σ(t), e.g. abs) u ∈ K(D) iff −u ∈ K(I − D) and σ(Xu) = σ(X(−u)),
+    so the pattern I − D adds no neuron and no dual constraint that D does not give: a complete
+    list stays complete *for even activations only* (``info["complements_dropped"]`` records it).
+    In general position the enumerated list is closed under complements, so this halves it.
+    """
+    masks = patterns.masks
+    seen: set[bytes] = set()
+    keep = []
+    for i in range(masks.shape[1]):
+        key = np.packbits(masks[:, i]).tobytes()
+        if key in seen:
+            continue
+        keep.append(i)
+        seen.add(key)
+        seen.add(np.packbits(~masks[:, i]).tobytes())
+    keep_idx = np.array(keep, dtype=int)
+    return Patterns(masks[:, keep_idx], None if patterns.gates is None else patterns.gates[:, keep_idx],
+                    complete=patterns.complete, method=patterns.method,
+                    info={**patterns.info, "complements_dropped": True})
 
 
 def network_patterns(W1, X, tie: str = ">=") -> Patterns:

@@ -109,6 +109,9 @@ def stationarity_certificate(net: TwoLayerNet, X, y, beta: float, rtol: float = 
     of its stationary value; so a run converged to ‖∇NC‖ ≈ 1e-3 certifies at about 1e-6.
     """
     beta = _check_beta(beta)
+    if net.activation.name != "relu":  # the gradient check (nc_objective) is written for ReLU
+        raise ValueError(f"stationarity_certificate supports ReLU networks only, not {net.activation.name!r}; "
+                         "use cvxnn.certify for the global certificate.")
     Xt = net.design(X)
     yv = as_targets(y, Xt.shape[0])
     objective = net.objective(X, yv, beta)

@@ -4,6 +4,8 @@ ReLU program (THEORY (CVX)):
     min ½‖Σ_i D_iX(v_i − w_i) − y‖² + β Σ_i (‖v_i‖ + ‖w_i‖)  s.t. (2D_i − I)Xv_i ≥ 0, (2D_i − I)Xw_i ≥ 0.
 Gated program (THEORY §1.5):
     min ½‖Σ_i D_iXu_i − y‖² + β Σ_i ‖u_i‖.
+For a two-piece activation σ(t) = a(t)_+ + b(t)_- (THEORY §1.6) the fit term uses
+(aD_i + b(I − D_i))X in place of D_iX; the cone constraints stay (2D_i − I)X· ≥ 0.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..activations import RELU, Activation
 from ..data import check_memory
 from .result import SolverOutput
 
@@ -29,7 +32,7 @@ def reference_memory_bytes(n: int, d: int, P: int, formulation: str) -> float:
 
 
 def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: float, formulation: str = "relu",
-                    verbose: bool = False) -> SolverOutput:
+                    verbose: bool = False, activation: Activation = RELU) -> SolverOutput:
     import warnings
 
     import cvxpy as cp
@@ -40,17 +43,18 @@ def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: floa
                  f"the reference solver on {n} samples x {d} features x {P} patterns",
                  "use fewer patterns or a smaller problem.")
     M = masks.astype(float)
+    F = activation.fit_weights(masks)
     start = time.perf_counter()
     V = cp.Variable((d, P))
     if formulation == "relu":
         W = cp.Variable((d, P))
-        pred = cp.sum(cp.multiply(M, Xt @ (V - W)), axis=1)
+        pred = cp.sum(cp.multiply(F, Xt @ (V - W)), axis=1)
         S = 2 * M - 1
         constraints = [cp.multiply(S, Xt @ V) >= 0, cp.multiply(S, Xt @ W) >= 0]
         reg = cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0))
     elif formulation == "gated":
         W = None
-        pred = cp.sum(cp.multiply(M, Xt @ V), axis=1)
+        pred = cp.sum(cp.multiply(F, Xt @ V), axis=1)
         constraints = []
         reg = cp.sum(cp.norm(V, 2, axis=0))
     else:
