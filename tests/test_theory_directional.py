@@ -9,6 +9,7 @@ import torch
 from scipy.integrate import quad, solve_ivp
 
 from cvxnn.theory import directional as D
+from cvxnn.threads import torch_threads
 
 GAUSS = D.chi_radial(3)
 
@@ -128,7 +129,7 @@ def test_population_gradient_flow_matches_depth1_oracle():
         return -grad.numpy()
 
     t_eval = np.array([0.5, 1.0, 2.0, 4.0])
-    with D.single_threaded():
+    with torch_threads(1):
         sol = solve_ivp(rhs, (0.0, 4.0), [0.5, 1.0, 0.0], method="RK45", t_eval=t_eval, rtol=1e-9, atol=1e-12)
     a, log_b = D.depth1_oracle(t_eval)
     np.testing.assert_allclose(sol.y[0], a, rtol=1e-6)

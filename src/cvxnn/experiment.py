@@ -46,6 +46,7 @@ from .data import add_bias, as_matrix, as_targets
 from .network import TwoLayerNet
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
     sample_patterns
+from .threads import torch_threads
 from .training import ConvexFit, fit
 
 TASKS = ("auto", "classification", "regression")
@@ -467,13 +468,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     m = width if width is not None else max(base.neurons, MIN_WIDTH)
     runs = []
     interrupted = False
-    prev_threads = None
-    try:
-        import torch
-
-        if threads is not None:
-            prev_threads = torch.get_num_threads()
-            torch.set_num_threads(int(threads))
+    with torch_threads(threads):
         if adam_lrs or gd_lrs:  # first optimizer construction imports lazily (seconds): keep it off the clocks
             for opt in ("adam", "gd"):
                 train_nonconvex(Xs[:2], t[:2], beta, 1, optimizer=opt, lr=1e-3, epochs=1, bias=bias)
@@ -498,11 +493,6 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                     optimizer=opt, lr=float(lr), epochs=epochs, diverged=bool(run.diverged),
                     interrupted=bool(run.interrupted), history_times=list(run.history.times),
                     history_objectives=list(run.history.objectives)))
-    finally:
-        if prev_threads is not None:
-            import torch
-
-            torch.set_num_threads(prev_threads)
 
     # 3. the convex program on the patterns of the best gradient run
     finite = [r for r in runs if not r.diverged and math.isfinite(r.final_objective)]

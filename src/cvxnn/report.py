@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .experiment import ComparisonResult, ModelResult
+from .experiment import ComparisonResult
 
 SUMMARY = "summary.json"
 FIGURE = "objective_vs_time.png"

@@ -31,8 +31,6 @@ Rates of the paper are unknown (THEORY §7): angles are fitted, never assumed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +40,8 @@ import torch
 from matplotlib.figure import Figure
 from scipy.integrate import solve_ivp
 from scipy.special import erfcx, gammaln
+
+from ..threads import torch_threads
 
 SeedLike = int | np.random.Generator
 LOSSES = ("exponential", "logistic")
@@ -377,27 +377,15 @@ class Trajectory:
     reached_floor: bool
 
 
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch single-threaded inside the block (restoring the previous setting): each GD step here works on
-    ~10⁴–10⁵ numbers, where intra-op threads only add synchronization (40× slower on a loaded 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def population_gd(model: Model, population: SpherePopulation, eta: float, t_max: float,
                   angle_floor: float = 1e-10) -> Trajectory:
     """Full-population gradient descent θ ← θ − η∇R(θ) up to time t_max = (steps)·η, recording every step
-    (single-threaded, see :func:`single_threaded`).
+    (single-threaded, see :func:`cvxnn.threads.torch_threads`).
 
     Stops early once every angle is below ``angle_floor``: beyond it float64 cancellation in the ⊥ components of
     the gradient (sums of O(1) terms with a result of order angle) would dominate.
     """
-    with single_threaded():
+    with torch_threads(1):
         return _population_gd(model, population, eta, t_max, angle_floor)
 
 

@@ -17,14 +17,14 @@ never assumed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+from ..threads import torch_threads
 
 SeedLike = int | np.random.Generator
 
@@ -124,17 +124,6 @@ class GDTrace:
         return np.flatnonzero(self.loss > self.bound * (1.0 + rtol))
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Temporarily run torch with ``n`` intra-op threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def simulate_gd(X: np.ndarray, y: np.ndarray, W0: np.ndarray, a: np.ndarray, eta: float, n_steps: int,
                 H_inf: np.ndarray) -> GDTrace:
     """Run ``n_steps`` of first-layer GD (torch, float64, vectorized over neurons) and record a :class:`GDTrace`.
@@ -143,8 +132,8 @@ def simulate_gd(X: np.ndarray, y: np.ndarray, W0: np.ndarray, a: np.ndarray, eta
     single-threaded when m·n < 2²⁰: on such small steps intra-op threads only add synchronization (over 10×
     slower on a loaded 2-core machine).
     """
-    threads = 1 if W0.shape[0] * X.shape[0] < _SMALL else torch.get_num_threads()
-    with _torch_threads(threads):
+    threads = 1 if W0.shape[0] * X.shape[0] < _SMALL else None
+    with torch_threads(threads):
         return _simulate_gd(X, y, W0, a, eta, n_steps, H_inf)
 
 

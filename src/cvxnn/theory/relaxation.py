@@ -42,9 +42,9 @@ from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
+from ..threads import torch_threads
 from ..cones import decompose
 from ..duality import cone_sigma, gated_norms, max_dual_constraint, scaled_dual_value
 from ..network import convex_prediction, network_from_convex
@@ -257,13 +257,9 @@ def best_adam(X: np.ndarray, y: np.ndarray, beta: float, cfg: RelaxationConfig, 
     """Lowest NC over ``cfg.gd_runs`` Adam runs of width n + 1 (None when disabled)."""
     if cfg.gd_runs == 0:
         return None
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # these matrices are tiny: extra threads only add contention
-    try:
+    with torch_threads(1):  # these matrices are tiny: extra threads only add contention
         runs = [train_nonconvex(X, y, beta, width=X.shape[0] + 1, optimizer="adam", lr=cfg.gd_lr,
                                 epochs=cfg.gd_epochs, seed=seed + k, record_every=50) for k in range(cfg.gd_runs)]
-    finally:
-        torch.set_num_threads(previous)
     return min(r.final_objective for r in runs)
 
 
