@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +11,8 @@ import numpy as np
 @dataclass
 class SolverOutput:
     """Primal blocks (P, d): ``v`` and ``w`` for the ReLU program; for the gated program u is in
-    ``v`` and ``w`` is zero. ``history`` holds (seconds, objective, best lower bound) triples."""
+    ``v`` and ``w`` is zero. ``history`` holds (seconds, objective, best lower bound) triples;
+    ``info`` holds solver-specific diagnostics (e.g. how many pattern groups were screened)."""
 
     v: np.ndarray
     w: np.ndarray
@@ -18,3 +20,4 @@ class SolverOutput:
     n_iter: int
     time: float
     history: list[tuple[float, float, float]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
