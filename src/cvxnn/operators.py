@@ -3,8 +3,15 @@
     A(U) = Σ_i D_i X u_i          (U: P x d  →  n)
     Aᵀ(r) = [Xᵀ D_i r]_i          (r: n  →  P x d)
 
-Never forms D_i X: masks stay boolean and the masking is applied to one chunk of samples
-at a time, so memory is O(chunk · P) beyond X and the masks themselves.
+Never forms D_i X. With M the (n, P) 0/1 matrix whose column i is the diagonal of D_i, both
+products are one matrix product each, so they run at the dense matmul rate:
+
+    A(U)_k = x_kᵀ Σ_i M_ki u_i   →  A(U) = rowsum((M U) ∘ X)        (M U: n x d)
+    Aᵀ(r)  = Mᵀ (r ∘ X)                                            (r ∘ X: row k scaled by r_k)
+
+M is kept in the compute dtype when it fits in ``MASK_CACHE_BYTES``; otherwise each chunk of
+samples is converted from the boolean masks when used, so memory stays O(chunk · P) beyond X
+and the masks.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import check_memory
+from .data import available_memory_bytes, check_memory
+
+MASK_CACHE_BYTES = 2 * 2**30  # at most this much (and a quarter of the free memory) for M in the compute dtype
 
 
 class PatternOperator:
@@ -38,25 +47,30 @@ class PatternOperator:
         self.dtype, self.device = dtype, torch.device(device)
         self.n, self.d, self.P = n, d, P
         self.chunk_rows = chunk_rows or max(1, min(n, (64 * 2**20) // max(1, P * itemsize)))
+        cache = n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * available_memory_bytes())
+        self._mask_values = self.masks.to(dtype) if cache else None
 
     def _chunks(self):
         for start in range(0, self.n, self.chunk_rows):
             stop = min(self.n, start + self.chunk_rows)
             yield slice(start, stop)
 
+    def _mask_chunk(self, sl: slice) -> torch.Tensor:
+        """Rows ``sl`` of M (column i = diagonal of D_i) in the compute dtype."""
+        return self._mask_values[sl] if self._mask_values is not None else self.masks[sl].to(self.dtype)
+
     def matvec(self, U: torch.Tensor) -> torch.Tensor:
-        """Σ_i D_i X u_i for U of shape (P, d)."""
+        """Σ_i D_i X u_i for U of shape (P, d): rowsum((M U) ∘ X)."""
         out = torch.empty(self.n, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            Z = self.X[sl] @ U.T
-            out[sl] = (Z * self.masks[sl]).sum(dim=1)
+            out[sl] = ((self._mask_chunk(sl) @ U) * self.X[sl]).sum(dim=1)
         return out
 
     def rmatvec(self, r: torch.Tensor) -> torch.Tensor:
-        """[Xᵀ D_i r]_i as a (P, d) tensor."""
+        """[Xᵀ D_i r]_i as a (P, d) tensor: Mᵀ (r ∘ X)."""
         out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            out += (self.masks[sl] * r[sl, None]).T @ self.X[sl]
+            out.addmm_(self._mask_chunk(sl).T, r[sl, None] * self.X[sl])
         return out
 
     def cone_products(self, U: torch.Tensor) -> torch.Tensor:
