@@ -20,8 +20,8 @@ G := F(U) − D(θ). The optimal dual point θ* = y − A(U*) is unique, and u_i
 
 and such a group is removed for good. ‖D_iX‖₂ is bounded above by min(‖D_iX‖_F, ‖X‖₂), both
 computed exactly. Removing groups that are zero at every optimum leaves the optimal value and
-θ* unchanged, so the test stays valid on the reduced problem, and dual values of the reduced
-problem are lower bounds for the full one.
+θ* unchanged, so the test stays valid on the reduced problem (checked at each of its gap
+evaluations). Reported lower bounds are only those of dual points feasible for all groups.
 
 **Working sets** (the celer / skglm strategy). The optimality violation of group i is the
 distance of −∇_iF = XᵀD_iλ to β∂‖u_i‖; for u_i = 0 it is (‖XᵀD_iλ‖ − β)_+, so groups are ranked
@@ -149,7 +149,7 @@ class _GatedSolve:
         return (self.best_primal - self.best_lower) / max(abs(self.best_primal), 1e-300)
 
     def record(self, primal: float, U: torch.Tensor | None, idx: torch.Tensor | None,
-               lower: float | None, theta: torch.Tensor | None = None) -> None:
+               lower: float | None, theta: torch.Tensor | None = None, notify: bool = True) -> None:
         """Log a primal value (of U on groups idx, zero elsewhere) and, when certified, a lower bound."""
         if primal < self.best_primal:  # U None: the value of best_U itself
             self.best_primal = primal
@@ -159,13 +159,13 @@ class _GatedSolve:
         if lower is not None and lower > self.best_lower:
             self.best_lower, self.theta = lower, theta
         self.history.append((self.elapsed(), primal, self.best_lower))
-        if self.callback is not None:
+        if notify and self.callback is not None:
             self.callback(self.n_iter, primal, self.best_lower)
 
-    def certify(self) -> GatedCertificate:
+    def certify(self, notify: bool = True) -> GatedCertificate:
         """The certificate of the best iterate over all groups (screened ones included)."""
         c = gated_certificate(self.op, self.y, self.best_U, self.beta)
-        self.record(c.primal, None, None, c.dual, c.scale * c.lam)
+        self.record(c.primal, None, None, c.dual, c.scale * c.lam, notify)
         return c
 
     def screen(self, idx: torch.Tensor, theta_norms: torch.Tensor, gap: float) -> torch.Tensor:
@@ -183,11 +183,10 @@ class _GatedSolve:
                 self.best_primal = float("inf")  # re-evaluated at the next gap evaluation
             self.screen_events.append((self.elapsed(), int((~self.active).sum())))
 
-    def fista(self, idx: torch.Tensor, stop_rel: float, certified: bool) -> str:
+    def fista(self, idx: torch.Tensor, stop_rel: float) -> str:
         """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel.
 
-        ``certified``: idx holds every unscreened group, so the reduced dual values bound the full
-        optimum. Returns "converged", "screened" (enough groups of idx were screened: the caller
+        Its gap evaluations count as certificates only when idx holds every group. Returns "converged", "screened" (enough groups of idx were screened: the caller
         shrinks idx and calls again), "max_iter" or "time_limit".
         """
         sub = restrict(self.op, idx)
@@ -199,6 +198,7 @@ class _GatedSolve:
         slack = 10 * torch.finfo(sub.dtype).eps  # round-off allowance in the sufficient-decrease test
         Y, theta = U.clone(), 1.0
         best_primal, best_dual, k = float("inf"), -float("inf"), 0
+        certified = idx.numel() == self.op.P
         try:
             while True:
                 reason = self.out_of_budget()
@@ -256,9 +256,10 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     ``max_iter`` counts FISTA iterations over all inner solves. Ctrl-C stops the solve and returns
     the best iterate with its certificate. The returned U is the best iterate seen; ``history``
     holds (seconds, objective, best certified lower bound). ``info`` reports "screened" (groups
-    removed), "screen_events" ((seconds, groups removed so far)), "working_sets" (sizes per outer
-    iteration), "outer_iterations", "objective", "lower_bound", "relative_gap" (certified over
-    all groups) and "dual_point" (the feasible θ of the lower bound, as a NumPy vector).
+    removed), "screened_groups" (their indices), "screen_events" ((seconds, groups removed so
+    far)), "working_sets" (sizes per outer iteration), "outer_iterations", "objective",
+    "lower_bound" and "relative_gap" (certified over all groups) and "dual_point" (the θ of that
+    lower bound, feasible for every group, as a NumPy vector).
     """
     s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening)
     ws_sizes: list[int] = []
@@ -286,18 +287,18 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
                     score = torch.where(support, torch.inf, cert.norms.to(support.device))[idx]
                     idx = idx[torch.topk(score, size).indices].sort().values
             ws_sizes.append(int(idx.numel()))
-            certified = idx.numel() == int(s.active.sum())
-            stop_rel = tol if certified else max(tol, inner_ratio * s.relative_gap())
+            stop_rel = tol if idx.numel() == int(s.active.sum()) else max(tol, inner_ratio * s.relative_gap())
             while True:
-                reason = s.fista(idx, stop_rel, certified)
+                reason = s.fista(idx, stop_rel)
                 if reason != "screened":
                     break
                 idx = idx[s.active[idx]]
-                certified = idx.numel() == int(s.active.sum())
     except KeyboardInterrupt:
         status = "interrupted"
-        s.certify()
-    info = {"screened": int((~s.active).sum()), "screen_events": s.screen_events, "working_sets": ws_sizes,
+        s.certify(notify=False)
+    info = {"screened": int((~s.active).sum()),
+            "screened_groups": torch.nonzero(~s.active).flatten().cpu().tolist(),
+            "screen_events": s.screen_events, "working_sets": ws_sizes,
             "outer_iterations": outer, "objective": s.best_primal, "lower_bound": s.best_lower,
             "relative_gap": s.relative_gap(),
             "dual_point": None if s.theta is None else s.theta.cpu().numpy()}
