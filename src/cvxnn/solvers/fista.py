@@ -26,8 +26,8 @@ evaluations). Reported lower bounds are only those of dual points feasible for a
 **Working sets** (the celer / skglm strategy). The optimality violation of group i is the
 distance of −∇_iF = XᵀD_iλ to β∂‖u_i‖; for u_i = 0 it is (‖XᵀD_iλ‖ − β)_+, so groups are ranked
 by the score ‖XᵀD_iλ‖/β. Each outer iteration computes the certificate on all groups, keeps the
-current support plus the best-scored groups (the set at least doubles every outer iteration),
-and runs FISTA on that set until its own gap falls below a fraction ``inner_ratio`` of the global
+current support plus the best-scored groups (at least twice the support; the set doubles when
+an outer iteration did not halve the global gap), and runs FISTA on that set until its own gap falls below a fraction ``inner_ratio`` of the global
 one (or below ``tol``). Once the set covers every unscreened group the outer loop is plain FISTA,
 so the method terminates whenever FISTA does.
 """
@@ -44,7 +44,7 @@ import torch
 from ..operators import PatternOperator
 from .result import SolverOutput
 
-SCREEN_FRACTION = 0.05  # return to the caller to shrink the problem once this share of its groups is screened
+SCREEN_FRACTION = 0.05  # shrink the operator once this share of its groups is screened
 
 
 def group_soft_threshold(U: torch.Tensor, thresh: float) -> torch.Tensor:
@@ -71,9 +71,12 @@ class GatedCertificate:
         return self.primal - self.dual
 
 
-def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float) -> GatedCertificate:
-    """Primal value, residual λ = y − A(U) and the best feasible multiple of λ (accumulated in float64)."""
-    lam = (y - op.matvec(U)).double()
+def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float,
+                      prediction: torch.Tensor | None = None) -> GatedCertificate:
+    """Primal value, residual λ = y − A(U) and the best feasible multiple of λ (accumulated in float64).
+
+    ``prediction``: A(U) when already computed."""
+    lam = (y - (op.matvec(U) if prediction is None else prediction)).double()
     y64 = y.double()
     nrm2 = float(lam @ lam)
     primal = 0.5 * nrm2 + beta * float(U.double().norm(dim=1).sum())
@@ -186,8 +189,10 @@ class _GatedSolve:
     def fista(self, idx: torch.Tensor, stop_rel: float) -> str:
         """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel.
 
-        Its gap evaluations count as certificates only when idx holds every group. Returns "converged", "screened" (enough groups of idx were screened: the caller
-        shrinks idx and calls again), "max_iter" or "time_limit".
+        Two products per iteration: A(Y) = (1 + m)A(U_new) − mA(U) for the extrapolation
+        Y = U_new + m(U_new − U). With screening, groups proved zero at a gap evaluation are
+        dropped from idx without restarting the momentum. Gap evaluations count as certificates
+        only while idx holds every group. Returns "converged", "max_iter" or "time_limit".
         """
         sub = restrict(self.op, idx)
         y, beta = self.y, self.beta
@@ -196,9 +201,9 @@ class _GatedSolve:
             self.L = max(sub.lipschitz(iters=15), 1e-12)
         L = self.L
         slack = 10 * torch.finfo(sub.dtype).eps  # round-off allowance in the sufficient-decrease test
-        Y, theta = U.clone(), 1.0
+        AU = sub.matvec(U)
+        Y, AY, theta = U.clone(), AU.clone(), 1.0
         best_primal, best_dual, k = float("inf"), -float("inf"), 0
-        certified = idx.numel() == self.op.P
         try:
             while True:
                 reason = self.out_of_budget()
@@ -206,13 +211,14 @@ class _GatedSolve:
                     return reason
                 self.n_iter += 1
                 k += 1
-                r = sub.matvec(Y) - y
+                r = AY - y
                 grad = sub.rmatvec(r)
                 fY = 0.5 * float(r @ r)
                 while True:  # backtracking on the smooth part
                     U_new = group_soft_threshold(Y - grad / L, beta / L)
                     D = U_new - Y
-                    r_new = sub.matvec(U_new) - y
+                    AU_new = sub.matvec(U_new)
+                    r_new = AU_new - y
                     bound = fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum())
                     if 0.5 * float(r_new @ r_new) <= bound + slack * abs(fY):
                         break
@@ -220,13 +226,15 @@ class _GatedSolve:
                 if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
                     theta = 1.0
                 theta_next = 0.5 * (1 + (1 + 4 * theta * theta) ** 0.5)
-                Y = U_new + ((theta - 1) / theta_next) * (U_new - U)
-                U, theta = U_new, theta_next
+                m = (theta - 1) / theta_next
+                Y, AY = U_new + m * (U_new - U), AU_new + m * (AU_new - AU)
+                U, AU, theta = U_new, AU_new, theta_next
                 L *= 0.9  # let the step grow again
                 if k % self.gap_every:
                     continue
-                c = gated_certificate(sub, y, U, beta)
+                c = gated_certificate(sub, y, U, beta, prediction=AU)
                 best_primal, best_dual = min(best_primal, c.primal), max(best_dual, c.dual)
+                certified = idx.numel() == self.op.P
                 self.record(c.primal, U, idx, c.dual if certified else None, c.scale * c.lam if certified else None)
                 if best_primal - best_dual <= stop_rel * max(abs(best_primal), 1e-300):
                     return "converged"
@@ -235,8 +243,12 @@ class _GatedSolve:
                     out = self.screen(idx, c.scale * c.norms, best_primal - c.dual)
                     if int(out.sum()) >= max(1, SCREEN_FRACTION * idx.numel()):
                         U[out] = 0.0
+                        self.U[idx] = U
                         self.drop(idx, out)
-                        return "screened"
+                        keep = ~out
+                        idx, U, Y = idx[keep], U[keep], Y[keep]
+                        sub = restrict(self.op, idx)
+                        AU, AY = sub.matvec(U), sub.matvec(Y)
         finally:
             self.U[idx] = U
             self.L = L
@@ -250,8 +262,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     """Minimize the gated program from U0 (zeros by default) until the relative gap ≤ tol.
 
     screening: remove groups proved zero by the gap-safe test (checked at every gap evaluation).
-    working_set: solve on the support plus the best-scored groups (at least ``ws_start``, the set
-    at least doubling each outer iteration), each inner solve to a relative gap of
+    working_set: solve on the support plus the best-scored groups (at least ``ws_start`` and twice
+    the support; doubled when an outer iteration did not halve the gap), each inner solve to a relative gap of
     max(tol, inner_ratio · the current global relative gap).
     ``max_iter`` counts FISTA iterations over all inner solves. Ctrl-C stops the solve and returns
     the best iterate with its certificate. The returned U is the best iterate seen; ``history``
@@ -282,17 +294,16 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
             idx = torch.nonzero(s.active).flatten()
             if working_set and idx.numel():
                 support = s.U.norm(dim=1) > 0
-                size = max(ws_start, 2 * int(support.sum()), 2 * (ws_sizes[-1] if ws_sizes else 0))
+                size = max(ws_start, 2 * int(support.sum()), ws_sizes[-1] if ws_sizes else 0)
+                if ws_sizes and s.relative_gap() > 0.5 * previous_gap:  # too little progress: grow
+                    size = max(size, 2 * ws_sizes[-1])
                 if size < idx.numel():
                     score = torch.where(support, torch.inf, cert.norms.to(support.device))[idx]
                     idx = idx[torch.topk(score, size).indices].sort().values
             ws_sizes.append(int(idx.numel()))
+            previous_gap = s.relative_gap()
             stop_rel = tol if idx.numel() == int(s.active.sum()) else max(tol, inner_ratio * s.relative_gap())
-            while True:
-                reason = s.fista(idx, stop_rel)
-                if reason != "screened":
-                    break
-                idx = idx[s.active[idx]]
+            s.fista(idx, stop_rel)
     except KeyboardInterrupt:
         status = "interrupted"
         s.certify(notify=False)
