@@ -21,7 +21,8 @@ G := F(U) − D(θ). The optimal dual point θ* = y − A(U*) is unique, and u_i
 and such a group is removed for good. ‖D_iX‖₂ is bounded above by min(‖D_iX‖_F, ‖X‖₂), both
 computed exactly. Removing groups that are zero at every optimum leaves the optimal value and
 θ* unchanged, so the test stays valid on the reduced problem (checked at each of its gap
-evaluations). Reported lower bounds are only those of dual points feasible for all groups.
+evaluations). Reported lower bounds are only those of dual points feasible for all groups: the
+best dual point of each reduced solve is rescaled to be feasible for the groups left out.
 
 **Working sets** (the celer / skglm strategy). The optimality violation of group i is the
 distance of −∇_iF = XᵀD_iλ to β∂‖u_i‖; for u_i = 0 it is (‖XᵀD_iλ‖ − β)_+, so groups are ranked
@@ -171,6 +172,23 @@ class _GatedSolve:
         self.record(c.primal, None, None, c.dual, c.scale * c.lam, notify)
         return c
 
+    def offer_dual(self, idx: torch.Tensor, lam: torch.Tensor, scale: float) -> None:
+        """Make θ = scale·λ, feasible for the groups idx, feasible for all groups and keep it if it is the best.
+
+        With s = max ‖XᵀD_iλ‖ over the other groups, t = min(scale, β/s) is feasible everywhere, and
+        it maximizes D(tλ) on that ray because scale already does on the ray's part feasible for idx.
+        """
+        rest = torch.ones(self.op.P, dtype=torch.bool, device=self.op.device)
+        rest[idx] = False
+        t = scale
+        if bool(rest.any()):
+            others = restrict(self.op, torch.nonzero(rest).flatten()).rmatvec(lam.to(self.op.dtype))
+            s = float(others.double().norm(dim=1).max())
+            t = min(t, self.beta / s) if s > 0 else t
+        dual = t * float(lam @ self.y.double()) - 0.5 * t * t * float(lam @ lam)
+        if dual > self.best_lower:
+            self.best_lower, self.theta = dual, t * lam
+
     def screen(self, idx: torch.Tensor, theta_norms: torch.Tensor, gap: float) -> torch.Tensor:
         """Groups of idx (with ‖XᵀD_iθ‖ = theta_norms) that the gap-safe sphere proves zero."""
         radius = math.sqrt(2.0 * max(gap, 0.0))
@@ -190,7 +208,7 @@ class _GatedSolve:
         """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel.
 
         Two products per iteration: A(Y) = (1 + m)A(U_new) − mA(U) for the extrapolation
-        Y = U_new + m(U_new − U). With screening, groups proved zero at a gap evaluation are
+        Y = U_new + m(U_new − U); when the line search fails, A(Y) is first recomputed (round-off). With screening, groups proved zero at a gap evaluation are
         dropped from idx without restarting the momentum. Gap evaluations count as certificates
         only while idx holds every group. Returns "converged", "max_iter" or "time_limit".
         """
@@ -204,6 +222,7 @@ class _GatedSolve:
         AU = sub.matvec(U)
         Y, AY, theta = U.clone(), AU.clone(), 1.0
         best_primal, best_dual, k = float("inf"), -float("inf"), 0
+        best_point: tuple[torch.Tensor, torch.Tensor, float] | None = None  # (idx, λ, t) of best_dual
         try:
             while True:
                 reason = self.out_of_budget()
@@ -214,6 +233,7 @@ class _GatedSolve:
                 r = AY - y
                 grad = sub.rmatvec(r)
                 fY = 0.5 * float(r @ r)
+                fresh = False
                 while True:  # backtracking on the smooth part
                     U_new = group_soft_threshold(Y - grad / L, beta / L)
                     D = U_new - Y
@@ -222,6 +242,12 @@ class _GatedSolve:
                     bound = fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum())
                     if 0.5 * float(r_new @ r_new) <= bound + slack * abs(fY):
                         break
+                    if not fresh:  # first rule out the round-off of the extrapolated A(Y)
+                        fresh, AY = True, sub.matvec(Y)
+                        r = AY - y
+                        grad = sub.rmatvec(r)
+                        fY = 0.5 * float(r @ r)
+                        continue
                     L *= 2.0
                 if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
                     theta = 1.0
@@ -233,7 +259,9 @@ class _GatedSolve:
                 if k % self.gap_every:
                     continue
                 c = gated_certificate(sub, y, U, beta, prediction=AU)
-                best_primal, best_dual = min(best_primal, c.primal), max(best_dual, c.dual)
+                if c.dual > best_dual:
+                    best_dual, best_point = c.dual, (idx, c.lam, c.scale)
+                best_primal = min(best_primal, c.primal)
                 certified = idx.numel() == self.op.P
                 self.record(c.primal, U, idx, c.dual if certified else None, c.scale * c.lam if certified else None)
                 if best_primal - best_dual <= stop_rel * max(abs(best_primal), 1e-300):
@@ -252,6 +280,8 @@ class _GatedSolve:
         finally:
             self.U[idx] = U
             self.L = L
+            if best_point is not None and best_point[0].numel() < self.op.P:
+                self.offer_dual(*best_point)
 
 
 def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: torch.Tensor | None = None,
