@@ -105,7 +105,7 @@ def throughput(n: int, d: int, P: int, dtype_name: str, reps: int, legacy: bool)
         row["legacy_matvec_s"] = median_seconds(lambda: mv(U), reps)
         row["legacy_rmatvec_s"] = median_seconds(lambda: rmv(r), reps)
     for key in [k for k in row if k.endswith("_s")]:
-        row[key.replace("_s", "_gflops")] = flops / row[key] / 1e9
+        row[key[:-2] + "_gflops"] = flops / row[key] / 1e9
     peak = max(row["mm_same_shape_gflops"], row["mm_square_gflops"])
     for prod in ("matvec", "rmatvec") + (("legacy_matvec", "legacy_rmatvec") if legacy else ()):
         row[f"{prod}_fraction_of_dense"] = row[f"{prod}_gflops"] / peak

@@ -1,7 +1,11 @@
 """What gap-safe screening and working sets buy the gated FISTA solver.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_screening.py [--quick] [--problems ...] [--P 100 500]
-        [--betas 0.1 0.01] [--tols 1e-4 1e-6] [--threads 2] [--time-limit 120] [--out benchmarks/results_screening.json]
+        [--betas 0.1 0.01] [--tols 1e-4 1e-6] [--threads 2] [--time-limit 120] [--append]
+        [--out benchmarks/results_screening.json]
+
+``--append`` adds rows to an existing output file, so the grid can be run in short pieces; the
+table printed at the end covers every row in the file.
 
 For each problem, number of sampled patterns P (Gaussian gates, seed 0) and β = f · β_max, where
 β_max = max_i ‖XᵀD_iy‖ is the smallest β at which U = 0 is optimal, the gated program is solved in
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per solve")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results_screening.json"))
+    parser.add_argument("--append", action="store_true", help="add the rows to those already in --out")
     args = parser.parse_args()
     if args.quick:
         args.problems, args.P, args.betas = ["planted_d20", "breast_cancer"], [100], [0.1]
@@ -118,8 +123,12 @@ def main() -> None:
             "torch": torch.__version__, "dtype": "float64", "time_limit_s": args.time_limit,
             "command": "python benchmarks/bench_screening.py " + " ".join(
                 f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                for k, v in vars(args).items() if k not in ("quick", "out") and v is not None)}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+                for k, v in vars(args).items() if k not in ("quick", "out", "append") and v is not None)}
+    runs = [meta]
+    if args.append and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        runs, rows = previous["runs"] + runs, previous["rows"] + rows
+    args.out.write_text(json.dumps({"runs": runs, "rows": rows}, indent=1))
     print_table(rows)
 
 
