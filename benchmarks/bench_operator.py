@@ -49,6 +49,10 @@ def median_seconds(fn, reps: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def dense_seconds(A: torch.Tensor, B: torch.Tensor, reps: int) -> float:
+    return median_seconds(lambda: A @ B, reps)
+
+
 def random_problem(n: int, d: int, P: int, dtype: torch.dtype, seed: int = 0, chunk: int = 20_000
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """X ~ N(0, 1), masks 1[Xh_i ≥ 0] for Gaussian gates h_i, y from a 5-neuron ReLU teacher; built in chunks."""
@@ -94,9 +98,7 @@ def throughput(n: int, d: int, P: int, dtype_name: str, reps: int, legacy: bool)
     row = {"n": n, "d": d, "P": P, "dtype": dtype_name, "flops_per_product": flops}
     row["matvec_s"] = median_seconds(lambda: op.matvec(U), reps)
     row["rmatvec_s"] = median_seconds(lambda: op.rmatvec(r), reps)
-    dense = torch.randn(n, P, generator=g, dtype=dtype)
-    row["mm_same_shape_s"] = median_seconds(lambda: dense @ U, reps)
-    del dense
+    row["mm_same_shape_s"] = dense_seconds(torch.randn(n, P, generator=g, dtype=dtype), U, reps)
     m = max(1, round((n * d * P) ** (1 / 3)))
     A, B = torch.randn(m, m, generator=g, dtype=dtype), torch.randn(m, m, generator=g, dtype=dtype)
     row["mm_square_s"] = median_seconds(lambda: A @ B, reps) * (n * d * P) / m**3

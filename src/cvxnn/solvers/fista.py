@@ -28,9 +28,9 @@ best dual point of each reduced solve is rescaled to be feasible for the groups 
 distance of −∇_iF = XᵀD_iλ to β∂‖u_i‖; for u_i = 0 it is (‖XᵀD_iλ‖ − β)_+, so groups are ranked
 by the score ‖XᵀD_iλ‖/β. Each outer iteration computes the certificate on all groups, keeps the
 current support plus the best-scored groups (at least twice the support; the set doubles when
-an outer iteration did not halve the global gap), and runs FISTA on that set until its own gap falls below a fraction ``inner_ratio`` of the global
-one (or below ``tol``). Once the set covers every unscreened group the outer loop is plain FISTA,
-so the method terminates whenever FISTA does.
+an outer iteration did not halve the global gap), and runs FISTA on that set until its own gap
+falls below a fraction ``inner_ratio`` of the global one (or below ``tol``). Once the set covers
+every unscreened group the outer loop is plain FISTA, so the method terminates whenever FISTA does.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float
 
 
 def group_norm_bounds(op: PatternOperator) -> torch.Tensor:
-    """Upper bounds min(‖D_iX‖_F, ‖X‖₂) ≥ ‖D_iX‖₂ for every group, in float64 on the operator's device.
+    """Upper bounds min(‖D_iX‖_F, ‖X‖₂) ≥ ‖D_iX‖₂ for every group (float64, on the operator's device).
 
     ‖D_iX‖_F² = Σ_k [D_i]_kk ‖x_k‖² (one product of the masks with the row norms); ‖X‖₂ from the
     eigenvalues of the d x d matrix XᵀX.
@@ -208,9 +208,10 @@ class _GatedSolve:
         """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel.
 
         Two products per iteration: A(Y) = (1 + m)A(U_new) − mA(U) for the extrapolation
-        Y = U_new + m(U_new − U); when the line search fails, A(Y) is first recomputed (round-off). With screening, groups proved zero at a gap evaluation are
-        dropped from idx without restarting the momentum. Gap evaluations count as certificates
-        only while idx holds every group. Returns "converged", "max_iter" or "time_limit".
+        Y = U_new + m(U_new − U); when the line search fails, A(Y) is first recomputed (round-off).
+        With screening, groups proved zero at a gap evaluation are dropped from idx without
+        restarting the momentum. Gap evaluations count as certificates only while idx holds every
+        group. Returns "converged", "max_iter" or "time_limit".
         """
         sub = restrict(self.op, idx)
         y, beta = self.y, self.beta
@@ -305,7 +306,7 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     """
     s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening)
     ws_sizes: list[int] = []
-    status, outer = "max_iter", 0
+    status, outer, previous_gap = "max_iter", 0, float("inf")
     try:
         while True:
             cert = s.certify()
