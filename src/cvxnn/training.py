@@ -28,7 +28,7 @@ from .network import TwoLayerNet, convex_objective, convex_prediction, network_f
 from .patterns import Patterns, count_patterns_bound, data_rank, drop_complements, enumerate_patterns, \
     sample_patterns
 from .operators import PatternOperator
-from .solvers.fista import solve_gated_fista
+from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
 
 FORMULATIONS = ("relu", "gated")
@@ -146,8 +146,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     (CVX) with (aD_i + b(I − D_i))X in place of D_iX in the fit term.
 
     solver: "reference" (cvxpy + Clarabel, float64, both formulations), "fista" (accelerated
-    proximal gradient in PyTorch on ``device``/``dtype``, gated program and ReLU only, stops at
-    relative duality gap ``tol``), or "auto" (fista for large gated ReLU problems, else reference).
+    proximal gradient in PyTorch on ``device``/``dtype``, then Newton on the active blocks
+    (:mod:`cvxnn.solvers.newton`); gated program and ReLU only; stops at relative duality gap ``tol``), or "auto" (fista for large gated ReLU problems, else reference).
     """
     Xm = as_matrix(X)
     yv = as_targets(y, Xm.shape[0])
@@ -162,7 +162,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     solver = _choose_solver(solver, formulation, Xt.shape[0] * len(pats), act)
     if solver == "fista":
         op = PatternOperator(Xt, pats.masks, dtype=dtype, device=device)
-        out = solve_gated_fista(op, torch.as_tensor(yv, dtype=dtype, device=device), beta, tol=tol)
+        weights = torch.as_tensor(act.fit_weights(pats.masks), dtype=dtype, device=device)
+        out = solve_gated_polished(op, torch.as_tensor(yv, dtype=dtype, device=device), beta, weights, tol=tol)
     else:
         out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose, activation=act)
     if solver == "reference":  # interior-point dust; proximal methods return exact zeros
