@@ -52,7 +52,7 @@ def test_polish_with_a_wrong_support_is_caught_by_the_full_gap(problem):
     assert value == pytest.approx(ref.objective, rel=1e-8)
 
 
-@pytest.mark.parametrize("activation", ["relu"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "abs"])
 def test_fit_fista_reaches_tight_certified_gaps(problem, activation):
     X, y, pats, beta = problem
     fast = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="fista", tol=1e-9, activation=activation)

@@ -1,10 +1,16 @@
-"""The matrix-free pattern operator of the convex programs (THEORY §1.1, §1.5).
+"""The matrix-free pattern operator of the convex programs (THEORY §1.1, §1.5, §1.6).
 
-    A(U) = Σ_i D_i X u_i          (U: P x d  →  n)
-    Aᵀ(r) = [Xᵀ D_i r]_i          (r: n  →  P x d)
+For an activation σ(t) = a(t)_+ + b(t)_- the fit weights are W_i = aD_i + b(I − D_i), and with
+S_i = 2D_i − I:
 
-Never forms D_i X: masks stay boolean and the masking is applied to one chunk of samples
-at a time, so memory is O(chunk · P) beyond X and the masks themselves.
+    A(U)  = Σ_i W_i X u_i = (a − b) Σ_i D_i X u_i + b X Σ_i u_i        (U: P x d  →  n)
+    Aᵀ(r) = [Xᵀ W_i r]_i = [(a − b) Xᵀ D_i r + b Xᵀ r]_i               (r: n  →  P x d)
+    G(U)  = [S_i X u_i]_i = S ⊙ (X Uᵀ)                                  (U: P x d  →  n x P)
+    Gᵀ(M) = [Xᵀ S_i m_i]_i = (S ⊙ M)ᵀ X                                  (M: n x P  →  P x d)
+
+G(U) ≥ 0 iff every u_i lies in its cone K(D_i). Never forms D_i X: masks stay boolean and the
+masking is applied to one chunk of samples at a time, so memory is O(chunk · P) beyond X, the
+masks and the n x P arguments and results of G and Gᵀ themselves.
 """
 
 from __future__ import annotations
@@ -12,22 +18,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .activations import RELU, Activation
 from .data import check_memory
 
 
 class PatternOperator:
-    """A(U) = Σ_i D_i X u_i on torch tensors, chunked over samples.
+    """A(U) = Σ_i W_i X u_i and the cone map G on torch tensors, chunked over samples.
 
     Args:
         X: (n, d) design matrix (bias column already appended if any).
         masks: (n, P) boolean pattern masks.
         dtype, device: where the products are computed.
         chunk_rows: samples per chunk; chosen so a chunk's n_c x P float block is about 64 MiB.
+        activation: σ(t) = a(t)_+ + b(t)_-, giving the fit weights W_i = aD_i + b(I − D_i) (ReLU: W_i = D_i).
     """
 
     def __init__(self, X: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
                  dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
-                 chunk_rows: int | None = None) -> None:
+                 chunk_rows: int | None = None, activation: Activation = RELU) -> None:
         n, d = X.shape
         P = masks.shape[1]
         itemsize = torch.finfo(dtype).bits // 8
@@ -37,6 +45,7 @@ class PatternOperator:
         self.masks = torch.as_tensor(masks, dtype=torch.bool, device=device)
         self.dtype, self.device = dtype, torch.device(device)
         self.n, self.d, self.P = n, d, P
+        self.activation = activation
         self.chunk_rows = chunk_rows or max(1, min(n, (64 * 2**20) // max(1, P * itemsize)))
 
     def _chunks(self):
@@ -45,24 +54,53 @@ class PatternOperator:
             yield slice(start, stop)
 
     def matvec(self, U: torch.Tensor) -> torch.Tensor:
-        """Σ_i D_i X u_i for U of shape (P, d)."""
+        """Σ_i W_i X u_i = (a − b) Σ_i D_i X u_i + b X Σ_i u_i for U of shape (P, d)."""
+        a, b = self.activation.a, self.activation.b
         out = torch.empty(self.n, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
             Z = self.X[sl] @ U.T
-            out[sl] = (Z * self.masks[sl]).sum(dim=1)
+            out[sl] = (a - b) * (Z * self.masks[sl]).sum(dim=1)
+        if b != 0:
+            out += b * (self.X @ U.sum(dim=0))
         return out
 
-    def rmatvec(self, r: torch.Tensor) -> torch.Tensor:
-        """[Xᵀ D_i r]_i as a (P, d) tensor."""
+    def rmatvec(self, r: torch.Tensor, M: torch.Tensor | None = None) -> torch.Tensor:
+        """[Xᵀ W_i r]_i as a (P, d) tensor; with M (n, P) given, [Xᵀ (W_i r + S_i m_i)]_i = Aᵀ(r) + Gᵀ(M).
+
+        Computed as ((a − b) D ⊙ r1ᵀ + S ⊙ M)ᵀX + b 1(Xᵀr)ᵀ, one product per chunk.
+        """
+        a, b = self.activation.a, self.activation.b
         out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            out += (self.masks[sl] * r[sl, None]).T @ self.X[sl]
+            coef = (a - b) * (self.masks[sl] * r[sl, None])
+            if M is not None:
+                coef += torch.where(self.masks[sl], M[sl], -M[sl])
+            out += coef.T @ self.X[sl]
+        if b != 0:
+            out += b * (self.X.T @ r)[None, :]
         return out
 
     def cone_products(self, U: torch.Tensor) -> torch.Tensor:
-        """(2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""
-        S = self.masks.to(self.dtype) * 2 - 1
-        return S * (self.X @ U.T)
+        """G(U) = S ⊙ (X Uᵀ): (2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""
+        return self.matvec_and_cone(U)[1]
+
+    def matvec_and_cone(self, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A(U), G(U)) from one product X Uᵀ per chunk."""
+        a, b = self.activation.a, self.activation.b
+        fit = torch.empty(self.n, dtype=self.dtype, device=self.device)
+        cone = torch.empty(self.n, self.P, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            Z = self.X[sl] @ U.T
+            fit[sl] = (a - b) * (Z * self.masks[sl]).sum(dim=1) + b * Z.sum(dim=1)
+            cone[sl] = torch.where(self.masks[sl], Z, -Z)
+        return fit, cone
+
+    def cone_adjoint(self, M: torch.Tensor) -> torch.Tensor:
+        """Gᵀ(M) = (S ⊙ M)ᵀ X = [Xᵀ S_i m_i]_i as a (P, d) tensor, for M of shape (n, P)."""
+        out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            out += torch.where(self.masks[sl], M[sl], -M[sl]).T @ self.X[sl]
+        return out
 
     def lipschitz(self, iters: int = 30, seed: int = 0) -> float:
         """‖A‖₂² by power iteration on AᵀA (an estimate from below; callers back off by line search)."""

@@ -1,6 +1,6 @@
 """`cvxnn.fit`: train a two-layer ReLU network by solving its convex program (THEORY §1).
 
-    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista",
+    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista" | "al",
         activation="relu" | "leaky_relu" | "abs" | (a, b))
 
 ReLU ("relu"): the exact cone-constrained program (CVX) on the given patterns; with all
@@ -28,14 +28,16 @@ from .network import TwoLayerNet, convex_objective, convex_prediction, network_f
 from .patterns import Patterns, count_patterns_bound, data_rank, drop_complements, enumerate_patterns, \
     sample_patterns
 from .operators import PatternOperator
+from .solvers.augmented_lagrangian import solve_relu_al
 from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
 
 FORMULATIONS = ("relu", "gated")
-SOLVERS = ("auto", "reference", "fista")
+SOLVERS = ("auto", "reference", "fista", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
-SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",)}
-SOLVER_ACTIVATIONS = {"reference": ("relu", "leaky_relu", "abs", "two_piece"), "fista": ("relu",)}
+SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "al": ("relu",)}
+SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "al")}
+AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses a first-order solver
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -147,7 +149,10 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
 
     solver: "reference" (cvxpy + Clarabel, float64, both formulations), "fista" (accelerated
     proximal gradient in PyTorch on ``device``/``dtype``, then Newton on the active blocks
-    (:mod:`cvxnn.solvers.newton`); gated program and ReLU only; stops at relative duality gap ``tol``), or "auto" (fista for large gated ReLU problems, else reference).
+    (:mod:`cvxnn.solvers.newton`); gated program; stops at relative duality gap ``tol``), "al"
+    (augmented Lagrangian in PyTorch, ReLU program, stops at a certified relative gap ``tol``; slow
+    to reach small gaps, so never chosen automatically), or "auto" (fista for gated programs with
+    n·P > 50 000, else reference).
     """
     Xm = as_matrix(X)
     yv = as_targets(y, Xm.shape[0])
@@ -160,10 +165,15 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     Xt = add_bias(Xm) if bias else Xm
     pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
     solver = _choose_solver(solver, formulation, Xt.shape[0] * len(pats), act)
-    if solver == "fista":
-        op = PatternOperator(Xt, pats.masks, dtype=dtype, device=device)
-        weights = torch.as_tensor(act.fit_weights(pats.masks), dtype=dtype, device=device)
-        out = solve_gated_polished(op, torch.as_tensor(yv, dtype=dtype, device=device), beta, weights, tol=tol)
+    if solver in ("fista", "al"):
+        op = PatternOperator(Xt, pats.masks, dtype=dtype, device=device, activation=act)
+        yt = torch.as_tensor(yv, dtype=dtype, device=device)
+        if solver == "fista":
+            weights = torch.as_tensor(act.fit_weights(pats.masks), dtype=dtype, device=device)
+            out = solve_gated_polished(op, yt, beta, weights, tol=tol)
+        else:  # returns cone-feasible blocks (repaired in float64), so no polishing
+            out = solve_relu_al(op, yt, beta, tol=tol, interior=None if pats.gates is None else pats.gates.T,
+                                design=Xt)
     else:
         out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose, activation=act)
     if solver == "reference":  # interior-point dust; proximal methods return exact zeros
@@ -179,6 +189,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         value, _ = scaled_dual_value(lam, yv, c.value, beta)
         if value > lower:
             lower, check = value, c
+    if solver == "al" and out.history:  # the solver's own certificate is valid for the same program
+        lower = max(lower, out.history[-1][2])
     if formulation == "gated":
         nv, nw = _decompose_all(Xt, pats, v)
     else:
@@ -195,8 +207,7 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
 def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU) -> str:
     """Resolve "auto" and refuse combinations a solver does not declare (SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS)."""
     if solver == "auto":
-        fista_ok = activation.name in SOLVER_ACTIVATIONS["fista"]
-        return "fista" if formulation == "gated" and size > 50_000 and fista_ok else "reference"
+        return "fista" if formulation == "gated" and size > AUTO_FAST_SIZE else "reference"
     if formulation not in SOLVER_FORMULATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "
                          f"it supports {', '.join(SOLVER_FORMULATIONS[solver])}. Use solver='reference'.")
