@@ -64,11 +64,13 @@ class Loss:
         smooth: whether ∇L is single-valued (then λ = −∇L(ŷ*) is the unique optimal dual point;
             for a nonsmooth loss the solver's own dual point is used as well).
         vector: whether targets are per-class (cross-entropy: predictions of shape (n, c)).
+        curvature: a Lipschitz constant κ of ∇L (∞ for a nonsmooth loss); used to prove decreases.
     """
 
     name: str = ""
     smooth: bool = True
     vector: bool = False
+    curvature: float = 1.0
 
     def targets(self, y: Any, n_samples: int) -> np.ndarray:
         """Validate labels and return them in the form the other methods take."""
@@ -95,6 +97,10 @@ class Loss:
     def best_scale(self, lam: np.ndarray, y: np.ndarray, t_max: float) -> float:
         """argmax of d(tλ) over t ∈ [0, min(t_max, T_dom(λ))]."""
         raise NotImplementedError
+
+    def free_duals(self, pred: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray | None:
+        """Entries where −∂L(ŷ) is not a single point (within ``tol``), None for a smooth loss."""
+        return None
 
     def repair(self, lam: np.ndarray, y: np.ndarray) -> np.ndarray:
         """A nearby direction whose ray {tλ : t ≥ 0} meets dom(−L*(−·)) beyond 0 (for solver duals
@@ -199,6 +205,7 @@ class LogisticLoss(Loss):
     """
 
     name: str = "logistic"
+    curvature: float = 0.25
 
     def targets(self, y: Any, n_samples: int) -> np.ndarray:
         return _sign_labels(y, n_samples, "logistic")
@@ -255,6 +262,11 @@ class HingeLoss(Loss):
 
     name: str = "hinge"
     smooth: bool = False
+    curvature: float = np.inf
+
+    def free_duals(self, pred: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray:
+        """Margin points |1 − y_k ŷ_k| ≤ tol, where λ_k y_k may be anything in [0, 1]."""
+        return np.abs(1.0 - y * np.asarray(pred)) <= tol
 
     def targets(self, y: Any, n_samples: int) -> np.ndarray:
         return _sign_labels(y, n_samples, "hinge")
@@ -312,6 +324,7 @@ class CrossEntropyLoss(Loss):
 
     name: str = "cross_entropy"
     vector: bool = True
+    curvature: float = 0.5  # the Hessian diag(p) − ppᵀ of logsumexp has eigenvalues ≤ 1/2
 
     def targets(self, y: Any, n_samples: int) -> np.ndarray:
         """Integer labels 0..c−1 (shape (n,)) or a one-hot (n, c) matrix → one-hot float (n, c).
