@@ -197,23 +197,40 @@ def _verdict(Xt: np.ndarray, lam: np.ndarray, objective: float, lower: float, ch
 def _refine_free_duals(net: TwoLayerNet, Xt: np.ndarray, pred: np.ndarray, y: np.ndarray, lam: np.ndarray,
                        beta: float, loss: Loss, tol: float = 1e-7) -> np.ndarray:
     """For a loss with a set-valued subgradient (hinge), choose the free entries of λ from the
-    stationarity conditions sign(α_j)·Xᵀ W_j λ = β u_j/‖u_j‖ of the active neurons (bounded least
-    squares over λ_k y_k ∈ [0, 1] at the margin points); λ unchanged when nothing is free."""
+    stationarity conditions of the active neurons (λ unchanged when nothing is free).
+
+    At an optimum each neuron j, in the cone program, satisfies
+    sign(α_j)·XᵀW_jλ + Σ_{k tied} γ_jk x_k = β u_j/‖u_j‖, the γ_jk accounting for the cone constraints
+    active at rows with x_kᵀu_j = 0 (and for the tie's side). Bounded least squares over the free
+    λ_k y_k ∈ [0, 1] (margin points) and unbounded γ picks λ; any choice gives a valid bound.
+    """
     free = loss.free_duals(pred, y, tol)
     active = np.flatnonzero((net.w2 != 0) & (np.linalg.norm(net.W1, axis=1) > 0))
     if free is None or not free.any() or active.size == 0:
         return lam
     from scipy.optimize import lsq_linear
 
-    rows, rhs = [], []
+    d, n_free = Xt.shape[1], int(free.sum())
+    row_norms = np.linalg.norm(Xt, axis=1)
+    blocks, ties, rhs = [], [], []
     for j in active:
         u = net.W1[j]
-        mask = Xt @ u >= 0
-        weights = net.activation.fit_weights(mask[:, None])[:, 0]
+        z = Xt @ u
+        weights = net.activation.fit_weights((z >= 0)[:, None])[:, 0]
         A = np.sign(net.w2[j]) * (Xt.T * weights)  # d x n: sign(α_j) Xᵀ W_j
-        rows.append(A[:, free] * y[free])
+        blocks.append(A[:, free] * y[free])
+        ties.append(Xt[np.abs(z) <= 1e3 * tol * row_norms * np.linalg.norm(u)].T)
         rhs.append(beta * u / np.linalg.norm(u) - A[:, ~free] @ lam[~free])
-    p = lsq_linear(np.vstack(rows), np.concatenate(rhs), bounds=(0.0, 1.0)).x
+    n_ties = sum(t.shape[1] for t in ties)
+    M = np.zeros((d * active.size, n_free + n_ties))
+    col = n_free
+    for r, (B, T) in enumerate(zip(blocks, ties)):
+        M[r * d:(r + 1) * d, :n_free] = B
+        M[r * d:(r + 1) * d, col:col + T.shape[1]] = T
+        col += T.shape[1]
+    lo = np.r_[np.zeros(n_free), np.full(n_ties, -np.inf)]
+    hi = np.r_[np.ones(n_free), np.full(n_ties, np.inf)]
+    p = lsq_linear(M, np.concatenate(rhs), bounds=(lo, hi)).x[:n_free]
     out = lam.copy()
     out[free] = y[free] * p
     return out
