@@ -10,7 +10,9 @@ import numpy as np
 @dataclass
 class SolverOutput:
     """Primal blocks (P, d): ``v`` and ``w`` for the ReLU program; for the gated program u is in
-    ``v`` and ``w`` is zero. ``history`` holds (seconds, objective, best lower bound) triples."""
+    ``v`` and ``w`` is zero; for vector outputs the blocks are (P, d, c). ``history`` holds
+    (seconds, objective, best lower bound) triples. ``dual``: an optimal dual point of the loss
+    (±λ, sign unknown) when the solver reports one, else None."""
 
     v: np.ndarray
     w: np.ndarray
@@ -18,3 +20,4 @@ class SolverOutput:
     n_iter: int
     time: float
     history: list[tuple[float, float, float]] = field(default_factory=list)
+    dual: np.ndarray | None = None
