@@ -8,10 +8,11 @@ from .activations import Activation, activation_from
 from .certificate import Certificate, certify
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor
 from .network import TwoLayerNet, load
-from .pattern_search import certify_with_search, column_generation_fit, search_violations
+from .pattern_search import SearchOptions, SearchReport, certify_with_search, column_generation_fit, \
+    search_violations
 from .patterns import Patterns, enumerate_patterns, network_patterns, sample_patterns
 from .stationarity import stationarity_certificate
-from .training import ConvexFit, fit
+from .training import ConvexFit, NonconvexInit, fit
 from .trajectory import convex_along_trajectory, train_with_trajectory
 
 __all__ = [
@@ -20,7 +21,10 @@ __all__ = [
     "ConvexFit",
     "ConvexReLUClassifier",
     "ConvexReLURegressor",
+    "NonconvexInit",
     "Patterns",
+    "SearchOptions",
+    "SearchReport",
     "TwoLayerNet",
     "activation_from",
     "certify",
