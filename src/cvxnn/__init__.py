@@ -10,6 +10,7 @@ from .estimators import ConvexReLUClassifier, ConvexReLURegressor
 from .network import TwoLayerNet, load
 from .pattern_search import SearchOptions, SearchReport, certify_with_search, column_generation_fit, \
     search_violations
+from .path import PathResult, path
 from .patterns import Patterns, enumerate_patterns, network_patterns, sample_patterns
 from .stationarity import stationarity_certificate
 from .training import ConvexFit, NonconvexInit, fit
@@ -22,6 +23,7 @@ __all__ = [
     "ConvexReLUClassifier",
     "ConvexReLURegressor",
     "NonconvexInit",
+    "PathResult",
     "Patterns",
     "SearchOptions",
     "SearchReport",
@@ -35,6 +37,7 @@ __all__ = [
     "fit",
     "load",
     "network_patterns",
+    "path",
     "sample_patterns",
     "search_violations",
     "stationarity_certificate",

@@ -273,16 +273,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         raising KeyboardInterrupt there (or Ctrl-C) ends the search with the best fit so far
         (status "interrupted").
     """
-    Xm = as_matrix(X)
-    yv = as_targets(y, Xm.shape[0])
-    beta = _check_beta(beta)
-    if formulation not in FORMULATIONS:
-        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
-    act = activation_from(activation, negative_slope)
-    Xt = add_bias(Xm) if bias else Xm
-    program = Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, device, verbose, prune_network)
+    program = make_program(X, y, beta, formulation, solver, bias, activation, negative_slope, tol, dtype, device,
+                           verbose, prune_network)
+    Xt, act = program.Xt, program.activation
     if patterns is None and isinstance(warm_start, ConvexFit):
         patterns = warm_start.patterns
     if init_nonconvex is None and not search:
@@ -296,6 +289,23 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
                          f"got formulation={formulation!r}.")
     return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
                              seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback)
+
+
+def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver: str = "auto", bias: bool = False,
+                 activation: Any = "relu", negative_slope: float = DEFAULT_NEGATIVE_SLOPE, tol: float = 1e-6,
+                 dtype: torch.dtype = torch.float64, device: str = "cpu", verbose: bool = False,
+                 prune_network: bool = True) -> Program:
+    """Validate ``fit``'s arguments and return the :class:`Program` they describe."""
+    Xm = as_matrix(X)
+    yv = as_targets(y, Xm.shape[0])
+    beta = _check_beta(beta)
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
+    act = activation_from(activation, negative_slope)
+    Xt = add_bias(Xm) if bias else Xm
+    return Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, device, verbose, prune_network)
 
 
 def warm_start_blocks(warm_start: Any, pats: Patterns, d: int) -> tuple[np.ndarray, np.ndarray] | None:
