@@ -250,7 +250,7 @@ def test_init_stores_parameters_unmodified():
     est = ConvexReLUClassifier(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                standardize=False, random_state=rs)
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
-                                    standardize=False, random_state=rs)
+                                    standardize=False, random_state=rs, solver="auto", search=None, tol=1e-6)
 
 
 def test_all_patterns_give_a_global_certificate():

@@ -163,3 +163,25 @@ def test_progress_display_runs(capsys):
     res = cvxnn.fit(X, y, BETA, patterns=5, search=SearchOptions(max_rounds=2), progress=True)
     assert len(res.search.rounds) <= 2
     assert "pattern search" in capsys.readouterr().err
+
+
+def test_estimators_take_solver_search_and_tol():
+    from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ np.array([1.0, -2.0, 0.5]), 0) + 0.1 * rng.standard_normal(40)
+    plain = ConvexReLURegressor(alpha=0.01, n_patterns=4).fit(X, y)
+    searched = ConvexReLURegressor(alpha=0.01, n_patterns=4, search=SearchOptions(max_rounds=4)).fit(X, y)
+    assert searched.objective_ <= plain.objective_ * (1 + 1e-9)
+    assert searched.convex_fit_.search is not None and len(searched.convex_fit_.patterns) > 4
+    assert 0 <= searched.dual_gap_ < 1e-5 and isinstance(searched.n_iter_, int)
+    gated = ConvexReLUClassifier(alpha=0.01, n_patterns=20, formulation="gated", solver="fista", tol=1e-5)
+    gated.fit(X, y > np.median(y))
+    assert gated.convex_fit_.solver == "fista" and gated.convex_fit_.relative_gap <= 1e-5
+    with pytest.raises(ValueError, match="solver"):
+        ConvexReLURegressor(solver="adam").fit(X, y)
+    with pytest.raises(ValueError, match="ReLU program"):
+        ConvexReLURegressor(formulation="gated", search=True).fit(X, y)
+    with pytest.raises(ValueError, match="tol"):
+        ConvexReLURegressor(tol=0).fit(X, y)
