@@ -173,7 +173,7 @@ def _neighbour_points(Xt: np.ndarray, u: np.ndarray, row_norms: np.ndarray) -> l
 
 
 def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.ndarray, expanded: set,
-            max_iter: int) -> int:
+            max_iter: int, first_improvement: bool = False) -> int:
     """Monotone ascent of σ^sign over adjacent patterns from the pattern of ``start``; returns the steps.
 
     Step: u = argmax of sign·λᵀDX̃u on K(D) ∩ ball (the projected iterate
@@ -184,7 +184,9 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
 
     The neighbours are screened in one product: σ(D') ≤ ‖X̃ᵀW'λ‖, so they are projected in
     decreasing order of the screen and the rest skipped once it falls below the best σ found;
-    the step taken is the same as if every neighbour were projected.
+    the step taken is the same as if every neighbour were projected. With ``first_improvement``
+    the step goes to the first neighbour (in that order) that beats σ(D): fewer projections per
+    step, the same stopping test (a local maximum needs every neighbour checked).
     """
     mask, gate = _pattern_of(table.Xt, start), start
     for step in range(max_iter):
@@ -208,6 +210,8 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
                     v, _ = table.evaluate(masks[:, j], sign, H[j])
                     if v > best[0]:
                         best = (v, masks[:, j], H[j])
+                        if first_improvement:
+                            break
         if best[1] is None:
             table.local_maxima.add(mask.tobytes())
             return step + 1
@@ -264,7 +268,7 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
                       screened_starts: np.ndarray | None = None, n_screen: int = 0,
                       screen_steps: int = DEFAULT_SCREEN_STEPS, n_best: int = DEFAULT_BEST_STARTS,
                       max_ascents: int | None = None, stop_after: int | None = None, viol_rtol: float = 0.0,
-                      time_limit: float | None = None) -> SearchResult:
+                      first_improvement: bool = False, time_limit: float | None = None) -> SearchResult:
     """Search for unit u with |λᵀσ(X̃u)| > β by local ascent over activation patterns (σ = ReLU by default).
 
     Args:
@@ -284,6 +288,8 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
             at most ``max_ascents`` of them (None: no limit).
         stop_after: no further ascent is started once this many local maxima with
             σ^± > β(1 + viol_rtol) have been found (None: run every ascent).
+        first_improvement: each exact step moves to the first improving neighbour in screen
+            order instead of the best one (see :func:`_ascend`).
         time_limit: seconds after which no further ascent is started.
 
     Each start u₀ gives the pattern D = 1[X̃u₀ ≥ 0]; the ascent (see :func:`_ascend`) maximizes
@@ -324,7 +330,7 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
         if stop_after is not None and sum(table.values[table.index[m]] > threshold
                                           for m in table.local_maxima) >= stop_after:
             break
-        n_iter += _ascend(table, g / np.linalg.norm(g), sign, row_norms, expanded, max_iter)
+        n_iter += _ascend(table, g / np.linalg.norm(g), sign, row_norms, expanded, max_iter, first_improvement)
     n = Xt.shape[0]
     masks = np.array(table.masks, dtype=bool).T if table.masks else np.zeros((n, 0), dtype=bool)
     gates = np.array(table.gates).T if table.gates else np.zeros((d, 0))
@@ -412,6 +418,7 @@ class SearchOptions:
     viol_rtol: a pattern is violated when σ^± > β(1 + viol_rtol).
     keep_inactive: keep patterns whose blocks are zero; by default they are dropped from the next
         list (the solution stays feasible, so the objective still cannot increase).
+    first_improvement: exact ascent steps take the first improving neighbour (fewer projections).
     """
 
     max_rounds: int = 20
@@ -426,6 +433,7 @@ class SearchOptions:
     max_add: int | None = 20
     viol_rtol: float = 1e-6
     keep_inactive: bool = False
+    first_improvement: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_rounds", "n_screen", "n_random", "n_best", "screen_steps", "max_iter"):
@@ -486,7 +494,8 @@ class SearchReport:
         result, not a proof), "max_rounds", "time_limit", "interrupted" or "no_search".
     max_violation: the largest |λᵀσ(X̃u)|/β found at the returned fit's dual point λ = y − ŷ, each
         value an exact cone projection at a real pattern: above 1 proves the returned network is
-        not globally optimal; at most 1 proves nothing beyond the list (nan if no search ran).
+        not globally optimal; at most 1 proves nothing beyond the list (nan if no search ran or
+        the time limit left it no projection).
     n_starts, n_screened, n_projections: totals over the rounds (start directions × signs,
         patterns screened by ‖X̃ᵀWλ‖, exact projections).
     init_objective, init_time: NC of the nonconvex seed run and its seconds (None without one).
@@ -564,9 +573,10 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                     activation=act, screened_starts=None if options.exact_starts else _round_starts(res, pats),
                     n_screen=options.n_screen, screen_steps=options.screen_steps, n_best=options.n_best,
                     max_ascents=options.max_ascents, viol_rtol=options.viol_rtol, time_limit=remaining,
-                    stop_after=None if options.max_add is None else 2 * options.max_add)
+                    stop_after=None if options.max_add is None else 2 * options.max_add,
+                    first_improvement=options.first_improvement)
                 new = _new_patterns(pats, found, options.viol_rtol, options.max_add)
-                max_violation = found.best_value / beta
+                max_violation = found.best_value / beta if found.values.size else float("nan")
                 totals += (found.n_starts, found.n_screened, found.n_projections)
                 rounds.append(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
                                        found.wall_time, found.n_projections, found.n_screened))
@@ -651,7 +661,7 @@ def column_generation_fit(X: Any, y: Any, beta: float, patterns0: Any = 5, max_r
     """
     options = SearchOptions(max_rounds=max_rounds, n_screen=0, n_random=n_random, exact_starts=True,
                             max_ascents=None, max_iter=max_iter, max_add=max_add, viol_rtol=viol_rtol,
-                            keep_inactive=True)
+                            keep_inactive=True, first_improvement=False)
     res = fit(X, y, beta, patterns=patterns0, bias=bias, seed=seed, search=options)
     return ColumnGenerationResult(res, res.search.rounds, res.search.converged)
 
