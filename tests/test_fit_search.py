@@ -185,3 +185,11 @@ def test_estimators_take_solver_search_and_tol():
         ConvexReLURegressor(formulation="gated", search=True).fit(X, y)
     with pytest.raises(ValueError, match="tol"):
         ConvexReLURegressor(tol=0).fit(X, y)
+
+
+def test_progress_of_a_single_fista_solve(capsys):
+    X, y = _planted(1, n=30, d=4)
+    res = cvxnn.fit(X, y, BETA, patterns=20, formulation="gated", solver="fista", progress=True)
+    assert res.relative_gap <= 1e-6
+    err = capsys.readouterr().err
+    assert "relative gap" in err and "pattern search" not in err

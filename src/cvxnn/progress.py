@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 
 class FitProgress:
-    """A bar over the search rounds and a line for the running solve; does nothing when disabled.
+    """A bar over the search rounds (when ``total_rounds`` is given) and a line for the running solve;
+    does nothing when disabled.
 
     Use as a context manager; :meth:`solver` is a solver callback (iteration, objective, lower
     bound) and :meth:`round` takes a :class:`~cvxnn.pattern_search.RoundLog`.
@@ -27,7 +28,8 @@ class FitProgress:
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
                                       MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True))
             self._progress.start()
-            self._rounds = self._progress.add_task("pattern search", total=self._total)
+            if self._total is not None:
+                self._rounds = self._progress.add_task("pattern search", total=self._total)
             self._solve = self._progress.add_task("solve", total=None)
         return self
 

@@ -29,6 +29,7 @@ from .losses import SQUARED
 from .network import TwoLayerNet, convex_objective, convex_prediction, network_from_convex, prune
 from .patterns import Patterns, count_patterns_bound, data_rank, drop_complements, enumerate_patterns, \
     sample_patterns
+from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.fista import solve_gated_fista
 from .solvers.reference import solve_reference
@@ -268,7 +269,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     warm_start: a previous :class:`ConvexFit` (its blocks are matched to this list by pattern; its
         list is used when ``patterns`` is None) or blocks (v, w) of shape (P, d) for this list.
         Solvers in SOLVER_WARM_STARTS start there; the fit is never worse than the start.
-    progress: show the rounds and solver progress with rich (also when ``verbose``).
+    progress: show the search rounds and the iterative solvers' progress (objective, gap) with rich
+        on stderr (the reference solver prints its own log when ``verbose``).
     callback: with a search, called with each round's :class:`~cvxnn.pattern_search.RoundLog`;
         raising KeyboardInterrupt there (or Ctrl-C) ends the search with the best fit so far
         (status "interrupted").
@@ -280,7 +282,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         patterns = warm_start.patterns
     if init_nonconvex is None and not search:
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
-        return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1]))
+        with FitProgress(progress, None) as bar:
+            return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1]), callback=bar.solver)
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
