@@ -251,7 +251,7 @@ def test_init_stores_parameters_unmodified():
                                standardize=False, random_state=rs)
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                     standardize=False, random_state=rs, activation="relu", negative_slope=0.01,
-                                    loss="log_loss")
+                                    loss="log_loss", solver="auto", search=None, tol=1e-6)
 
 
 def test_all_patterns_give_a_global_certificate():

@@ -40,7 +40,8 @@ from .activations import DEFAULT_NEGATIVE_SLOPE, activation_from
 from .data import add_bias
 from .network import TwoLayerNet
 from .patterns import Patterns, sample_patterns
-from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, fit as convex_fit, resolve_patterns
+from .pattern_search import SearchOptions
+from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, fit as convex_fit, resolve_patterns
 
 __all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
 
@@ -69,7 +70,8 @@ class _ConvexReLUBase(BaseEstimator):
     _LOSSES: tuple = ("squared",)
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
-                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared"):
+                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
+                 solver="auto", search=None, tol=1e-6):
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.formulation = formulation
@@ -79,6 +81,9 @@ class _ConvexReLUBase(BaseEstimator):
         self.activation = activation
         self.negative_slope = negative_slope
         self.loss = loss
+        self.solver = solver
+        self.search = search
+        self.tol = tol
 
     # -------------------------------------------------------------- parameters
     def _check_params(self) -> None:
@@ -100,6 +105,15 @@ class _ConvexReLUBase(BaseEstimator):
         for attr in ("fit_intercept", "standardize"):
             if not isinstance(getattr(self, attr), (bool, np.bool_)):
                 raise TypeError(f"{name}: {attr} must be True or False, got {getattr(self, attr)!r}.")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}.")
+        if not (self.search is None or isinstance(self.search, (bool, np.bool_, SearchOptions))):
+            raise TypeError(f"{name}: search must be None, True, False or a cvxnn.SearchOptions, got {self.search!r}.")
+        if self.search and self.formulation != "relu":
+            raise ValueError(f"{name}: the pattern search solves the ReLU program; use formulation='relu' with search.")
+        t = self.tol
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
+            raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")
         rs = self.random_state
         if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
                 or isinstance(rs, (bool, np.bool_)):
@@ -156,7 +170,9 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _solve(self, Xs: np.ndarray, y: np.ndarray, beta: float, pats: Patterns, loss: str = "squared"):
         return convex_fit(Xs, y, beta, patterns=pats, formulation=self.formulation, bias=bool(self.fit_intercept),
-                          activation=self.activation, negative_slope=self.negative_slope, loss=loss)
+                          activation=self.activation, negative_slope=self.negative_slope, loss=loss,
+                          solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
+                          else self.search, tol=float(self.tol), seed=self._seed())
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""
@@ -197,8 +213,17 @@ _PARAMS_DOC = """
         Standardize the features inside ``fit`` (mean 0, population std 1; constant features
         get scale 1). The statistics are stored in ``mean_`` and ``scale_`` and re-applied by
         ``predict``. The regularization acts on the standardized inputs.
+    solver : {"auto", "reference", "fista"}, default="auto"
+        The solver of ``cvxnn.fit`` ("auto" picks by problem size and formulation; "fista" solves
+        the gated program only).
+    search : None, bool or cvxnn.SearchOptions, default=None
+        Pattern search (column generation) from the ``n_patterns`` list: True for the default
+        budget, a ``cvxnn.SearchOptions`` for another; ReLU formulation only. The grown list of
+        each program is in ``convex_fit_.patterns`` (``convex_fits_[k].patterns``).
+    tol : float, default=1e-6
+        Relative duality gap at which the iterative solvers stop.
     random_state : int, RandomState, Generator or None, default=0
-        Seed of the pattern sampler. An int is passed through as ``cvxnn.fit``'s ``seed``, so the
+        Seed of the pattern sampler (and of the search's random starts). An int is passed through as ``cvxnn.fit``'s ``seed``, so the
         same patterns are drawn as by ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)``
         on the standardized data Xs.
     activation : {"relu", "leaky_relu", "abs"} or (a, b), default="relu"
@@ -219,7 +244,8 @@ _COMMON_ATTRS_DOC = """
         Dual lower bound on the optimum of the convex program on ``patterns_`` (on every
         network of any width when ``patterns_.complete``).
     dual_gap_ : float
-        (objective_ − lower_bound_) / objective_: the relative duality gap certificate.
+        (objective_ − lower_bound_) / objective_: the relative duality gap certificate (for the
+        program on the fit's final pattern list).
     n_neurons_ : int
         Number of hidden neurons of the fitted network (all classes together for multi-class).
     n_features_in_ : int
@@ -227,7 +253,8 @@ _COMMON_ATTRS_DOC = """
     feature_names_in_ : ndarray of str
         Feature names, when X had string column names.
     patterns_ : cvxnn.Patterns
-        The activation patterns of the design matrix [Xs, 1] (or Xs) used by the program.
+        The activation patterns of the design matrix [Xs, 1] (or Xs) the program started from
+        (with ``search``, the search adds to it per program).
 """
 
 
@@ -253,7 +280,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     network_ : cvxnn.TwoLayerNet
         The fitted network, acting on standardized inputs (X − mean_) / scale_.
     n_iter_ : int
-        Interior-point iterations of the solver.
+        Iterations of the (last) solve.
     convex_fit_ : cvxnn.ConvexFit
         The full result of ``cvxnn.fit`` (convex blocks, dual check, solver status).
 """ + _COMMON_ATTRS_DOC
@@ -343,10 +370,11 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     _LOSSES = ("log_loss", "logistic", "cross_entropy", "hinge", "squared")
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
-                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss"):
+                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss",
+                 solver="auto", search=None, tol=1e-6):
         super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
                          standardize=standardize, random_state=random_state, activation=activation,
-                         negative_slope=negative_slope, loss=loss)
+                         negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol)
 
     def fit(self, X, y):
         """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""

@@ -2,7 +2,9 @@
 
     fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista" | "al",
         activation="relu" | "leaky_relu" | "abs" | (a, b),
-        loss="squared" | "logistic" | "hinge" | "cross_entropy", vector_penalty="per_output" | "group")
+        loss="squared" | "logistic" | "hinge" | "cross_entropy", vector_penalty="per_output" | "group",
+        search=False | True | SearchOptions(...), init_nonconvex=None | epochs | NonconvexInit(...),
+        warm_start=None | ConvexFit | (v, w))
 
 ReLU ("relu"): the exact cone-constrained program (CVX) on the given patterns; with all
 patterns (``patterns="all"``) its optimum equals the best NC objective of any width.
@@ -48,15 +50,16 @@ certificates then compare with networks whose neurons have a (penalized) bias.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .cones import decompose
-from .data import add_bias, as_matrix, as_targets
+from .data import add_bias, as_matrix
 from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, max_dual_constraint_vector, \
     scaled_dual_value
 from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
@@ -64,10 +67,15 @@ from .network import VECTOR_PENALTIES, TwoLayerNet, block_penalty, convex_object
     network_from_convex, prune
 from .patterns import Patterns, count_patterns_bound, data_rank, drop_complements, enumerate_patterns, \
     sample_patterns
+from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.augmented_lagrangian import solve_relu_al
 from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
+from .solvers.result import SolverOutput
+
+if TYPE_CHECKING:
+    from .pattern_search import SearchReport
 
 FORMULATIONS = ("relu", "gated")
 SOLVERS = ("auto", "reference", "fista", "al")
@@ -76,6 +84,7 @@ SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "al"
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "al")}
 SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared",), "al": ("squared",)}
 SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar",), "al": ("scalar",)}
+SOLVER_WARM_STARTS = ("fista", "al")  # solvers that start from a given point (the others ignore it)
 AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses a first-order solver
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
@@ -97,6 +106,9 @@ class ConvexFit(GapReport):
         blocks that are not rank one).
     v, w: (P, d) convex blocks, (P, d, c) for vector outputs; for "gated", u = v with w = 0.
     loss: the :class:`~cvxnn.losses.Loss`; vector_penalty: the vector program (module docstring).
+    search: with ``fit(..., search=...)`` or ``init_nonconvex``: how the pattern list was built
+        (:class:`~cvxnn.pattern_search.SearchReport`: rounds, largest violation found, starts,
+        projections); None otherwise.
     """
 
     objective: float
@@ -118,6 +130,7 @@ class ConvexFit(GapReport):
     activation: Activation = RELU
     loss: Loss = SQUARED
     vector_penalty: str = "per_output"
+    search: SearchReport | None = None
 
     @property
     def certified_global(self) -> bool:
@@ -187,12 +200,146 @@ def check_patterns_for(patterns: Patterns, activation: Activation) -> None:
                          f"activation (abs); the {activation.name!r} activation needs both.")
 
 
+@dataclass(frozen=True)
+class NonconvexInit:
+    """A short nonconvex run whose neuron patterns seed the pattern list (``fit(..., init_nonconvex=...)``).
+
+    :func:`cvxnn.nonconvex.train_nonconvex` with these settings (``seed`` None: fit's seed); its
+    network θ maps by Ψ to a feasible point of the program on a list holding its patterns, so the
+    fit's objective is at most NC(θ) (THEORY §1.2).
+    """
+
+    epochs: int = 200
+    width: int = 50
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Program:
+    """One convex program (data, β, formulation, activation, loss) and how to solve it, on any pattern list.
+
+    Used by :func:`fit`, by its pattern search (one solve per round) and by :func:`cvxnn.path`.
+    """
+
+    Xm: np.ndarray
+    y: np.ndarray
+    Xt: np.ndarray
+    beta: float
+    formulation: str = "relu"
+    solver: str = "auto"
+    activation: Activation = RELU
+    bias: bool = False
+    tol: float = 1e-6
+    dtype: torch.dtype = torch.float64
+    device: str = "cpu"
+    verbose: bool = False
+    prune_network: bool = True
+    loss: Loss = SQUARED
+    vector_penalty: str = "per_output"
+
+    @property
+    def vector(self) -> bool:
+        return self.y.ndim == 2
+
+    def solve(self, pats: Patterns, start: tuple[np.ndarray, np.ndarray] | None = None,
+              callback: Callable[[int, float, float], Any] | None = None,
+              time_limit: float | None = None) -> ConvexFit:
+        """Solve the program on ``pats``; solvers in SOLVER_WARM_STARTS start from ``start`` = (v, w).
+
+        ``callback(iteration, objective, lower_bound)`` and ``time_limit`` (seconds) reach the
+        first-order solvers. If ``start`` has a lower objective than the solver's answer (an
+        inexact stop), ``start`` is returned: the fit is never worse than its start.
+        """
+        solver = _choose_solver(self.solver, self.formulation, self.Xt.shape[0] * len(pats), self.activation,
+                                self.loss, self.vector)
+        if solver in ("fista", "al"):
+            on = dict(dtype=self.dtype, device=self.device)
+            op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
+            yt = torch.as_tensor(self.y, **on)
+            if solver == "fista":
+                weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
+                U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
+                out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, callback=callback,
+                                           time_limit=time_limit)
+            else:  # returns cone-feasible blocks (repaired in float64), so no polishing
+                V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
+                out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
+                                    time_limit=time_limit, design=self.Xt,
+                                    interior=None if pats.gates is None else pats.gates.T)
+        else:
+            out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
+                                  activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
+        res = self._finish(pats, out, solver, polish=solver == "reference")
+        if start is not None:
+            begin = self.at(pats, start[0], start[1], out.status)
+            if begin.objective < res.objective:
+                return begin
+        return res
+
+    def at(self, pats: Patterns, v: np.ndarray, w: np.ndarray, status: str) -> ConvexFit:
+        """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
+        return self._finish(pats, SolverOutput(v, w, status, 0, 0.0), "none", polish=False)
+
+    def _bound(self, pats: Patterns, lam: np.ndarray) -> tuple[float, DualCheck]:
+        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check."""
+        lam = self.loss.repair(lam, self.y)
+        if self.vector:
+            c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation)
+        else:
+            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation)
+        return scaled_dual_value(lam, self.y, c.value, self.beta, self.loss)[0], c
+
+    def _finish(self, pats: Patterns, out: SolverOutput, solver: str, polish: bool) -> ConvexFit:
+        Xt, yv, beta, act, loss = self.Xt, self.y, self.beta, self.activation, self.loss
+        form, vp = self.formulation, self.vector_penalty
+        solver_dual = _solver_dual(out.dual, yv, loss)
+        raw_lam = solver_dual if solver_dual is not None else \
+            loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
+        lower, check = self._bound(pats, raw_lam)
+        v, w = out.v, out.w
+        objective = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
+        if polish:  # interior-point dust; proximal methods return exact zeros
+            # λ is accurate to about the square root of the relative gap: the KKT test gets that much slack,
+            # and a polish that raises the objective (a real block taken for dust) is redone without it.
+            raw_gap = max(objective - lower, 0.0) / max(abs(objective), 1e-300)
+            kkt_rtol = max(1e-6, 10 * np.sqrt(raw_gap))
+            v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol)
+            polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
+            if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
+                v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
+                polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
+            objective = polished
+            # Any λ gives a valid bound once scaled: keep the best of the raw and the polished point's.
+            for lam in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
+                        loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
+                value, c = self._bound(pats, lam)
+                if value > lower:
+                    lower, check = value, c
+        if solver == "al" and out.history:  # the solver's own certificate is valid for the same program
+            lower = max(lower, out.history[-1][2])
+        if form == "gated":
+            nv, nw = _decompose_all(Xt, pats, v)
+        else:
+            nv, nw = v, w
+        if self.prune_network and not self.vector:
+            nv, nw = prune(Xt, pats.masks, nv, nw, activation=act)
+        net = network_from_convex(nv, nw, bias=self.bias, activation=act, vector_penalty=vp)
+        return ConvexFit(objective=objective, lower_bound=lower, network=net,
+                         network_objective=net.objective(self.Xm, yv, beta, loss), v=v, w=w, patterns=pats,
+                         beta=beta, formulation=form, solver=solver, status=out.status, n_iter=out.n_iter,
+                         solve_time=out.time, dual_check=check, bias=self.bias, history=out.history, activation=act,
+                         loss=loss, vector_penalty=vp)
+
+
 def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
         bias: bool = False, seed: int | None = 0, max_patterns: int = AUTO_ENUMERATE_LIMIT,
         prune_network: bool = True, verbose: bool = False, tol: float = 1e-6,
         dtype: torch.dtype = torch.float64, device: str = "cpu", activation: Any = "relu",
         negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: Any = "squared",
-        vector_penalty: str = "per_output") -> ConvexFit:
+        vector_penalty: str = "per_output", search: Any = None, init_nonconvex: Any = None,
+        warm_start: Any = None, progress: bool = False, callback: Callable[[Any], Any] | None = None) -> ConvexFit:
     """Solve the convex program of a two-layer network with weight decay β.
 
     The objective matched is NC = L(f(X)) + (β/2)Σ_j(‖u_j‖² + ‖α_j‖²) (sum over samples), with
@@ -216,7 +363,50 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     small gaps, so never chosen automatically), or "auto" (fista for gated squared-loss problems
     with n·P > 50 000, else reference). A solver refuses what it does not declare in
     SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
+
+    search: False/None (solve once on ``patterns``), True (default
+    :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
+    (:func:`cvxnn.pattern_search.column_generation`) — solve, search for patterns violating the
+    dual constraint |λᵀσ(X̃u)| ≤ β at λ = y − ŷ, add them, re-solve, until none is found or the
+    budget is spent. ReLU program, squared loss, scalar output only. ``fit.search`` reports the
+    rounds and the largest violation found; without a complete list ``certified_global`` stays False.
+    init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of a short
+        nonconvex run seed the list (alone when ``patterns`` is None, else merged with it), and
+        its network (by Ψ) is the starting point, so the objective is at most the run's NC.
+    warm_start: a previous :class:`ConvexFit` (its blocks are matched to this list by pattern; its
+        list is used when ``patterns`` is None) or blocks (v, w) of shape (P, d) for this list.
+        Solvers in SOLVER_WARM_STARTS start there; the fit is never worse than the start.
+    progress: show the search rounds and the iterative solvers' progress (objective, gap) with rich
+        on stderr (the reference solver prints its own log when ``verbose``).
+    callback: with a search, called with each round's :class:`~cvxnn.pattern_search.RoundLog`;
+        raising KeyboardInterrupt there (or Ctrl-C) ends the search with the best fit so far
+        (status "interrupted").
     """
+    program = make_program(X, y, beta, formulation, solver, bias, activation, negative_slope, tol, dtype, device,
+                           verbose, prune_network, loss, vector_penalty)
+    Xt, act = program.Xt, program.activation
+    if patterns is None and isinstance(warm_start, ConvexFit):
+        patterns = warm_start.patterns
+    if init_nonconvex is None and not search:
+        pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
+        with FitProgress(progress, None) as bar:
+            return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1]), callback=bar.solver)
+    from .pattern_search import column_generation, search_options
+
+    options = search_options(search)
+    if options is not None and (formulation != "relu" or program.loss.name != "squared" or program.vector):
+        raise ValueError("the pattern search solves the ReLU program (formulation='relu') with the squared loss "
+                         f"and one output; got formulation={formulation!r}, loss={program.loss.name!r}"
+                         f"{' with vector outputs' if program.vector else ''}.")
+    return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
+                             seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback)
+
+
+def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver: str = "auto", bias: bool = False,
+                 activation: Any = "relu", negative_slope: float = DEFAULT_NEGATIVE_SLOPE, tol: float = 1e-6,
+                 dtype: torch.dtype = torch.float64, device: str = "cpu", verbose: bool = False,
+                 prune_network: bool = True, loss: Any = "squared", vector_penalty: str = "per_output") -> Program:
+    """Validate ``fit``'s arguments and return the :class:`Program` they describe."""
     Xm = as_matrix(X)
     loss = loss_from(loss)
     yv = loss.targets(y, Xm.shape[0])
@@ -232,68 +422,39 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         raise ValueError(f"vector outputs are supported by the 'relu' program only, not {formulation!r}.")
     act = activation_from(activation, negative_slope)
     Xt = add_bias(Xm) if bias else Xm
-    pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
-    solver = _choose_solver(solver, formulation, Xt.shape[0] * len(pats), act, loss, vector)
-    if solver in ("fista", "al"):
-        op = PatternOperator(Xt, pats.masks, dtype=dtype, device=device, activation=act)
-        yt = torch.as_tensor(yv, dtype=dtype, device=device)
-        if solver == "fista":
-            weights = torch.as_tensor(act.fit_weights(pats.masks), dtype=dtype, device=device)
-            out = solve_gated_polished(op, yt, beta, weights, tol=tol)
-        else:  # returns cone-feasible blocks (repaired in float64), so no polishing
-            out = solve_relu_al(op, yt, beta, tol=tol, interior=None if pats.gates is None else pats.gates.T,
-                                design=Xt)
-    else:
-        out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose, activation=act, loss=loss,
-                              vector_penalty=vector_penalty)
-    def bound(lam: np.ndarray) -> tuple[float, DualCheck]:
-        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check."""
-        lam = loss.repair(lam, yv)
-        if vector:
-            c = max_dual_constraint_vector(Xt, pats.masks, lam, vector_penalty, act)
-        else:
-            c = max_dual_constraint(Xt, pats.masks, lam, formulation, act)
-        return scaled_dual_value(lam, yv, c.value, beta, loss)[0], c
+    return Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, device, verbose, prune_network,
+                   loss, vector_penalty)
 
-    solver_dual = _solver_dual(out.dual, yv, loss)
-    raw_lam = solver_dual if solver_dual is not None else \
-        loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
-    lower, check = bound(raw_lam)
-    v, w = out.v, out.w
-    objective = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation, act, loss, vector_penalty)
-    if solver == "reference":  # interior-point dust; proximal methods return exact zeros
-        # λ is accurate to about the square root of the relative gap: the KKT test gets that much slack,
-        # and a polish that raises the objective (a real block taken for dust) is redone without it.
-        raw_gap = max(objective - lower, 0.0) / max(abs(objective), 1e-300)
-        kkt_rtol = max(1e-6, 10 * np.sqrt(raw_gap))
-        v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, formulation, act, vector_penalty,
-                       kkt_rtol=kkt_rtol)
-        polished = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation, act, loss, vector_penalty)
-        if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
-            v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, formulation, act, vector_penalty,
-                           use_kkt=False)
-            polished = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation, act, loss, vector_penalty)
-        objective = polished
-        # Any λ gives a valid bound once scaled: keep the best of the raw and the polished point's.
-        for lam in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
-                    loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
-            value, c = bound(lam)
-            if value > lower:
-                lower, check = value, c
-    if solver == "al" and out.history:  # the solver's own certificate is valid for the same program
-        lower = max(lower, out.history[-1][2])
-    if formulation == "gated":
-        nv, nw = _decompose_all(Xt, pats, v)
-    else:
-        nv, nw = v, w
-    if prune_network and not vector:
-        nv, nw = prune(Xt, pats.masks, nv, nw, activation=act)
-    net = network_from_convex(nv, nw, bias=bias, activation=act, vector_penalty=vector_penalty)
-    return ConvexFit(objective=objective, lower_bound=lower, network=net,
-                     network_objective=net.objective(Xm, yv, beta, loss), v=v, w=w, patterns=pats, beta=beta,
-                     formulation=formulation, solver=solver, status=out.status, n_iter=out.n_iter,
-                     solve_time=out.time, dual_check=check, bias=bias, history=out.history, activation=act,
-                     loss=loss, vector_penalty=vector_penalty)
+
+def warm_start_blocks(warm_start: Any, pats: Patterns, d: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The blocks (v, w) of ``warm_start`` on the list ``pats``: a ConvexFit's blocks matched by pattern
+    (zero for patterns it lacks), or a pair of (P, d) arrays checked against the list; None stays None."""
+    if warm_start is None:
+        return None
+    if isinstance(warm_start, ConvexFit):
+        return align_blocks(warm_start.patterns, warm_start.v, warm_start.w, pats)
+    try:
+        v, w = (np.asarray(b, dtype=float) for b in warm_start)
+    except (TypeError, ValueError):
+        raise TypeError("warm_start must be a ConvexFit, a pair (v, w) of arrays or None.") from None
+    if v.shape != (len(pats), d) or w.shape != (len(pats), d):
+        raise ValueError(f"warm_start blocks must have shape ({len(pats)}, {d}) for this pattern list, "
+                         f"got {v.shape} and {w.shape}.")
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
+        raise ValueError("warm_start blocks contain NaN or inf.")
+    return v, w
+
+
+def align_blocks(source: Patterns, v: np.ndarray, w: np.ndarray, target: Patterns
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks for the list ``target``: the block of each pattern also in ``source``, zero for the others."""
+    index = {source.masks[:, i].tobytes(): i for i in range(len(source))}
+    nv, nw = np.zeros((len(target), v.shape[1])), np.zeros((len(target), v.shape[1]))
+    for j in range(len(target)):
+        i = index.get(target.masks[:, j].tobytes())
+        if i is not None:
+            nv[j], nw[j] = v[i], w[i]
+    return nv, nw
 
 
 def fit_per_output(X: Any, Y: Any, beta: float, patterns: Any = None, **kwargs: Any) -> tuple[TwoLayerNet, list]:

@@ -87,7 +87,7 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
 
 
 def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weights: torch.Tensor,
-                         tol: float = 1e-6, **fista_options) -> SolverOutput:
+                         tol: float = 1e-6, U0: torch.Tensor | None = None, **fista_options) -> SolverOutput:
     """FISTA to a relative gap of max(tol, 1e-3), Newton on the support, then FISTA again from the
     polished point if the gap over *all* blocks is still above ``tol`` (the support was not yet right).
 
@@ -95,7 +95,7 @@ def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weig
     (:func:`~cvxnn.solvers.fista.gated_gap` over every pattern).
     """
     start = time.perf_counter()
-    first = solve_gated_fista(op, y, beta, tol=max(tol, POLISH_FROM_GAP), **fista_options)
+    first = solve_gated_fista(op, y, beta, U0=U0, tol=max(tol, POLISH_FROM_GAP), **fista_options)
     if first.status != "optimal" or tol >= POLISH_FROM_GAP:
         return first
     U = torch.as_tensor(first.v, dtype=op.dtype, device=op.device)
