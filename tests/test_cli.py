@@ -352,7 +352,8 @@ def _help_options(command):
 
 @pytest.mark.parametrize("command, options", [
     ("demo", ["--out", "--beta", "--patterns", "--epochs", "--seed", "--search-starts"]),
-    ("train", ["--data", "--target", "--beta", "--activation", "--negative-slope", "--loss", "--patterns", "--bias", "--no-bias", "--epochs", "--adam-lrs",
+    ("train", ["--data", "--target", "--beta", "--activation", "--negative-slope", "--loss", "--patterns", "--bias",
+               "--no-bias", "--epochs", "--adam-lrs",
                "--gd-lrs", "--width", "--test-size", "--seed", "--out", "--model", "--refit", "--no-refit",
                "--certify-samples", "--search-starts", "--threads"]),
     ("certify", ["MODEL", "--data", "--target", "--beta", "--preprocess", "--raw", "--samples", "--max-patterns",
@@ -416,6 +417,27 @@ def test_report_write_is_atomic(tmp_path, monkeypatch):
         report.write_report(res, out, extra={"model.safetensors": boom})
     assert (out / "summary.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_a_failed_certificate_is_reported_not_raised(tmp_path, monkeypatch):
+    from cvxnn import experiment, report
+
+    def refuse(*args, **kwargs):
+        raise ValueError("this combination is not supported")
+
+    monkeypatch.setattr(experiment, "certify", refuse)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((24, 2))
+    y = np.where(X[:, 0] * X[:, 1] > 0, "a", "b")
+    res = experiment.run_comparison(X, y, beta=0.5, n_patterns=4, epochs=20, adam_lrs=[0.01], gd_lrs=[],
+                                    loss="logistic", dataset="tiny")
+    summary = res.summary()
+    assert summary["certified_lower_bound"] is None  # -inf: nothing is claimed
+    assert all(c["error"] == "this combination is not supported" and c["globally_optimal"] is None
+               for c in summary["certificates"].values())
+    assert all(m["certified_relative_gap"] is None for m in summary["models"])
+    report.write_report(res, tmp_path / "rep")
+    assert "not certified: this combination is not supported" in (tmp_path / "rep" / "report.md").read_text()
 
 
 def test_reproduce_command(tmp_path):
