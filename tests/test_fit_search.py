@@ -176,7 +176,8 @@ def test_estimators_take_solver_search_and_tol():
     assert searched.objective_ <= plain.objective_ * (1 + 1e-9)
     assert searched.convex_fit_.search is not None and len(searched.convex_fit_.patterns) > 4
     assert 0 <= searched.dual_gap_ < 1e-5 and isinstance(searched.n_iter_, int)
-    gated = ConvexReLUClassifier(alpha=0.01, n_patterns=20, formulation="gated", solver="fista", tol=1e-5)
+    gated = ConvexReLUClassifier(alpha=0.01, n_patterns=20, formulation="gated", solver="fista", tol=1e-5,
+                                 loss="squared")
     gated.fit(X, y > np.median(y))
     assert gated.convex_fit_.solver == "fista" and gated.convex_fit_.relative_gap <= 1e-5
     with pytest.raises(ValueError, match="solver"):
