@@ -1,10 +1,14 @@
 """Breast cancer: fit with pattern search (seeded by a short Adam run) against Adam (issue 3).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--adam] [--time-limit S] [--solver NAME]
+                                                                     [--seed-exact STEPS ...] [--no-search]
 
 Data: scikit-learn's breast cancer (569 x 30), standardized, ones column (bias), targets ±1, β = 1,
 NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²). Adam: learning rates 1e-3, 1e-2, 1e-1, seeds 0-2, full
 batch, 5000 steps; for each run the final NC and the time it needs to get within 1 % of it.
+``--seed-exact STEPS ...``: for Adam (lr 1e-2, seed 2, the best run) stopped after each number of steps, the
+exact ReLU program on that network's patterns (``fit(patterns=Ψ's patterns)``, reference solver): how good a
+seed of that length can get without any search, and what the solve costs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sklearn.datasets import load_breast_cancer
 
 import cvxnn
 from cvxnn import NonconvexInit, SearchOptions
+from cvxnn.network import convex_from_network
 from cvxnn.nonconvex import train_nonconvex
 
 
@@ -35,6 +40,17 @@ def adam_runs(X: np.ndarray, t: np.ndarray, width: int, epochs: int) -> None:
             within = times[np.argmax(obj <= 1.01 * r.final_objective)]
             print(f"adam lr={lr:g} seed={seed}: final NC {r.final_objective:.4f}, {r.wall_time:.2f} s, "
                   f"within 1% after {within:.2f} s", flush=True)
+
+
+def seed_exact(X: np.ndarray, t: np.ndarray, steps: list[int], width: int) -> None:
+    for k in steps:
+        run = train_nonconvex(X, t, 1.0, width, lr=1e-2, epochs=k, seed=2, bias=True, record_every=10)
+        pats, _, _ = convex_from_network(run.network, X)
+        start = time.perf_counter()
+        res = cvxnn.fit(X, t, 1.0, bias=True, patterns=pats)
+        print(f"adam lr=0.01 seed=2 stopped at {k} steps: NC {run.final_objective:.4f} ({run.wall_time:.2f} s), "
+              f"{len(pats)} patterns; exact program on them: NC {res.network_objective:.4f} (relative gap "
+              f"{res.relative_gap:.1e}, {time.perf_counter() - start:.1f} s)", flush=True)
 
 
 def search_run(X: np.ndarray, t: np.ndarray, time_limit: float, solver: str, epochs: int, width: int) -> None:
@@ -61,9 +77,13 @@ if __name__ == "__main__":
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--width", type=int, default=100)
+    parser.add_argument("--seed-exact", type=int, nargs="*", default=[])
+    parser.add_argument("--no-search", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     X, t = data()
     if args.adam:
         adam_runs(X, t, args.width, 5000)
-    search_run(X, t, args.time_limit, args.solver, args.epochs, args.width)
+    seed_exact(X, t, args.seed_exact, args.width)
+    if not args.no_search:
+        search_run(X, t, args.time_limit, args.solver, args.epochs, args.width)
