@@ -8,9 +8,16 @@ S_i = 2D_i − I:
     G(U)  = [S_i X u_i]_i = S ⊙ (X Uᵀ)                                  (U: P x d  →  n x P)
     Gᵀ(M) = [Xᵀ S_i m_i]_i = (S ⊙ M)ᵀ X                                  (M: n x P  →  P x d)
 
-G(U) ≥ 0 iff every u_i lies in its cone K(D_i). Never forms D_i X: masks stay boolean and the
-masking is applied to one chunk of samples at a time, so memory is O(chunk · P) beyond X, the
-masks and the n x P arguments and results of G and Gᵀ themselves.
+G(U) ≥ 0 iff every u_i lies in its cone K(D_i). Never forms D_i X. With M the (n, P) 0/1 matrix
+whose column i is the diagonal of D_i, the pattern sums are one matrix product each, so they run
+at the dense matmul rate:
+
+    Σ_i D_i X u_i = rowsum((M U) ∘ X)        (M U: n x d)
+    [Xᵀ D_i r]_i = Mᵀ (r ∘ X)                (r ∘ X: row k scaled by r_k)
+
+M is kept in the compute dtype when it fits in ``MASK_CACHE_BYTES``; otherwise each chunk of
+samples is converted from the boolean masks when used, so memory stays O(chunk · P) beyond X,
+the masks and the n x P arguments and results of G and Gᵀ themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import numpy as np
 import torch
 
 from .activations import RELU, Activation
-from .data import check_memory
+from .data import available_memory_bytes, check_memory
+
+MASK_CACHE_BYTES = 2 * 2**30  # at most this much (and a quarter of the free memory) for M in the compute dtype
 
 
 class PatternOperator:
@@ -47,35 +56,39 @@ class PatternOperator:
         self.n, self.d, self.P = n, d, P
         self.activation = activation
         self.chunk_rows = chunk_rows or max(1, min(n, (64 * 2**20) // max(1, P * itemsize)))
+        cache = n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * available_memory_bytes())
+        self._mask_values = self.masks.to(dtype) if cache else None
 
     def _chunks(self):
         for start in range(0, self.n, self.chunk_rows):
             stop = min(self.n, start + self.chunk_rows)
             yield slice(start, stop)
 
+    def _mask_chunk(self, sl: slice) -> torch.Tensor:
+        """Rows ``sl`` of M (column i = diagonal of D_i) in the compute dtype."""
+        return self._mask_values[sl] if self._mask_values is not None else self.masks[sl].to(self.dtype)
+
     def matvec(self, U: torch.Tensor) -> torch.Tensor:
-        """Σ_i W_i X u_i = (a − b) Σ_i D_i X u_i + b X Σ_i u_i for U of shape (P, d)."""
+        """Σ_i W_i X u_i = (a − b) rowsum((M U) ∘ X) + b X Σ_i u_i for U of shape (P, d)."""
         a, b = self.activation.a, self.activation.b
         out = torch.empty(self.n, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            Z = self.X[sl] @ U.T
-            out[sl] = (a - b) * (Z * self.masks[sl]).sum(dim=1)
+            out[sl] = ((self._mask_chunk(sl) @ U) * self.X[sl]).sum(dim=1)
+        if a - b != 1:
+            out *= a - b
         if b != 0:
             out += b * (self.X @ U.sum(dim=0))
         return out
 
     def rmatvec(self, r: torch.Tensor, M: torch.Tensor | None = None) -> torch.Tensor:
-        """[Xᵀ W_i r]_i as a (P, d) tensor; with M (n, P) given, [Xᵀ (W_i r + S_i m_i)]_i = Aᵀ(r) + Gᵀ(M).
-
-        Computed as ((a − b) D ⊙ r1ᵀ + S ⊙ M)ᵀX + b 1(Xᵀr)ᵀ, one product per chunk.
-        """
+        """[Xᵀ W_i r]_i = (a − b) Mᵀ(r ∘ X) + b 1(Xᵀr)ᵀ as a (P, d) tensor; with cone multipliers
+        M (n, P) given, also + Gᵀ(M) = (S ⊙ M)ᵀX."""
         a, b = self.activation.a, self.activation.b
         out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            coef = (a - b) * (self.masks[sl] * r[sl, None])
+            out.addmm_(self._mask_chunk(sl).T, r[sl, None] * self.X[sl], alpha=a - b)
             if M is not None:
-                coef += torch.where(self.masks[sl], M[sl], -M[sl])
-            out += coef.T @ self.X[sl]
+                out.addmm_(torch.where(self.masks[sl], M[sl], -M[sl]).T, self.X[sl])
         if b != 0:
             out += b * (self.X.T @ r)[None, :]
         return out

@@ -317,8 +317,8 @@ class Program:
                 value, c = self._bound(pats, lam)
                 if value > lower:
                     lower, check = value, c
-        if solver == "al" and out.history:  # the solver's own certificate is valid for the same program
-            lower = max(lower, out.history[-1][2])
+        if solver in ("al", "fista") and out.history:  # the solvers' own certificates hold for the same program
+            lower = max(lower, max(h[2] for h in out.history))
         if form == "gated":
             nv, nw = _decompose_all(Xt, pats, v)
         else:

@@ -1,22 +1,51 @@
-"""Accelerated proximal gradient for the gated program (a group lasso):
+"""Accelerated proximal gradient for the gated program (a group lasso), with gap-safe screening
+and working sets:
 
-    min_U  ½‖A(U) − y‖² + β Σ_i ‖u_i‖₂,      A(U) = Σ_i D_i X u_i.
+    min_U  F(U) = ½‖A(U) − y‖² + β Σ_i ‖u_i‖₂,      A(U) = Σ_i D_i X u_i.
 
-FISTA with backtracking line search and gradient-based adaptive restart (O'Donoghue &
-Candès). The prox of the group norm is block soft-thresholding
-u_i ← max(0, 1 − tβ/‖u_i‖) u_i. It stops on the relative duality gap: with
-λ = y − A(U) and s = max_i ‖XᵀD_iλ‖ (one adjoint product), the point tλ with t ≤ β/s is
-dual feasible and d(tλ) = tλᵀy − t²‖λ‖²/2 is a lower bound.
+**FISTA** with backtracking line search and gradient-based adaptive restart (O'Donoghue &
+Candès). The prox of the group norm is block soft-thresholding u_i ← max(0, 1 − tβ/‖u_i‖) u_i.
+
+**Certificate.** The dual is max_θ D(θ) = θᵀy − ½‖θ‖² s.t. ‖XᵀD_iθ‖ ≤ β for every group i. With
+λ = y − A(U) and s = max_i ‖XᵀD_iλ‖ (one adjoint product), θ = tλ with t = clip(λᵀy/‖λ‖², 0, β/s)
+is feasible and D(θ) is a lower bound; the solve stops when the relative gap
+(F(U) − D(θ)) / F(U) ≤ tol. The returned certificate is always computed over **all** groups.
+
+**Gap-safe screening** (Fercoq, Gramfort & Salmon 2015; Ndiaye et al. 2017). D is 1-strongly
+concave, so for a feasible θ and any primal value F(U) ≥ D(θ*), ½‖θ − θ*‖² ≤ D(θ*) − D(θ) ≤
+G := F(U) − D(θ). The optimal dual point θ* = y − A(U*) is unique, and u_i* ≠ 0 forces
+‖XᵀD_iθ*‖ = β (KKT). Hence
+
+    ‖XᵀD_iθ‖ + ‖D_iX‖₂ √(2G) < β   ⟹   u_i* = 0 in every solution,
+
+and such a group is removed for good. ‖D_iX‖₂ is bounded above by min(‖D_iX‖_F, ‖X‖₂), both
+computed exactly. Removing groups that are zero at every optimum leaves the optimal value and
+θ* unchanged, so the test stays valid on the reduced problem (checked at each of its gap
+evaluations). Reported lower bounds are only those of dual points feasible for all groups: the
+best dual point of each reduced solve is rescaled to be feasible for the groups left out.
+
+**Working sets** (the celer / skglm strategy). The optimality violation of group i is the
+distance of −∇_iF = XᵀD_iλ to β∂‖u_i‖; for u_i = 0 it is (‖XᵀD_iλ‖ − β)_+, so groups are ranked
+by the score ‖XᵀD_iλ‖/β. Each outer iteration computes the certificate on all groups, keeps the
+current support plus the best-scored groups (at least twice the support; the set doubles when
+an outer iteration did not halve the global gap), and runs FISTA on that set until its own gap falls below a fraction ``inner_ratio`` of the global
+one (or below ``tol``). Once the set covers every unscreened group the outer loop is plain FISTA,
+so the method terminates whenever FISTA does.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from ..operators import PatternOperator
 from .result import SolverOutput
+
+SCREEN_FRACTION = 0.05  # shrink the operator once this share of its groups is screened
 
 
 def group_soft_threshold(U: torch.Tensor, thresh: float) -> torch.Tensor:
@@ -24,67 +53,298 @@ def group_soft_threshold(U: torch.Tensor, thresh: float) -> torch.Tensor:
     return U * torch.clamp(1 - thresh / torch.clamp(norms, min=1e-300), min=0.0)
 
 
-def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float
-              ) -> tuple[float, float, torch.Tensor]:
-    """(primal, dual lower bound, residual λ = y − A(U)); the certificate is accumulated in float64."""
-    lam = (y - op.matvec(U)).double()
+@dataclass
+class GatedCertificate:
+    """A feasible dual point θ = tλ of the gated program for one pattern list.
+
+    primal: F(U); dual: D(θ) ≤ optimal value; lam: λ = y − A(U) (float64, length n);
+    scale: t; norms: ‖XᵀD_iλ‖ for every group of the operator (float64, length P).
+    """
+
+    primal: float
+    dual: float
+    lam: torch.Tensor
+    scale: float
+    norms: torch.Tensor
+
+    @property
+    def gap(self) -> float:
+        return self.primal - self.dual
+
+
+def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float,
+                      prediction: torch.Tensor | None = None) -> GatedCertificate:
+    """Primal value, residual λ = y − A(U) and the best feasible multiple of λ (accumulated in float64).
+
+    ``prediction``: A(U) when already computed."""
+    lam = (y - (op.matvec(U) if prediction is None else prediction)).double()
     y64 = y.double()
-    primal = 0.5 * float(lam @ lam) + beta * float(U.double().norm(dim=1).sum())
-    s = float(op.rmatvec(lam.to(op.dtype)).double().norm(dim=1).max()) if op.P else 0.0
     nrm2 = float(lam @ lam)
+    primal = 0.5 * nrm2 + beta * float(U.double().norm(dim=1).sum())
+    norms = op.rmatvec(lam.to(op.dtype)).double().norm(dim=1) if op.P else torch.zeros(0, dtype=torch.float64)
+    s = float(norms.max()) if op.P else 0.0
     t_max = float("inf") if s <= 0 else beta / s
     t = 0.0 if nrm2 == 0 else min(max(float(lam @ y64) / nrm2, 0.0), t_max)
     dual = t * float(lam @ y64) - 0.5 * t * t * nrm2
-    return primal, dual, lam
+    return GatedCertificate(primal, dual, lam, t, norms)
+
+
+def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float
+              ) -> tuple[float, float, torch.Tensor]:
+    """(primal, dual lower bound, residual λ = y − A(U)); see :func:`gated_certificate`."""
+    c = gated_certificate(op, y, U, beta)
+    return c.primal, c.dual, c.lam
+
+
+def group_norm_bounds(op: PatternOperator) -> torch.Tensor:
+    """Upper bounds min(‖W_iX‖_F, max(|a|, |b|)‖X‖₂) ≥ ‖W_iX‖₂ for every group, in float64 on the
+    operator's device, W_i = aD_i + b(I − D_i) the fit weights of the operator's activation.
+
+    ‖W_iX‖_F² = a² Σ_k [D_i]_kk ‖x_k‖² + b² Σ_k (1 − [D_i]_kk) ‖x_k‖² (one product of the masks with
+    the row norms); ‖X‖₂ from the eigenvalues of the d x d matrix XᵀX.
+    """
+    X64 = op.X.double()
+    row2 = (X64 * X64).sum(dim=1)
+    fro2 = torch.zeros(op.P, dtype=torch.float64, device=op.device)
+    step = op.chunk_rows
+    for start in range(0, op.n, step):
+        fro2 += row2[start:start + step] @ op.masks[start:start + step].double()
+    a, b = op.activation.a, op.activation.b
+    fro2 = a * a * fro2 + b * b * (float(row2.sum()) - fro2)
+    spec = max(abs(a), abs(b)) * float(torch.linalg.eigvalsh(X64.T @ X64).max().clamp(min=0.0)) ** 0.5
+    return torch.clamp(fro2.clamp(min=0.0).sqrt(), max=spec)
+
+
+def restrict(op: PatternOperator, idx: torch.Tensor) -> PatternOperator:
+    """The operator of the groups ``idx`` only (masks[:, idx]); X is shared, not copied."""
+    return PatternOperator(op.X, op.masks[:, idx], dtype=op.dtype, device=op.device, activation=op.activation)
+
+
+class _GatedSolve:
+    """State of one solve: the full iterate, the unscreened groups, the best certified bounds."""
+
+    def __init__(self, op: PatternOperator, y: torch.Tensor, beta: float, U0: torch.Tensor | None,
+                 max_iter: int, gap_every: int, time_limit: float | None, callback: Callable | None,
+                 screening: bool) -> None:
+        self.start = time.perf_counter()
+        self.op, self.y, self.beta = op, y.to(op.dtype), float(beta)
+        self.U = torch.zeros(op.P, op.d, dtype=op.dtype, device=op.device) if U0 is None else \
+            U0.to(dtype=op.dtype, device=op.device).clone()
+        self.best_U, self.best_primal, self.best_lower = self.U.clone(), float("inf"), -float("inf")
+        self.max_iter, self.gap_every, self.time_limit, self.callback = max_iter, gap_every, time_limit, callback
+        self.active = torch.ones(op.P, dtype=torch.bool, device=op.device)
+        self.bounds = group_norm_bounds(op) if screening and op.P else None
+        # round-off allowance: screen only groups clearly inside the constraint
+        self.margin = math.sqrt(torch.finfo(op.dtype).eps)
+        self.history: list[tuple[float, float, float]] = []
+        self.screen_events: list[tuple[float, int]] = []
+        self.n_iter = 0
+        self.L: float | None = None
+        self.theta: torch.Tensor | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def out_of_budget(self) -> str | None:
+        if self.n_iter >= self.max_iter:
+            return "max_iter"
+        if self.time_limit is not None and self.elapsed() > self.time_limit:
+            return "time_limit"
+        return None
+
+    def relative_gap(self) -> float:
+        return (self.best_primal - self.best_lower) / max(abs(self.best_primal), 1e-300)
+
+    def record(self, primal: float, U: torch.Tensor | None, idx: torch.Tensor | None,
+               lower: float | None, theta: torch.Tensor | None = None, notify: bool = True) -> None:
+        """Log a primal value (of U on groups idx, zero elsewhere) and, when certified, a lower bound."""
+        if primal < self.best_primal:  # U None: the value of best_U itself
+            self.best_primal = primal
+            if U is not None:
+                self.best_U.zero_()
+                self.best_U[idx] = U
+        if lower is not None and lower > self.best_lower:
+            self.best_lower, self.theta = lower, theta
+        self.history.append((self.elapsed(), primal, self.best_lower))
+        if notify and self.callback is not None:
+            self.callback(self.n_iter, primal, self.best_lower)
+
+    def certify(self, notify: bool = True) -> GatedCertificate:
+        """The certificate of the best iterate over all groups (screened ones included)."""
+        c = gated_certificate(self.op, self.y, self.best_U, self.beta)
+        self.record(c.primal, None, None, c.dual, c.scale * c.lam, notify)
+        return c
+
+    def offer_dual(self, idx: torch.Tensor, lam: torch.Tensor, scale: float) -> None:
+        """Make θ = scale·λ, feasible for the groups idx, feasible for all groups and keep it if it is the best.
+
+        With s = max ‖XᵀD_iλ‖ over the other groups, t = min(scale, β/s) is feasible everywhere, and
+        it maximizes D(tλ) on that ray because scale already does on the ray's part feasible for idx.
+        """
+        rest = torch.ones(self.op.P, dtype=torch.bool, device=self.op.device)
+        rest[idx] = False
+        t = scale
+        if bool(rest.any()):
+            others = restrict(self.op, torch.nonzero(rest).flatten()).rmatvec(lam.to(self.op.dtype))
+            s = float(others.double().norm(dim=1).max())
+            t = min(t, self.beta / s) if s > 0 else t
+        dual = t * float(lam @ self.y.double()) - 0.5 * t * t * float(lam @ lam)
+        if dual > self.best_lower:
+            self.best_lower, self.theta = dual, t * lam
+
+    def screen(self, idx: torch.Tensor, theta_norms: torch.Tensor, gap: float) -> torch.Tensor:
+        """Groups of idx (with ‖XᵀD_iθ‖ = theta_norms) that the gap-safe sphere proves zero."""
+        radius = math.sqrt(2.0 * max(gap, 0.0))
+        return theta_norms + self.bounds[idx] * radius < self.beta * (1.0 - self.margin)
+
+    def drop(self, idx: torch.Tensor, mask: torch.Tensor) -> None:
+        gone = idx[mask]
+        if gone.numel():
+            self.active[gone] = False
+            self.U[gone] = 0.0
+            if bool((self.best_U[gone] != 0).any()):  # keep the returned point zero on removed groups
+                self.best_U[gone] = 0.0
+                self.best_primal = float("inf")  # re-evaluated at the next gap evaluation
+            self.screen_events.append((self.elapsed(), int((~self.active).sum())))
+
+    def fista(self, idx: torch.Tensor, stop_rel: float) -> str:
+        """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel.
+
+        Two products per iteration: A(Y) = (1 + m)A(U_new) − mA(U) for the extrapolation
+        Y = U_new + m(U_new − U); when the line search fails, A(Y) is first recomputed (round-off). With screening, groups proved zero at a gap evaluation are
+        dropped from idx without restarting the momentum. Gap evaluations count as certificates
+        only while idx holds every group. Returns "converged", "max_iter" or "time_limit".
+        """
+        sub = restrict(self.op, idx)
+        y, beta = self.y, self.beta
+        U = self.U[idx].clone()
+        if self.L is None:
+            self.L = max(sub.lipschitz(iters=15), 1e-12)
+        L = self.L
+        slack = 10 * torch.finfo(sub.dtype).eps  # round-off allowance in the sufficient-decrease test
+        AU = sub.matvec(U)
+        Y, AY, theta = U.clone(), AU.clone(), 1.0
+        best_primal, best_dual, k = float("inf"), -float("inf"), 0
+        best_point: tuple[torch.Tensor, torch.Tensor, float] | None = None  # (idx, λ, t) of best_dual
+        try:
+            while True:
+                reason = self.out_of_budget()
+                if reason is not None:
+                    return reason
+                self.n_iter += 1
+                k += 1
+                r = AY - y
+                grad = sub.rmatvec(r)
+                fY = 0.5 * float(r @ r)
+                fresh = False
+                while True:  # backtracking on the smooth part
+                    U_new = group_soft_threshold(Y - grad / L, beta / L)
+                    D = U_new - Y
+                    AU_new = sub.matvec(U_new)
+                    r_new = AU_new - y
+                    bound = fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum())
+                    if 0.5 * float(r_new @ r_new) <= bound + slack * abs(fY):
+                        break
+                    if not fresh:  # first rule out the round-off of the extrapolated A(Y)
+                        fresh, AY = True, sub.matvec(Y)
+                        r = AY - y
+                        grad = sub.rmatvec(r)
+                        fY = 0.5 * float(r @ r)
+                        continue
+                    L *= 2.0
+                if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
+                    theta = 1.0
+                theta_next = 0.5 * (1 + (1 + 4 * theta * theta) ** 0.5)
+                m = (theta - 1) / theta_next
+                Y, AY = U_new + m * (U_new - U), AU_new + m * (AU_new - AU)
+                U, AU, theta = U_new, AU_new, theta_next
+                L *= 0.9  # let the step grow again
+                if k % self.gap_every:
+                    continue
+                c = gated_certificate(sub, y, U, beta, prediction=AU)
+                if c.dual > best_dual:
+                    best_dual, best_point = c.dual, (idx, c.lam, c.scale)
+                best_primal = min(best_primal, c.primal)
+                certified = idx.numel() == self.op.P
+                self.record(c.primal, U, idx, c.dual if certified else None, c.scale * c.lam if certified else None)
+                if best_primal - best_dual <= stop_rel * max(abs(best_primal), 1e-300):
+                    return "converged"
+                if self.bounds is not None:
+                    # valid on the reduced problem: its θ* is the full θ* (screened groups are zero at the optimum)
+                    out = self.screen(idx, c.scale * c.norms, best_primal - c.dual)
+                    if int(out.sum()) >= max(1, SCREEN_FRACTION * idx.numel()):
+                        U[out] = 0.0
+                        self.U[idx] = U
+                        self.drop(idx, out)
+                        keep = ~out
+                        idx, U, Y = idx[keep], U[keep], Y[keep]
+                        sub = restrict(self.op, idx)
+                        AU, AY = sub.matvec(U), sub.matvec(Y)
+        finally:
+            self.U[idx] = U
+            self.L = L
+            if best_point is not None and best_point[0].numel() < self.op.P:
+                self.offer_dual(*best_point)
 
 
 def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: torch.Tensor | None = None,
                       tol: float = 1e-6, max_iter: int = 20_000, gap_every: int = 10,
-                      time_limit: float | None = None, callback=None) -> SolverOutput:
-    """Minimize the gated program from U0 (zeros by default) until the relative gap ≤ tol."""
-    start = time.perf_counter()
-    y = y.to(op.dtype)
-    U = torch.zeros(op.P, op.d, dtype=op.dtype, device=op.device) if U0 is None else U0.clone()
-    L = max(op.lipschitz(iters=15), 1e-12)
-    slack = 10 * torch.finfo(op.dtype).eps  # round-off allowance in the sufficient-decrease test
-    Y, U_prev, theta = U.clone(), U.clone(), 1.0
-    history: list[tuple[float, float, float]] = []
-    best = (float("inf"), -float("inf"))
-    status, it = "max_iter", 0
+                      time_limit: float | None = None, callback: Callable | None = None,
+                      screening: bool = True, working_set: bool = True, ws_start: int = 16,
+                      inner_ratio: float = 0.1) -> SolverOutput:
+    """Minimize the gated program from U0 (zeros by default) until the relative gap ≤ tol.
+
+    screening: remove groups proved zero by the gap-safe test (checked at every gap evaluation).
+    working_set: solve on the support plus the best-scored groups (at least ``ws_start`` and twice
+    the support; doubled when an outer iteration did not halve the gap), each inner solve to a relative gap of
+    max(tol, inner_ratio · the current global relative gap).
+    ``max_iter`` counts FISTA iterations over all inner solves. Ctrl-C stops the solve and returns
+    the best iterate with its certificate. The returned U is the best iterate seen; ``history``
+    holds (seconds, objective, best certified lower bound). ``info`` reports "screened" (groups
+    removed), "screened_groups" (their indices), "screen_events" ((seconds, groups removed so
+    far)), "working_sets" (sizes per outer iteration), "outer_iterations", "objective",
+    "lower_bound" and "relative_gap" (certified over all groups) and "dual_point" (the θ of that
+    lower bound, feasible for every group, as a NumPy vector).
+    """
+    s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening)
+    ws_sizes: list[int] = []
+    status, outer = "max_iter", 0
     try:
-        for it in range(1, max_iter + 1):
-            r = op.matvec(Y) - y
-            grad = op.rmatvec(r)
-            fY = 0.5 * float(r @ r)
-            while True:  # backtracking on the smooth part
-                U_new = group_soft_threshold(Y - grad / L, beta / L)
-                D = U_new - Y
-                r_new = op.matvec(U_new) - y
-                bound = fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum())
-                if 0.5 * float(r_new @ r_new) <= bound + slack * abs(fY):
-                    break
-                L *= 2.0
-            if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
-                theta = 1.0
-            theta_next = 0.5 * (1 + (1 + 4 * theta * theta) ** 0.5)
-            Y = U_new + ((theta - 1) / theta_next) * (U_new - U)
-            U_prev, U, theta = U, U_new, theta_next
-            L *= 0.9  # let the step grow again
-            if it % gap_every == 0 or it == max_iter:
-                primal, dual, _ = gated_gap(op, y, U, beta)
-                best = (min(best[0], primal), max(best[1], dual))
-                elapsed = time.perf_counter() - start
-                history.append((elapsed, primal, best[1]))
-                if callback is not None:
-                    callback(it, primal, best[1])
-                if best[0] - best[1] <= tol * max(abs(best[0]), 1e-300):
-                    status = "optimal"
-                    break
-                if time_limit is not None and elapsed > time_limit:
-                    status = "time_limit"
-                    break
+        while True:
+            cert = s.certify()
+            if s.relative_gap() <= tol:
+                status = "optimal"
+                break
+            budget = s.out_of_budget()
+            if budget is not None:
+                status = budget
+                break
+            outer += 1
+            if s.bounds is not None:
+                s.drop(torch.arange(op.P, device=op.device), s.screen(torch.arange(op.P, device=op.device),
+                                                                      cert.scale * cert.norms,
+                                                                      s.best_primal - cert.dual) & s.active)
+            idx = torch.nonzero(s.active).flatten()
+            if working_set and idx.numel():
+                support = s.U.norm(dim=1) > 0
+                size = max(ws_start, 2 * int(support.sum()), ws_sizes[-1] if ws_sizes else 0)
+                if ws_sizes and s.relative_gap() > 0.5 * previous_gap:  # too little progress: grow
+                    size = max(size, 2 * ws_sizes[-1])
+                if size < idx.numel():
+                    score = torch.where(support, torch.inf, cert.norms.to(support.device))[idx]
+                    idx = idx[torch.topk(score, size).indices].sort().values
+            ws_sizes.append(int(idx.numel()))
+            previous_gap = s.relative_gap()
+            stop_rel = tol if idx.numel() == int(s.active.sum()) else max(tol, inner_ratio * s.relative_gap())
+            s.fista(idx, stop_rel)
     except KeyboardInterrupt:
         status = "interrupted"
-    del U_prev
-    return SolverOutput(U.detach().cpu().double().numpy(), torch.zeros_like(U).cpu().double().numpy(), status, it,
-                        time.perf_counter() - start, history)
+        s.certify(notify=False)
+    info = {"screened": int((~s.active).sum()),
+            "screened_groups": torch.nonzero(~s.active).flatten().cpu().tolist(),
+            "screen_events": s.screen_events, "working_sets": ws_sizes,
+            "outer_iterations": outer, "objective": s.best_primal, "lower_bound": s.best_lower,
+            "relative_gap": s.relative_gap(),
+            "dual_point": None if s.theta is None else s.theta.cpu().numpy()}
+    return SolverOutput(s.best_U.detach().cpu().double().numpy(), torch.zeros_like(s.best_U).cpu().double().numpy(),
+                        status, s.n_iter, s.elapsed(), s.history, info=info)
