@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cvxnn-installed
 
-.PHONY: demo test test-slow install bench clean
+.PHONY: demo test test-slow install bench bench-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# scnn (the comparison in benchmarks/bench_solvers.py): its wheel asks for torchvision, which it
+# never imports, so it is installed without dependencies and its real ones are listed here.
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps pyscnn==0.0.10 linalg_backends==0.0.1b0
+	$(BIN)/python -m pip install -q -c constraints.txt tqdm opt_einsum
+
+bench: bench-deps
+	$(BIN)/python benchmarks/bench_solvers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

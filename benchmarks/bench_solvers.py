@@ -1,32 +1,48 @@
-"""Side-by-side solver benchmark: cvxnn's solvers against the cvxpy + Clarabel reference and
-against PyTorch Adam on the same problem and pattern list, in one run on one machine.
+"""Side-by-side solver benchmark at fixed patterns, in one run on one machine:
+cvxnn's fast solvers against the cvxpy + Clarabel reference and against scnn (Mishkin et al.,
+ICML 2022, ``pip install --no-deps pyscnn``; skipped with a note when it is not installed).
 
-    .venv/bin/python benchmarks/bench_solvers.py [--quick] [--out benchmarks/results.json]
+    .venv/bin/python benchmarks/bench_solvers.py [--quick] [--problems planted20,breast] [--patterns 100,500]
+                                                 [--timeout 300] [--out benchmarks/results.json]
 
-Problems: (a) synthetic regression from a planted ReLU teacher (n = 2000, d = 20),
-(b) breast cancer (standardized, ±1 targets, bias). For each: the gated program at fixed sampled
-patterns (P = 100) with FISTA (float64, stop at relative gap 1e-4 and 1e-6) and with the reference
-solver; the ReLU program with the reference solver; full-batch Adam on a network of the same width
-as the reference ReLU solution, from three seeds.
+For each problem and pattern count P (Gaussian gates, seed 0, the same gates for every solver):
+
+* gated program  min ½‖Σ_i D_iXu_i − y‖² + βΣ‖u_i‖ : cvxnn FISTA (float64, stopping on a certified
+  relative gap of 1e-4 and 1e-6; float32 at 1e-4), scnn's R-FISTA (its default tolerance and tighter
+  ones), and the reference (P = 100 only);
+* ReLU program (the same with cone constraints, blocks v_i, w_i), P = 100 only: cvxnn's augmented
+  Lagrangian ("al"), scnn's augmented Lagrangian and the reference.
+
+p* is, for the gated program, cvxnn's own float64 solve at a certified relative gap of 1e-10 (its
+lower bound is a valid dual value, so p* is known to that accuracy); for the ReLU program, the
+reference's optimum (its certified gap is in the row). Every row reports the wall time and the relative
+suboptimality (objective − p*)/p* of the returned point measured in cvxnn's scaling; scnn's objective
+is (1/2n)‖·‖² + λΣ‖·‖, so λ = β/n gives the same program; its solutions are scored on our side
+with its own (reordered) gates, and ReLU solutions also report their cone violation.
+Each external run is a separate process with a wall-clock limit (``--timeout``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 import cvxnn
 from cvxnn.data import load_bundled
-from cvxnn.nonconvex import train_nonconvex
+from cvxnn.operators import PatternOperator
+from cvxnn.solvers.augmented_lagrangian import solve_relu_al
 
 
 def planted_problem(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """y = Σ_j a_j (x·t_j)_+ + 0.1·noise from a 5-neuron teacher, x ~ N(0, I_d)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     teacher = rng.standard_normal((5, d))
@@ -34,57 +50,207 @@ def planted_problem(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return X, y
 
 
+def standardized_with_bias(X: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled (constant columns kept at scale 1), then a ones column."""
+    scale = X.std(0)
+    Z = (X - X.mean(0)) / np.where(scale > 0, scale, 1.0)
+    return np.c_[Z, np.ones(len(Z))]
+
+
 def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
     ds = load_bundled("breast_cancer")
-    X = (ds.X - ds.X.mean(0)) / ds.X.std(0)
-    return np.c_[X, np.ones(len(X))], 2.0 * ds.y - 1
+    return standardized_with_bias(ds.X), 2.0 * ds.y - 1
 
 
-def timed(fn):
+def digits_binary() -> tuple[np.ndarray, np.ndarray]:
+    """Digits (n = 1797, 64 pixels): ±1 for digit < 5 against ≥ 5."""
+    ds = load_bundled("digits")
+    return standardized_with_bias(ds.X), np.where(ds.y < 5, 1.0, -1.0)
+
+
+PROBLEMS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], float]] = {
+    "planted20": ("planted ReLU teacher n=2000 d=20", lambda: planted_problem(2000, 20), 10.0),
+    "planted50": ("planted ReLU teacher n=2000 d=50", lambda: planted_problem(2000, 50), 10.0),
+    "breast": ("breast cancer (standardized, ±1, bias)", breast_cancer, 1.0),
+    "digits": ("digits <5 vs ≥5 (standardized, ±1, bias)", digits_binary, 1.0),
+}
+
+
+def gated_value(X, y, masks, U, beta) -> float:
+    r = ((X @ U.T) * masks).sum(1) - y
+    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(U, axis=1).sum())
+
+
+def relu_value(X, y, masks, V, W, beta) -> tuple[float, float]:
+    """(objective, largest cone violation relative to ‖X‖_max·‖block‖) of blocks V, W."""
+    r = ((X @ (V - W).T) * masks).sum(1) - y
+    obj = 0.5 * float(r @ r) + beta * float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
+    S = np.where(masks, 1.0, -1.0)
+    scale = np.linalg.norm(X, axis=1).max()
+    viol = 0.0
+    for B in (V, W):
+        norms = np.maximum(np.linalg.norm(B, axis=1), 1e-300)
+        viol = max(viol, float((np.maximum(-(S * (X @ B.T)), 0) / (scale * norms)).max()))
+    return obj, viol
+
+
+# ----------------------------------------------------------------------------- scnn
+
+
+def scnn_available() -> bool:
+    try:
+        import scnn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _scnn_job(program: str, X, y, gates, beta, tol, queue) -> None:
+    from scnn.metrics import Metrics
+    from scnn.models import ConvexGatedReLU, ConvexReLU
+    from scnn.optimize import optimize_model
+    from scnn.regularizers import NeuronGL1
+    from scnn.solvers import AL, RFISTA
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = ConvexGatedReLU(gates) if program == "gated" else ConvexReLU(gates)
+    solver = RFISTA(model, tol=tol) if program == "gated" else AL(model, tol=tol, constraint_tol=tol)
     start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+    cm, _ = optimize_model(model, solver, Metrics(), X, y, regularizer=NeuronGL1(beta / len(y)),
+                           return_convex=True, unitize_data=False, dtype="float64")
+    elapsed = time.perf_counter() - start
+    masks = (X @ np.asarray(cm.G)) >= 0
+    params = [np.asarray(p)[0] for p in cm.parameters]
+    if program == "gated":
+        queue.put((elapsed, gated_value(X, y, masks, params[0], beta), 0.0, masks))
+    else:
+        obj, viol = relu_value(X, y, masks, params[0], params[1], beta)
+        queue.put((elapsed, obj, viol, masks))
 
 
-def run_problem(name: str, X: np.ndarray, y: np.ndarray, beta: float, n_patterns: int, adam_epochs: int) -> dict:
-    P = cvxnn.sample_patterns(X, n_patterns, seed=0)
-    row: dict = {"problem": name, "n": X.shape[0], "d": X.shape[1], "P": len(P), "beta": beta}
-    ref_gated, t = timed(lambda: cvxnn.fit(X, y, beta, patterns=P, formulation="gated", solver="reference"))
-    row["gated_reference_s"], row["gated_optimum"] = t, ref_gated.objective
-    for tol in (1e-4, 1e-6):
-        fast, t = timed(lambda: cvxnn.fit(X, y, beta, patterns=P, formulation="gated", solver="fista", tol=tol))
-        row[f"gated_fista_{tol:g}_s"] = t
-        row[f"gated_fista_{tol:g}_subopt"] = (fast.objective - ref_gated.objective) / ref_gated.objective
-        row[f"gated_fista_{tol:g}_status"] = fast.status
-    relu, t = timed(lambda: cvxnn.fit(X, y, beta, patterns=P, formulation="relu", solver="reference"))
-    row["relu_reference_s"], row["relu_optimum"], row["relu_neurons"] = t, relu.objective, relu.n_neurons
-    adam = []
-    for seed in range(3):
-        run = train_nonconvex(X, y, beta, width=max(relu.n_neurons, 1), optimizer="adam", lr=1e-2,
-                              epochs=adam_epochs, seed=seed, record_every=25)
-        adam.append((run.final_objective, run.wall_time))
-    best = min(adam)
-    row["adam_best_objective"], row["adam_time_s"] = best
-    row["adam_vs_relu_optimum"] = (best[0] - relu.objective) / relu.objective
-    return row
+def run_scnn(program: str, X, y, gates, beta, tol, timeout: float):
+    """(time, objective, cone violation, masks) of one scnn solve in a child process, or None on timeout."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_scnn_job, args=(program, X, y, gates, beta, tol, queue))
+    proc.start()
+    try:
+        return queue.get(timeout=timeout)
+    except Exception:
+        return None
+    finally:
+        proc.terminate()
+        proc.join()
+
+
+def _reference_job(X, y, pats, beta, program, queue) -> None:
+    start = time.perf_counter()
+    fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver="reference")
+    queue.put((time.perf_counter() - start, fit.objective, fit.relative_gap))
+
+
+def run_reference(X, y, pats, beta, program, timeout: float):
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_reference_job, args=(X, y, pats, beta, program, queue))
+    proc.start()
+    try:
+        return queue.get(timeout=timeout)
+    except Exception:
+        return None
+    finally:
+        proc.terminate()
+        proc.join()
+
+
+def run_al(X, y, pats, beta, tol, dtype, time_limit: float) -> tuple[float, float, float, str]:
+    """cvxnn's augmented Lagrangian on the ReLU program with a wall-clock limit:
+    (seconds, objective at its cone-feasible point, certified relative gap, status)."""
+    op = PatternOperator(X, pats.masks, dtype=dtype)
+    start = time.perf_counter()
+    out = solve_relu_al(op, torch.as_tensor(y, dtype=dtype), beta, tol=tol, time_limit=time_limit, design=X,
+                        interior=pats.gates.T)
+    seconds = time.perf_counter() - start
+    objective, lower = min(h[1] for h in out.history), max(h[2] for h in out.history)
+    return seconds, objective, (objective - lower) / abs(objective), out.status
+
+
+# ----------------------------------------------------------------------------- one problem
+
+
+def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool) -> list[dict]:
+    label, make, beta = PROBLEMS[key]
+    X, y = make()
+    if quick:
+        X, y = X[:400], y[:400]
+    pats = cvxnn.sample_patterns(X, P, seed=0)
+    base = {"problem": label, "n": X.shape[0], "d": X.shape[1], "P": len(pats), "beta": beta}
+    rows: list[dict] = []
+    programs = ["gated"] + (["relu"] if relu and P <= 100 else [])  # the ReLU program where the reference runs
+    for program in programs:
+        fast = "fista" if program == "gated" else "al"
+        reference = run_reference(X, y, pats, beta, program, timeout) if P <= 100 else None
+        if program == "gated":  # certified to 1e-10 by FISTA + Newton
+            p_star = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, tol=1e-10).objective
+        else:  # the reference's optimum, certified by its own gap
+            p_star = None if reference is None else reference[1]
+        row0 = dict(base, program=program, p_star=p_star)
+
+        def add(method: str, seconds: float | None, objective: float | None, **extra) -> None:
+            sub = None if objective is None or p_star is None else (objective - p_star) / abs(p_star)
+            rows.append(dict(row0, method=method, seconds=seconds, objective=objective, subopt=sub, **extra))
+            shown = "timeout" if seconds is None else f"{seconds:8.2f} s  objective {objective:.8g}  subopt " + \
+                ("?" if sub is None else f"{sub:.1e}")
+            print(f"{label[:28]:28s} P={len(pats):4d} {program:5s} {method:28s} {shown}", flush=True)
+
+        for tol, dtype in ((1e-4, torch.float64), (1e-6, torch.float64), (1e-4, torch.float32)):
+            if program == "relu":  # the augmented Lagrangian rarely reaches these gaps: give it the time limit
+                seconds, objective, gap, status = run_al(X, y, pats, beta, tol, dtype, timeout)
+            else:
+                start = time.perf_counter()
+                fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, tol=tol, dtype=dtype)
+                seconds, objective, gap, status = time.perf_counter() - start, fit.objective, fit.relative_gap, \
+                    fit.status
+            add(f"cvxnn {fast} {str(dtype)[6:]} gap {tol:g}", seconds, objective, certified_gap=gap, status=status)
+        if scnn_available():
+            name = "R-FISTA" if program == "gated" else "AL"
+            for tol in ((1e-6, 1e-8, 1e-10) if program == "gated" else (1e-6,)):
+                out = run_scnn(program, X, y, pats.gates, beta, tol, timeout)
+                if out is None:
+                    add(f"scnn {name} tol {tol:g}", None, None)
+                    break
+                seconds, objective, viol, masks = out
+                same = {m.tobytes() for m in masks.T} == {m.tobytes() for m in pats.masks.T}
+                add(f"scnn {name} tol {tol:g}", seconds, objective, cone_violation=viol, same_patterns=same)
+        if P <= 100:
+            seconds, objective, gap = reference if reference is not None else (None, None, None)
+            add("cvxpy + Clarabel", seconds, objective, certified_gap=gap)
+    return rows
+
+
+def machine_info() -> dict:
+    return {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller problems (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="400 samples per problem (a smoke run)")
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--patterns", default="100,500")
+    parser.add_argument("--relu", default="planted20,breast", help="problems whose ReLU program is also run (P ≤ 100)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to each scnn/reference run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    n, P, epochs = (500, 30, 500) if args.quick else (2000, 100, 2000)
-    X, y = planted_problem(n, 20)
-    rows = [run_problem(f"planted n={n} d=20", X, y, 10.0, P, epochs)]
-    Xb, yb = breast_cancer()
-    rows.append(run_problem("breast cancer", Xb, yb, 1.0, P, epochs))
-    meta = {"machine": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
-            "torch": torch.__version__, "command": "python benchmarks/bench_solvers.py" + (" --quick" if args.quick else "")}
+    rows = []
+    for key in args.problems.split(","):
+        for P in (int(p) for p in args.patterns.split(",")):
+            rows.extend(bench_problem(key, P, args.timeout, args.quick, key in args.relu.split(",")))
+    meta = dict(machine_info(), scnn=scnn_available(),
+                command="python benchmarks/bench_solvers.py " + " ".join(
+                    f"--{k} {v}" for k, v in vars(args).items() if k not in ("quick", "out")) +
+                (" --quick" if args.quick else ""))
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    for r in rows:
-        print(json.dumps(r, indent=1))
 
 
 if __name__ == "__main__":

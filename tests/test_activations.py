@@ -218,8 +218,8 @@ def test_parser_and_solver_capabilities(data):
             activation_from(**bad)
     with pytest.raises(ValueError, match="slopes"):
         Activation(1.0, 0.5, "abs")
-    with pytest.raises(ValueError, match="fista.*activation"):
-        cvxnn.fit(X, y, BETA, formulation="gated", solver="fista", activation="abs")
+    with pytest.raises(ValueError, match="fista.*'relu' program"):
+        cvxnn.fit(X, y, BETA, formulation="relu", solver="fista", activation="abs")
     assert isinstance(Activation(2.0, 0.5).module(), TwoPiece)
     assert isinstance(leaky_relu(0.3).module(), torch.nn.LeakyReLU)
 

@@ -51,7 +51,7 @@ def test_wrong_label_kinds(Xy):
     with pytest.raises(TypeError, match="non-numeric"):
         cvxnn.fit(np.array([[1, "x"]] * 10, dtype=object), np.zeros(10), 0.1)
     with pytest.raises(ValueError, match="one target per sample"):
-        cvxnn.fit(X, np.zeros((10, 2)), 0.1, patterns=5)
+        cvxnn.fit(X, np.zeros((10, 2, 2)), 0.1, patterns=5)
 
 
 @pytest.mark.parametrize("beta", [0, -1.0, np.nan, np.inf])

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import cvxnn
 from cvxnn.cli import app
+from cvxnn.experiment import LOSS_FORMULAS
 
 runner = CliRunner()
 
@@ -65,6 +66,8 @@ def test_train_classification_writes_report_and_model(trained, data_dir):
     assert summary["dataset"]["classes"] == ["no", "yes"]
     assert summary["dataset"]["n_train"] == 48 and summary["dataset"]["n_test"] == 12
     assert summary["dataset"]["n_features"] == 3
+    assert summary["loss"] == "logistic" and summary["activation"]["name"] == "relu"  # --loss auto, two classes
+    assert summary["n_outputs"] == 1 and summary["preprocessing"]["target_encoding"] == "pm1"
     kinds = [m["kind"] for m in summary["models"]]
     assert kinds[0] == "convex" and kinds.count("nonconvex") == 6 and kinds[-1] == "convex"
     for m in summary["models"]:
@@ -160,6 +163,84 @@ def test_train_regression_no_bias_custom_model_path(data_dir, tmp_path):
     assert r2 == pytest.approx(summary["models"][0]["train_metrics"]["r2"], abs=1e-9)
 
 
+MULTI_CLASS_CSV = "a,b,y\n" + "\n".join(f"{i},{i * i % 7},{i % 3}" for i in range(30)) + "\n"
+REGRESSION_CSV = "a,b,y\n" + "\n".join(f"{i},{i * i % 7},{i * 0.37:.2f}" for i in range(30)) + "\n"
+
+
+@pytest.fixture(scope="module")
+def iris_csv(tmp_path_factory):
+    """Ten flowers of each iris species (sklearn's bundled copy), species names as the target."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    rows = [[f"{v:.1f}" for v in iris.data[i]] + [iris.target_names[iris.target[i]]]
+            for c in range(3) for i in np.flatnonzero(iris.target == c)[:10]]
+    return _write_csv(tmp_path_factory.mktemp("iris") / "iris.csv", ["sl", "sw", "pl", "pw", "species"], rows)
+
+
+@pytest.mark.parametrize("loss, encoding", [("auto", "class_index"), ("squared", "one_vs_rest_pm1")])
+def test_train_multiclass_iris(iris_csv, tmp_path, loss, encoding):
+    out = tmp_path / "report"
+    res = runner.invoke(app, ["train", "--data", str(iris_csv), "--target", "species", "--out", str(out),
+                              "--loss", loss, *FAST])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["loss"] == ("cross_entropy" if loss == "auto" else "squared")
+    assert summary["dataset"]["classes"] == ["setosa", "versicolor", "virginica"]
+    assert summary["n_outputs"] == 3 and summary["preprocessing"]["target_encoding"] == encoding
+    assert summary["dataset"]["n_train"] == 24 and summary["dataset"]["n_test"] == 6
+    assert summary["settings"]["refit_guarantee"].startswith("none")  # c outputs: see experiment's docstring
+    lower = summary["certified_lower_bound"]
+    assert lower is not None and lower > 0
+    for m in summary["models"]:
+        assert 0.0 <= m["train_metrics"]["accuracy"] <= 1.0 and 0.0 <= m["test_metrics"]["accuracy"] <= 1.0
+        assert m["objective"] >= lower - 1e-9  # output_norm "l2": the bound covers the gradient runs too
+    assert max(m["train_metrics"]["accuracy"] for m in summary["models"]) >= 0.9
+    assert all(c["method"].startswith("spectral") for c in summary["certificates"].values())
+    assert "train acc" in res.output and "test acc" in res.output
+    net = cvxnn.load(out / "model.safetensors")
+    assert net.n_outputs == 3 and net.activation.name == "relu"
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["loss"] == summary["loss"] and meta["target_encoding"] == encoding
+    # `cvxnn certify` reads the loss and the class encoding from the sidecar
+    res = runner.invoke(app, ["certify", str(out / "model.safetensors"), "--data", str(iris_csv),
+                              "--target", "species", "--json"])
+    assert res.exit_code == 0, res.output
+    cert = json.loads(res.stdout)
+    assert cert["loss"] == summary["loss"] and cert["lower_bound"] <= cert["objective"] + 1e-9
+
+
+@pytest.mark.parametrize("options, loss, activation", [
+    (["--activation", "leaky_relu", "--negative-slope", "0.1"], "logistic", {"name": "leaky_relu", "a": 1.0, "b": 0.1}),
+    (["--activation", "abs", "--loss", "hinge"], "hinge", {"name": "abs", "a": 1.0, "b": -1.0}),
+    (["--loss", "cross_entropy"], "cross_entropy", {"name": "relu", "a": 1.0, "b": 0.0}),
+])
+def test_train_binary_activation_and_loss(data_dir, tmp_path, options, loss, activation):
+    out = tmp_path / "report"
+    res = runner.invoke(app, ["train", "--data", str(data_dir / "cls.csv"), "--target", "label", "--out", str(out),
+                              *options, *FAST])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["loss"] == loss and summary["activation"] == activation
+    assert summary["settings"]["loss"] == loss and summary["settings"]["activation"] == activation
+    assert summary["n_outputs"] == (2 if loss == "cross_entropy" else 1)
+    assert LOSS_FORMULAS[loss] in summary["objective"]
+    kinds = [m["kind"] for m in summary["models"]]
+    assert kinds.count("nonconvex") == 6 and kinds[-1] == "convex"
+    lower = summary["certified_lower_bound"]
+    for m in summary["models"]:
+        assert m["objective"] >= lower - 1e-9
+    convex = [m for m in summary["models"] if m["kind"] == "convex"]
+    assert all(m["program_relative_gap"] < 1e-5 for m in convex)
+    if loss != "cross_entropy":  # one output: the refit on the best run's patterns is at least as good as every run
+        best_gd = min(m["objective"] for m in summary["models"] if m["kind"] == "nonconvex" and not m["diverged"])
+        assert summary["models"][-1]["objective"] <= best_gd * (1 + 1e-6)
+        assert summary["settings"]["refit_guarantee"].startswith("the refit")
+    net = cvxnn.load(out / "model.safetensors")
+    assert net.activation.to_dict() == activation
+    assert f"{activation['name']} activation, {loss} loss" in " ".join(res.stderr.split())
+
+
 def _bad_inputs(tmp_path):
     good = ["a,b,y"] + [f"{i},{i % 3},{i % 2}" for i in range(12)]
     cases = {
@@ -168,8 +249,14 @@ def _bad_inputs(tmp_path):
         "non-numeric": ("a,b,y\n1,2,0\n3,x,1\n4,5,0\n", "y", "not numeric"),
         "nan": ("a,b,y\n1,2,0\n3,nan,1\n4,5,0\n", "y", "NaN"),
         "empty": ("", "y", "empty"),
-        "multi-class": ("a,b,y\n" + "\n".join(f"{i},{i * i % 7},{i % 3}" for i in range(30)) + "\n", "y",
-                        "ConvexReLUClassifier"),
+        "logistic multi-class": (MULTI_CLASS_CSV, "y", "the logistic loss is for two classes"),
+        "hinge multi-class": (MULTI_CLASS_CSV, "y", "use the cross_entropy"),
+        "logistic regression": (REGRESSION_CSV, "y", "the logistic loss needs a classification target"),
+        "cross-entropy regression": (REGRESSION_CSV, "y", "the cross_entropy loss needs a classification"),
+        "unknown loss": (None, "y", "--loss must be one of"),
+        "unknown activation": (None, "y", "--activation must be one of"),
+        "slope without leaky": (None, "y", "--negative-slope applies to --activation leaky_relu only"),
+        "bad slope": (None, "y", "--negative-slope must satisfy"),
     }
     out = {}
     for name, (content, target, msg) in cases.items():
@@ -185,11 +272,19 @@ def _bad_inputs(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("case", ["missing file", "missing target", "non-numeric", "nan", "empty", "multi-class"])
+BAD_OPTIONS = {"logistic multi-class": ["--loss", "logistic"], "hinge multi-class": ["--loss", "hinge"],
+               "logistic regression": ["--loss", "logistic"], "cross-entropy regression": ["--loss", "cross_entropy"],
+               "unknown loss": ["--loss", "l1"], "unknown activation": ["--activation", "tanh"],
+               "slope without leaky": ["--negative-slope", "0.2"],
+               "bad slope": ["--activation", "leaky_relu", "--negative-slope", "1.5"]}
+
+
+@pytest.mark.parametrize("case", ["missing file", "missing target", "non-numeric", "nan", "empty", *BAD_OPTIONS])
 def test_train_bad_input_clear_error_and_no_report(tmp_path, case):
     path, target, msg = _bad_inputs(tmp_path)[case]
     out = tmp_path / "report"
-    res = runner.invoke(app, ["train", "--data", str(path), "--target", target, "--out", str(out), *FAST])
+    res = runner.invoke(app, ["train", "--data", str(path), "--target", target, "--out", str(out), *FAST,
+                              *BAD_OPTIONS.get(case, [])])
     assert res.exit_code in (1, 2), res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)  # no traceback
     assert "Traceback" not in res.output
@@ -257,7 +352,8 @@ def _help_options(command):
 
 @pytest.mark.parametrize("command, options", [
     ("demo", ["--out", "--beta", "--patterns", "--epochs", "--seed", "--search-starts"]),
-    ("train", ["--data", "--target", "--beta", "--patterns", "--bias", "--no-bias", "--epochs", "--adam-lrs",
+    ("train", ["--data", "--target", "--beta", "--activation", "--negative-slope", "--loss", "--patterns", "--bias",
+               "--no-bias", "--epochs", "--adam-lrs",
                "--gd-lrs", "--width", "--test-size", "--seed", "--out", "--model", "--refit", "--no-refit",
                "--certify-samples", "--search-starts", "--threads"]),
     ("certify", ["MODEL", "--data", "--target", "--beta", "--preprocess", "--raw", "--samples", "--max-patterns",
@@ -321,6 +417,27 @@ def test_report_write_is_atomic(tmp_path, monkeypatch):
         report.write_report(res, out, extra={"model.safetensors": boom})
     assert (out / "summary.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_a_failed_certificate_is_reported_not_raised(tmp_path, monkeypatch):
+    from cvxnn import experiment, report
+
+    def refuse(*args, **kwargs):
+        raise ValueError("this combination is not supported")
+
+    monkeypatch.setattr(experiment, "certify", refuse)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((24, 2))
+    y = np.where(X[:, 0] * X[:, 1] > 0, "a", "b")
+    res = experiment.run_comparison(X, y, beta=0.5, n_patterns=4, epochs=20, adam_lrs=[0.01], gd_lrs=[],
+                                    loss="logistic", dataset="tiny")
+    summary = res.summary()
+    assert summary["certified_lower_bound"] is None  # -inf: nothing is claimed
+    assert all(c["error"] == "this combination is not supported" and c["globally_optimal"] is None
+               for c in summary["certificates"].values())
+    assert all(m["certified_relative_gap"] is None for m in summary["models"])
+    report.write_report(res, tmp_path / "rep")
+    assert "not certified: this combination is not supported" in (tmp_path / "rep" / "report.md").read_text()
 
 
 def test_reproduce_command(tmp_path):

@@ -50,7 +50,7 @@ def iris():
 @pytest.fixture(scope="module")
 def iris_fit(iris):
     X, y = iris
-    return ConvexReLUClassifier(n_patterns=10).fit(X, y)
+    return ConvexReLUClassifier(n_patterns=10, loss="squared").fit(X, y)
 
 
 # ---------------------------------------------------------------------- regressor
@@ -144,7 +144,7 @@ def test_constant_feature_and_single_sample():
 
 def test_binary_breast_cancer(breast_cancer):
     X, y, X_test, y_test = breast_cancer
-    est = ConvexReLUClassifier(**SMALL).fit(X, y)
+    est = ConvexReLUClassifier(**SMALL, loss="squared").fit(X, y)
     assert est.score(X, y) > 0.9
     assert est.score(X_test, y_test) > 0.9
     assert 0 <= est.dual_gap_ < 1e-5
@@ -164,7 +164,7 @@ def test_multiclass_iris(iris, iris_fit):
     est = iris_fit
     assert est.score(X, y) > 0.9
     assert 0 <= est.dual_gap_ < 1e-5
-    assert len(est.networks_) == 3 and not hasattr(est, "network_")
+    assert len(est.networks_) == 3 and est.network_.n_outputs == 3
     assert est.n_iter_.shape == (3,)
     assert est.n_neurons_ == sum(net.width for net in est.networks_)
     scores = est.decision_function(X)
@@ -250,7 +250,8 @@ def test_init_stores_parameters_unmodified():
     est = ConvexReLUClassifier(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                standardize=False, random_state=rs)
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
-                                    standardize=False, random_state=rs)
+                                    standardize=False, random_state=rs, activation="relu", negative_slope=0.01,
+                                    loss="log_loss", solver="auto", search=None, tol=1e-6)
 
 
 def test_all_patterns_give_a_global_certificate():
@@ -293,3 +294,29 @@ def test_all_sampled_patterns_zero_falls_back_to_negated_gate():
     assert est.patterns_.method == "sampled+negated"
     np.testing.assert_array_equal(est.patterns_.masks, [[True], [True]])
     np.testing.assert_allclose(est.predict(X), y, rtol=1e-2)
+
+
+def test_classifier_default_loss_is_log_loss(iris):
+    """log_loss resolves to logistic (binary) and cross-entropy (multi-class), as in scikit-learn."""
+    X, y = iris
+    binary = y < 2
+    est = ConvexReLUClassifier(n_patterns=6).fit(X[binary], y[binary])
+    assert est.loss_ == "logistic" and est.network_.n_outputs == 1
+    assert est.score(X[binary], y[binary]) == 1.0 and est.dual_gap_ < 1e-5
+    Xs = (X[binary] - est.mean_) / est.scale_
+    t = np.where(y[binary] == 1, 1.0, -1.0)
+    assert est.objective_ == pytest.approx(est.network_.objective(Xs, t, est.beta_, loss="logistic"), rel=1e-8)
+    multi = ConvexReLUClassifier(n_patterns=10).fit(X, y)
+    assert multi.loss_ == "cross_entropy" and multi.network_.n_outputs == 3
+    assert multi.score(X, y) > 0.9 and multi.dual_gap_ < 1e-5
+    leaky = ConvexReLUClassifier(alpha=1e-2, n_patterns=6, activation="leaky_relu", negative_slope=0.1).fit(X, y)
+    assert leaky.network_.activation.name == "leaky_relu" and leaky.dual_gap_ < 1e-5
+    assert multi.decision_function(X).shape == (X.shape[0], 3)
+
+
+def test_classifier_rejects_unknown_loss_and_activation(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="loss must be one of"):
+        ConvexReLUClassifier(loss="exponential").fit(X, y)
+    with pytest.raises(ValueError, match="activation"):
+        ConvexReLUClassifier(activation="tanh").fit(X, y)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import cvxnn
+from cvxnn.losses import loss_from
 from cvxnn.nonconvex import NonconvexRun, TrainHistory, best_of, nc_objective, train_nonconvex
 
 # THEORY §8.2a: default_rng(1), 8 sorted U(-2, 2) points, y = sin 2x + 0.1 N(0, 1); X = [x, 1], β = 0.05.
@@ -310,3 +311,100 @@ def test_brute_force_1d_with_bias():
     assert min(r.final_objective for r in runs) >= q_hand * (1 - 1e-7)
     _assert_never_below(runs, lower)
     assert best_of(runs).final_objective <= q_hand * (1 + 1e-2)
+
+
+# ---------------------------------------------------------------------- activations and losses
+
+
+def _tiny_2d(seed: int = 5) -> np.ndarray:
+    """10 Gaussian points in R² (with bias: 92 enumerable patterns)."""
+    return np.random.default_rng(seed).standard_normal((10, 2))
+
+
+@pytest.mark.parametrize("kw, target", [
+    (dict(loss="logistic"), "sign"),
+    (dict(loss="hinge", activation="abs"), "sign"),
+    (dict(loss="cross_entropy", activation="leaky_relu", negative_slope=0.1), "classes"),
+    (dict(loss="squared", activation=(0.5, -2.0)), "matrix"),
+])
+def test_recorded_objective_is_the_network_objective_for_each_loss(kw, target):
+    X = _tiny_2d()
+    y = {"sign": np.where(X[:, 0] > X[:, 1], 1.0, -1.0),
+         "classes": (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5),
+         "matrix": np.column_stack([np.sin(X[:, 0]), X[:, 1] ** 2])}[target]
+    run = train_nonconvex(X, y, 0.1, 6, "adam", lr=1e-2, epochs=40, seed=3, bias=True, record_every=1, **kw)
+    net = run.network
+    assert net.activation == cvxnn.activation_from(kw.get("activation", "relu"), kw.get("negative_slope", 0.01))
+    outputs = {"sign": 1, "classes": 3, "matrix": 2}[target]
+    assert net.n_outputs == outputs and net.w2.shape == ((6,) if outputs == 1 else (6, outputs))
+    assert run.loss == kw["loss"]
+    best = int(np.argmin(run.history.objectives))
+    assert run.final_objective == net.objective(X, y, 0.1, kw["loss"])
+    assert abs(run.history.objectives[best] - run.final_objective) <= 1e-10 * abs(run.final_objective)
+    # every recorded value is NC of the iterate: check the start against an independently built network
+    W1, w2 = _start(X, 6, seed=3, outputs=outputs)
+    start = cvxnn.TwoLayerNet(W1, w2, True, net.activation).objective(X, y, 0.1, kw["loss"])
+    assert abs(run.history.objectives[0] - start) <= 1e-10 * abs(start)
+
+
+def _start(X: np.ndarray, width: int, seed: int, outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The documented initialization (init_scale 1, bias column): W1 ~ N(0, 1/d̃), then w2 ~ N(0, 1/m)."""
+    gen = torch.Generator().manual_seed(seed)
+    d = X.shape[1] + 1
+    W1 = torch.randn(width, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+    shape = (width,) if outputs == 1 else (width, outputs)
+    w2 = torch.randn(*shape, generator=gen, dtype=torch.float64) / math.sqrt(width)
+    return W1.numpy(), w2.numpy()
+
+
+def test_nc_objective_with_activation_and_loss_matches_network():
+    X = _tiny_2d()
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    W1, w2 = _start(X, 5, seed=1, outputs=3)
+    act = cvxnn.activation_from("leaky_relu", 0.3)
+    loss = loss_from("cross_entropy")
+    Xt = torch.as_tensor(np.column_stack([X, np.ones(10)]))
+    val = float(nc_objective(Xt, torch.as_tensor(loss.targets(y, 10)), torch.as_tensor(W1), torch.as_tensor(w2),
+                             0.2, activation=act, loss=loss))
+    assert val == pytest.approx(cvxnn.TwoLayerNet(W1, w2, True, act).objective(X, y, 0.2, loss), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss, target", [("logistic", "sign"), ("cross_entropy", "classes")])
+def test_adam_decreases_logistic_and_cross_entropy(loss, target):
+    X = _tiny_2d()
+    y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0) if target == "sign" else (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    run = train_nonconvex(X, y, 0.1, 8, "adam", lr=1e-2, epochs=300, seed=0, bias=True, loss=loss)
+    obj = run.history.objectives
+    assert run.final_objective < 0.7 * obj[0]
+    assert obj[-1] < obj[len(obj) // 2] < obj[0]
+
+
+def test_init_must_match_activation_and_outputs():
+    X = _tiny_2d()
+    y = np.where(X[:, 0] > 0, 1.0, -1.0)
+    relu_net = cvxnn.TwoLayerNet(np.ones((4, 3)), np.ones(4), True)
+    with pytest.raises(ValueError, match="activation"):
+        train_nonconvex(X, y, 0.1, 4, epochs=1, bias=True, init=relu_net, activation="abs")
+    with pytest.raises(ValueError, match="output"):
+        train_nonconvex(X, (X[:, 0] > 0).astype(int), 0.1, 4, epochs=1, bias=True, init=relu_net,
+                        loss="cross_entropy")
+    with pytest.raises(ValueError, match="-1, \\+1"):
+        train_nonconvex(X, (X[:, 0] > 0).astype(float), 0.1, 4, epochs=1, loss="logistic")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train_nonconvex(X, y, 0.1, 4, epochs=1, loss="l1")
+
+
+@pytest.mark.parametrize("case", ["logistic", "leaky_relu"])
+def test_no_adam_run_beats_the_certified_optimum_of_other_losses_and_activations(case):
+    X = _tiny_2d()
+    if case == "logistic":
+        y, kw = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0), dict(loss="logistic")
+    else:
+        y, kw = np.sin(2 * X[:, 0]) + X[:, 1] ** 2, dict(activation="leaky_relu", negative_slope=0.2)
+    beta = 0.1
+    fit = cvxnn.fit(X, y, beta, patterns="all", bias=True, **kw)
+    assert fit.patterns.complete and fit.relative_gap < 1e-8
+    runs = [train_nonconvex(X, y, beta, 10, "adam", lr=1e-2, epochs=400, init_scale=0.5, seed=s, bias=True,
+                            record_every=20, **kw) for s in range(4)]
+    _assert_never_below(runs, fit.lower_bound)
+    assert best_of(runs).final_objective <= fit.objective * 1.1  # and the optimum is within reach

@@ -8,10 +8,12 @@ from .activations import Activation, activation_from
 from .certificate import Certificate, certify
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor
 from .network import TwoLayerNet, load
-from .pattern_search import certify_with_search, column_generation_fit, search_violations
+from .pattern_search import SearchOptions, SearchReport, certify_with_search, column_generation_fit, \
+    search_violations
+from .path import PathResult, path
 from .patterns import Patterns, enumerate_patterns, network_patterns, sample_patterns
 from .stationarity import stationarity_certificate
-from .training import ConvexFit, fit
+from .training import ConvexFit, NonconvexInit, fit
 from .trajectory import convex_along_trajectory, train_with_trajectory
 
 __all__ = [
@@ -20,7 +22,11 @@ __all__ = [
     "ConvexFit",
     "ConvexReLUClassifier",
     "ConvexReLURegressor",
+    "NonconvexInit",
+    "PathResult",
     "Patterns",
+    "SearchOptions",
+    "SearchReport",
     "TwoLayerNet",
     "activation_from",
     "certify",
@@ -31,6 +37,7 @@ __all__ = [
     "fit",
     "load",
     "network_patterns",
+    "path",
     "sample_patterns",
     "search_violations",
     "stationarity_certificate",

@@ -64,8 +64,9 @@ class Activation:
         return self.a * np.maximum(t, 0.0) + self.b * np.minimum(t, 0.0)
 
     def torch(self, t: torch.Tensor) -> torch.Tensor:
-        """σ(t) entrywise, differentiable, for torch tensors."""
-        return self.a * torch.clamp(t, min=0.0) + self.b * torch.clamp(t, max=0.0)
+        """σ(t) = a·relu(t) − b·relu(−t) entrywise, differentiable, for torch tensors, with σ′(0) = 0
+        (torch.relu's convention; ``clamp`` would give the subgradient a at 0)."""
+        return self.a * torch.relu(t) - self.b * torch.relu(-t)
 
     def fit_weights(self, masks: np.ndarray) -> np.ndarray:
         """The n × P float matrix a·D + b·(I − D), column i the diagonal of aD_i + b(I − D_i).

@@ -12,6 +12,18 @@ For a network θ with residual λ = y − f_θ(X) (THEORY §2.3–2.4):
 For a network with a two-piece activation σ(t) = a(t)_+ + b(t)_- (THEORY §1.6) everything above
 holds with (Xu)_+ replaced by σ(Xu): the cones are the same, the per-pattern constraint is
 ‖Π_K(D)(±Xᵀ(aD + b(I − D))λ)‖, and the spectral bound is re-derived for σ.
+
+Losses (``loss=``): λ = −∇L(f_θ(X)) and the bound is d(tλ) = −L*(−tλ) (:mod:`cvxnn.losses`). For
+the hinge loss the subgradient is not unique at margin points (y_k f_k = 1): there the free
+λ_k y_k ∈ [0, 1] are chosen by bounded least squares on the stationarity conditions of the
+network's neurons, sign(α_j)·Xᵀ W_j λ = β u_j/‖u_j‖ (any choice gives a valid bound).
+
+Vector outputs (an (m, c) output layer): Λ ∈ R^{n×c}. ``output_norm="l2"`` certifies against every
+network with ℓ2 weight decay, using sup_u ‖Λᵀσ(Xu)‖ ≤ max_i (Σ_k σ_ik^{+2} + σ_ik^{-2})^{1/2}
+(:func:`~cvxnn.duality.max_dual_constraint_vector`, "l2"; valid but possibly loose);
+``output_norm="l1"`` certifies against every network with the output penalty ‖α_j‖₁² (the class
+of the exact per-output program), with the per-output constraint max_{i,k,±} σ_ik^±.
+Without a complete pattern list, the per-column spectral bounds are combined the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
-from .data import as_targets
-from .duality import GapReport, max_dual_constraint, scaled_dual_value, spectral_dual_bound
-from .losses import SQUARED
+from .duality import GapReport, max_dual_constraint, max_dual_constraint_vector, scaled_dual_value, \
+    spectral_dual_bound
+from .losses import Loss, loss_from
 from .network import TwoLayerNet
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
     sample_patterns
@@ -73,7 +85,8 @@ class Certificate(GapReport):
 def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | None = None,
             max_patterns: int = DEFAULT_MAX_ENUMERATED, n_samples: int = DEFAULT_SAMPLES, seed: int | None = 0,
             rtol: float = 1e-4, n_search_starts: int = DEFAULT_SEARCH_STARTS, activation: Any = None,
-            negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> Certificate:
+            negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: Any = "squared",
+            output_norm: str = "l2") -> Certificate:
     """Certify ``net`` on (X, y) with weight decay β, against every network with its activation σ.
 
     patterns: a complete list to use, or None to enumerate when at most ``max_patterns`` are
@@ -87,11 +100,14 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
 
     activation: σ; None uses ``net.activation``. Given (with ``negative_slope`` for "leaky_relu"),
         it replaces the net's, e.g. for a net read from a state dict, which does not record it.
+    loss: the loss of NC = L(f(X)) + (β/2)Σ_j(‖u_j‖² + ‖α_j‖²) (name or :class:`~cvxnn.losses.Loss`).
+    output_norm: vector outputs only — "l2" (ℓ2 weight decay, every network) or "l1" (output
+        penalty ‖α_j‖₁², the per-output program's class); see the module docstring.
 
     Verdict: True when the certified relative gap is at most ``rtol``; False when a violated
     dual constraint proves a decrease of more than ``rtol`` relative (adding the neuron along
-    the maximizer u with mass m = (s − β)/‖σ(Xu)‖² lowers NC by (s − β)²/(2‖σ(Xu)‖²));
-    None otherwise.
+    the maximizer u with mass m = (s − β)/(κ‖σ(Xu)‖²) lowers NC by at least (s − β)²/(2κ‖σ(Xu)‖²),
+    κ the Lipschitz constant of ∇L; scalar outputs and smooth losses only); None otherwise.
     """
     from .training import _check_beta, _for_activation, check_patterns_for
 
@@ -100,18 +116,25 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
     if activation is not None:
         net = replace(net, activation=activation_from(activation, negative_slope))
     act = net.activation
+    loss = loss_from(loss)
     Xt = net.design(X)
-    yv = as_targets(y, Xt.shape[0])
-    objective = net.objective(X, yv, beta)
-    lam = SQUARED.dual_direction(net.hidden(X) @ net.w2, yv)
+    yv = loss.targets(y, Xt.shape[0])
+    objective = net.objective(X, yv, beta, loss, output_norm)
+    pred = net.hidden(X) @ net.w2
+    lam = loss.repair(loss.dual_direction(pred, yv), yv)
+    if lam.ndim == 1:
+        lam = _refine_free_duals(net, Xt, pred, yv, lam, beta, loss)
+    if lam.ndim == 2:
+        return _certify_vector(net, Xt, yv, lam, objective, beta, loss, output_norm, patterns, max_patterns,
+                               n_samples, seed, rtol, start)
     if patterns is None and count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_patterns:
         patterns = _for_activation(enumerate_patterns(Xt, max_patterns=max_patterns), act)
     if patterns is not None:
         check_patterns_for(patterns, act)
     if patterns is not None and patterns.complete:
         check = max_dual_constraint(Xt, patterns.masks, lam, "relu", act)
-        lower, _ = scaled_dual_value(lam, yv, check.value, beta)
-        verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, act)
+        lower, _ = scaled_dual_value(lam, yv, check.value, beta, loss)
+        verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, act, loss.curvature)
         return Certificate(
             objective, lower, verdict, "enumerated patterns (exact dual constraint)",
             len(patterns), True, check.value / beta, rtol, time.perf_counter() - start,
@@ -133,8 +156,8 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
         if found.best_value > check.value:
             check = found.dual_check()
     s_valid = max(spectral_dual_bound(Xt, lam, act), check.value)
-    lower, _ = scaled_dual_value(lam, yv, s_valid, beta)
-    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, act)
+    lower, _ = scaled_dual_value(lam, yv, s_valid, beta, loss)
+    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, act, loss.curvature)
     predicted = count_patterns_bound(Xt.shape[0], data_rank(Xt))
     return Certificate(
         objective, lower, verdict, "sampled patterns + spectral bound", len(searched), False,
@@ -150,21 +173,95 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
 
 
 def _verdict(Xt: np.ndarray, lam: np.ndarray, objective: float, lower: float, check, beta: float, rtol: float,
-             activation: Activation = RELU) -> tuple[bool | None, bool]:
+             activation: Activation = RELU, curvature: float = 1.0) -> tuple[bool | None, bool]:
     """(globally_optimal, violated): see :func:`certify`.
 
     The proved decrease uses the value s = sign·λᵀσ(Xu) attained at the reported direction u
     (not the computed maximum), so it holds whatever the accuracy of the projections: adding the
-    neuron (√m u, sign·√m) (‖u‖ = 1, so its penalty is βm) changes NC by
-    −m(s − β) + ½m²‖σ(Xu)‖², by positive homogeneity of σ; m = (s − β)/‖σ(Xu)‖² gives
-    −(s − β)²/(2‖σ(Xu)‖²).
+    neuron (√m u, sign·√m) (‖u‖ = 1, so its penalty is βm) changes NC by at most
+    −m(s − β) + (κ/2)m²‖σ(Xu)‖² (λ = −∇L, ∇L κ-Lipschitz, σ positively homogeneous);
+    m = (s − β)/(κ‖σ(Xu)‖²) gives −(s − β)²/(2κ‖σ(Xu)‖²). No decrease is claimed for κ = ∞ (hinge).
     """
     scale = rtol * max(abs(objective), 1e-300)
     q = activation(Xt @ check.direction)
     excess = check.sign * float(lam @ q) - beta
-    proved_decrease = excess**2 / (2 * float(q @ q)) if excess > 0 and float(q @ q) > 0 else 0.0
+    smooth = np.isfinite(curvature) and excess > 0 and float(q @ q) > 0
+    proved_decrease = excess**2 / (2 * curvature * float(q @ q)) if smooth else 0.0
     if objective - lower <= scale:
         return True, excess > 0
     if proved_decrease > scale:
         return False, True
     return None, excess > 0
+
+
+def _refine_free_duals(net: TwoLayerNet, Xt: np.ndarray, pred: np.ndarray, y: np.ndarray, lam: np.ndarray,
+                       beta: float, loss: Loss, tol: float = 1e-7) -> np.ndarray:
+    """For a loss with a set-valued subgradient (hinge), choose the free entries of λ from the
+    stationarity conditions of the active neurons (λ unchanged when nothing is free).
+
+    At an optimum each neuron j, in the cone program, satisfies
+    sign(α_j)·XᵀW_jλ + Σ_{k tied} γ_jk x_k = β u_j/‖u_j‖, the γ_jk accounting for the cone constraints
+    active at rows with x_kᵀu_j = 0 (and for the tie's side). Bounded least squares over the free
+    λ_k y_k ∈ [0, 1] (margin points) and unbounded γ picks λ; any choice gives a valid bound.
+    """
+    free = loss.free_duals(pred, y, tol)
+    active = np.flatnonzero((net.w2 != 0) & (np.linalg.norm(net.W1, axis=1) > 0))
+    if free is None or not free.any() or active.size == 0:
+        return lam
+    from scipy.optimize import lsq_linear
+
+    d, n_free = Xt.shape[1], int(free.sum())
+    row_norms = np.linalg.norm(Xt, axis=1)
+    blocks, ties, rhs = [], [], []
+    for j in active:
+        u = net.W1[j]
+        z = Xt @ u
+        weights = net.activation.fit_weights((z >= 0)[:, None])[:, 0]
+        A = np.sign(net.w2[j]) * (Xt.T * weights)  # d x n: sign(α_j) Xᵀ W_j
+        blocks.append(A[:, free] * y[free])
+        ties.append(Xt[np.abs(z) <= 1e3 * tol * row_norms * np.linalg.norm(u)].T)
+        rhs.append(beta * u / np.linalg.norm(u) - A[:, ~free] @ lam[~free])
+    n_ties = sum(t.shape[1] for t in ties)
+    M = np.zeros((d * active.size, n_free + n_ties))
+    col = n_free
+    for r, (B, T) in enumerate(zip(blocks, ties)):
+        M[r * d:(r + 1) * d, :n_free] = B
+        M[r * d:(r + 1) * d, col:col + T.shape[1]] = T
+        col += T.shape[1]
+    lo = np.r_[np.zeros(n_free), np.full(n_ties, -np.inf)]
+    hi = np.r_[np.ones(n_free), np.full(n_ties, np.inf)]
+    p = lsq_linear(M, np.concatenate(rhs), bounds=(lo, hi)).x[:n_free]
+    out = lam.copy()
+    out[free] = y[free] * p
+    return out
+
+
+def _certify_vector(net: TwoLayerNet, Xt: np.ndarray, y: np.ndarray, lam: np.ndarray, objective: float, beta: float,
+                    loss: Loss, output_norm: str, patterns: Patterns | None, max_patterns: int, n_samples: int,
+                    seed: int | None, rtol: float, start: float) -> Certificate:
+    """:func:`certify` for an (m, c) output layer (see the module docstring); verdict True or None."""
+    from .training import _for_activation, check_patterns_for
+
+    act = net.activation
+    kind = "per_output" if output_norm == "l1" else "l2"
+    which = ("networks with output penalty ||alpha_j||_1^2" if kind == "per_output"
+             else "networks with l2 weight decay")
+    if patterns is None and count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_patterns:
+        patterns = _for_activation(enumerate_patterns(Xt, max_patterns=max_patterns), act)
+    if patterns is not None:
+        check_patterns_for(patterns, act)
+    if patterns is not None and patterns.complete:
+        s = max_dual_constraint_vector(Xt, patterns.masks, lam, kind, act).value
+        method, n_checked, complete = "enumerated patterns (exact per-column projections)", len(patterns), True
+        checked = f"all {len(patterns)} activation patterns, {lam.shape[1]} output columns each"
+        not_checked = f"nothing: the bound holds for all {which}, of any width"
+    else:
+        cols = np.array([spectral_dual_bound(Xt, lam[:, k], act) for k in range(lam.shape[1])])
+        s = float(cols.max()) if kind == "per_output" else float(np.sqrt(np.sum(cols**2)))
+        method, n_checked, complete = "spectral bound per output column", 0, False
+        checked = f"the spectral bound on each of the {lam.shape[1]} output columns"
+        not_checked = "no pattern was checked: the bound is valid but loose"
+    lower, _ = scaled_dual_value(lam, y, s, beta, loss)
+    verdict = True if objective - lower <= rtol * max(abs(objective), 1e-300) else None
+    return Certificate(objective, lower, verdict, method, n_checked, complete, s / beta, rtol,
+                       time.perf_counter() - start, checked=checked, not_checked=not_checked)

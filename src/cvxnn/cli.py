@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .activations import DEFAULT_NEGATIVE_SLOPE
 from .certificate import DEFAULT_SEARCH_STARTS
 from .experiment import ComparisonError, ComparisonResult, ProgressHook
 
@@ -114,6 +115,9 @@ def _print_table(result: ComparisonResult) -> None:
     lb = result.certified_lower_bound
     out_console.print(f"Certified lower bound on NC for every network of any width: [bold]{lb:.6g}[/]", highlight=False)
     for name, c in result.certificates.items():
+        if c.get("error"):
+            out_console.print(f"  {name}: [yellow]not certified[/] ({c['error']})", highlight=False)
+            continue
         verdict = {True: "globally optimal", False: "proved NOT globally optimal", None: "undecided"}[
             c["globally_optimal"]]
         out_console.print(f"  {name}: {verdict} ({c['method']}; max dual violation {c['max_dual_violation']:.3g})",
@@ -202,13 +206,24 @@ def demo(
 # --------------------------------------------------------------------------- train
 
 
+ACTIVATION_HELP = ("Activation σ of every model: relu, leaky_relu (max(t, κt), κ = --negative-slope) or abs "
+                   "(|t|).")
+LOSS_HELP = ("Loss L of NC = L(f(X)) + (β/2)Σ(‖u‖²+‖α‖²): squared, logistic (two classes), hinge (two classes), "
+             "cross_entropy (one output per class), or auto: logistic for two classes, cross_entropy for more, "
+             "squared for regression.")
+
+
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", "-d", help="CSV file with a header row; all feature columns numeric."),
-    target: str = typer.Option(..., "--target", "-t", help="Name of the target column. Classification (binary) "
-                               "when it is non-numeric or has at most 10 distinct integers, else regression."),
-    beta: float = typer.Option(1.0, "--beta", help="Weight decay β of NC = ½‖f(X)−y‖² + (β/2)Σ(‖u‖²+α²) on "
-                               "standardized features and ±1 (or standardized) targets."),
+    target: str = typer.Option(..., "--target", "-t", help="Name of the target column. Classification when it "
+                               "is non-numeric or has at most 10 distinct integers, else regression."),
+    beta: float = typer.Option(1.0, "--beta", help="Weight decay β of NC = L(f(X)) + (β/2)Σ(‖u‖²+‖α‖²) on "
+                               "standardized features and encoded (or standardized) targets."),
+    activation: str = typer.Option("relu", "--activation", help=ACTIVATION_HELP),
+    negative_slope: Optional[float] = typer.Option(None, "--negative-slope", help="Slope κ of leaky_relu for "
+                                                   f"t < 0 (0 ≤ κ < 1; default {DEFAULT_NEGATIVE_SLOPE})."),
+    loss: str = typer.Option("auto", "--loss", help=LOSS_HELP),
     patterns: str = typer.Option("50", "--patterns", "-p", help="Activation patterns for the convex program: a "
                                  "number to sample, 'all' (exact enumeration, small data only) or 'auto' (all "
                                  "when at most 300 exist, else 50 sampled)."),
@@ -240,9 +255,10 @@ def train(
 
     The model is written as safetensors (load it with cvxnn.load) with a JSON sidecar of the same name
     (.json) holding the feature standardization and target encoding, so it applies to raw data:
-    f = net.predict((X − x_mean) / x_scale) with the columns in feature_names order; then
-    class = classes[1] if f ≥ 0 else classes[0], or regression value = f·y_scale + y_mean.
-    Binary classification and regression only (for multi-class use ConvexReLUClassifier)."""
+    f = net.predict((X − x_mean) / x_scale) with the columns in feature_names order; then, with one
+    output, class = classes[1] if f ≥ 0 else classes[0]; with one output per class (cross_entropy, or
+    squared on more than two classes), class = classes[argmax f]; regression value = f·y_scale + y_mean.
+    The logistic and hinge losses need two classes; regression takes the squared loss only."""
     from .data import load_csv
 
     try:
@@ -254,7 +270,11 @@ def train(
         if certify_samples < 1 or threads < 1 or search_starts < 0:
             raise ComparisonError("--certify-samples and --threads must be positive and --search-starts "
                                   "nonnegative integers.")
-        from .experiment import parse_patterns
+        act = _parse_activation(activation, negative_slope)
+        from .experiment import LOSSES, parse_patterns
+
+        if loss not in LOSSES:
+            raise ComparisonError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}.")
         from .report import check_output_dir
 
         spec = parse_patterns(patterns)
@@ -267,11 +287,15 @@ def train(
         if model_path is not None and not model_path.absolute().parent.is_dir():
             raise ComparisonError(f"the directory of --model {str(model_path)!r} does not exist.")
         ds = load_csv(data, target)
-        from .experiment import infer_task
+        import numpy as np
+
+        from .experiment import infer_task, resolve_loss
 
         task = infer_task(ds.y)
+        loss_name, _ = resolve_loss(loss, task, len(np.unique(ds.y)) if task == "classification" else 0)
         err_console.print(f"[bold]cvxnn train[/]: {data.name}, {ds.X.shape[0]} rows x {ds.X.shape[1]} features, "
-                          f"target {target!r} ({task}), β={beta:g}", highlight=False)
+                          f"target {target!r} ({task}), {act.name} activation, {loss_name} loss, β={beta:g}",
+                          highlight=False)
         Xtr, Xte, ytr, yte = _split(ds.X, ds.y, task, test_size, seed)
 
         def extras(result: ComparisonResult):
@@ -283,7 +307,7 @@ def train(
                              feature_names=ds.feature_names, target_name=target, beta=beta, n_patterns=spec,
                              bias=bias, adam_lrs=a_lrs, gd_lrs=g_lrs, epochs=epochs, width=width, seed=seed,
                              refit=refit, certify_samples=certify_samples, certify_search_starts=search_starts,
-                             threads=threads)
+                             threads=threads, activation=act, loss=loss)
         saved = _save_model(result, model_path, data) if model_path is not None else out / MODEL_FILE
         out_console.print(f"Convex model ({result.best_convex.name}) saved to [bold]{saved}[/] with its "
                           f"preprocessing in [bold]{Path(saved).with_suffix('.json')}[/]", highlight=False)
@@ -301,7 +325,9 @@ def model_metadata(result: ComparisonResult, data: Path | None = None) -> dict:
     return _jsonable({
         "format": "cvxnn.model-preprocessing", "version": 1,
         "usage": "f = net.predict((X - x_mean) / x_scale) with X's columns in feature_names order; "
-                 "classification: classes[1] if f >= 0 else classes[0]; regression: f * y_scale + y_mean",
+                 "classification with one output: classes[1] if f >= 0 else classes[0]; with one output per "
+                 "class: classes[argmax f]; regression: f * y_scale + y_mean",
+        "activation": result.activation.to_dict(),
         "source": None if data is None else str(data), "target": result.target_name,
         "feature_names": result.feature_names, "beta": result.beta, "bias": result.bias, "model": best.name,
         "objective": best.objective, "certified_lower_bound": result.certified_lower_bound,
@@ -326,7 +352,8 @@ def _save_model(result: ComparisonResult, path: Path, data: Path | None) -> Path
 @app.command("certify")
 def certify_cmd(
     model: Path = typer.Argument(..., help="A cvxnn model (from `cvxnn train` or TwoLayerNet.save) or a PyTorch "
-                                 "state dict of Linear(d, m) → ReLU → Linear(m, 1, bias=False)."),
+                                 "state dict of Linear(d, m) → ReLU → Linear(m, 1, bias=False). The loss is "
+                                 "the one in the model's JSON sidecar (squared without one)."),
     data: Path = typer.Option(..., "--data", "-d", help="CSV file with a header row; all feature columns numeric."),
     target: str = typer.Option(..., "--target", "-t", help="Name of the target column."),
     beta: Optional[float] = typer.Option(None, "--beta", help="Weight decay β of NC = ½‖f(X)−y‖² + "
@@ -400,18 +427,20 @@ def certify_cmd(
         if X.shape[1] != net.n_features:
             raise ComparisonError(f"the model expects {net.n_features} features but the CSV has {X.shape[1]} "
                                   f"(besides the target {target!r}).")
+        loss = meta.get("loss", "squared") if meta is not None else "squared"
         with err_console.status("Certifying…"):
             cert = certify(net, X, y, beta, max_patterns=max_patterns, n_samples=samples, seed=seed,
-                           n_search_starts=search_starts)
+                           n_search_starts=search_starts, loss=loss)
     except KeyboardInterrupt:
         _fail("interrupted.", 130)
     except INPUT_ERRORS as exc:
         _fail(str(exc))
     summary = cert.summary()
     if figures is not None:
-        summary["figures"] = _certificate_figures(net, X, y, beta, figures)
+        summary["figures"] = _certificate_figures(net, X, y, beta, figures, loss)
     if as_json:
         out_console.print_json(json.dumps(_jsonable({"model": str(model), "data": str(data), "beta": beta,
+                                                     "loss": loss, "activation": net.activation.to_dict(),
                                                      "preprocessing": how, **summary}), allow_nan=False))
         return
     verdict = {True: "[bold green]yes[/] (gap within rtol)", False: "[bold red]no[/] (proved suboptimal)",
@@ -420,7 +449,9 @@ def certify_cmd(
                   title_style="bold")
     table.add_column(style="bold")
     table.add_column()
-    for k, v in [("network", f"width {net.width}, bias {'yes' if net.bias else 'no'}, {X.shape[0]} samples"),
+    for k, v in [("network", f"width {net.width}, bias {'yes' if net.bias else 'no'}, {net.activation.name} "
+                             f"activation, {net.n_outputs} output(s), {X.shape[0]} samples"),
+                 ("loss", loss),
                  ("data", how),
                  ("objective (NC)", f"{cert.objective:.8g}"),
                  ("lower bound (any width)", f"{cert.lower_bound:.8g}"),
@@ -434,17 +465,19 @@ def certify_cmd(
     out_console.print(table)
 
 
-def _certificate_figures(net, X, y, beta: float, folder: Path) -> list[str]:
-    """The dual-extreme-points picture for 2-D designs; returns the files written."""
+def _certificate_figures(net, X, y, beta: float, folder: Path, loss: str = "squared") -> list[str]:
+    """The dual-extreme-points picture for 2-D designs and one output; returns the files written."""
     from .figures import dual_constraint_circle
+    from .losses import loss_from
 
     Xt = net.design(X)
-    if Xt.shape[1] != 2:
-        err_console.print(f"[yellow]No figure:[/] the circle picture needs a 2-D input (the network sees "
-                          f"{Xt.shape[1]} inputs).")
+    if Xt.shape[1] != 2 or net.n_outputs != 1:
+        err_console.print(f"[yellow]No figure:[/] the circle picture needs a 2-D input and one output (the "
+                          f"network sees {Xt.shape[1]} inputs and has {net.n_outputs} outputs).")
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    lam = y - net.predict(X)
+    lf = loss_from(loss)
+    lam = lf.dual_direction(net.predict(X), lf.targets(y, Xt.shape[0]))
     path = folder / "dual_constraint_circle.png"
     dual_constraint_circle(Xt, lam, beta, neurons=net, path=path)
     return [str(path)]
@@ -488,6 +521,23 @@ def reproduce_cmd(
             table.add_row(section["name"], c["claim"], "[green]yes[/]" if c["claim_holds"] else "[red]no[/]",
                           f"{section['elapsed_s']:.0f}")
     out_console.print(table)
+
+
+def _parse_activation(name: str, negative_slope: float | None):
+    """--activation / --negative-slope (None: the default slope) as an Activation; ComparisonError
+    for anything else."""
+    from .activations import activation_from
+    from .experiment import ACTIVATIONS
+
+    if name not in ACTIVATIONS:
+        raise ComparisonError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}.")
+    if negative_slope is None:
+        negative_slope = DEFAULT_NEGATIVE_SLOPE
+    elif name != "leaky_relu":
+        raise ComparisonError(f"--negative-slope applies to --activation leaky_relu only, not {name}.")
+    if not (math.isfinite(negative_slope) and 0 <= negative_slope < 1):
+        raise ComparisonError(f"--negative-slope must satisfy 0 <= κ < 1, got {negative_slope:g}.")
+    return activation_from(name, negative_slope)
 
 
 def _validate_common(*, beta: float, epochs: int, seed: int) -> None:

@@ -61,7 +61,7 @@ def as_targets(y: Any, n_samples: int, name: str = "y") -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D with one target per sample but has shape {arr.shape}; "
-            "vector outputs are fitted one column at a time."
+            "for c outputs pass an (n, c) array to cvxnn.fit (each column is validated like this)."
         )
     if arr.shape[0] != n_samples:
         raise ValueError(

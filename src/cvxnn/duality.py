@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import lsq_linear, nnls
 
 from .activations import RELU, Activation
-from .losses import SQUARED, SquaredLoss
+from .losses import SQUARED, Loss
 
 
 class GapReport:
@@ -85,6 +85,9 @@ class DualCheck:
     value: max_i max(σ_i^+, σ_i^-) (cone program) or max_i ‖XᵀW_iλ‖ (gated), W_i = aD_i + b(I − D_i).
     pattern, sign, direction: where it is attained; direction is a unit u in the cone.
     n_solved: how many per-pattern projections were needed (the rest were screened).
+    output: for vector outputs, the output column k of the maximizer (per-output constraint);
+        −1 for scalar outputs and for the coupled (group, l2) constraints, where ``direction``
+        is the column-wise maximizer's first nonzero column.
     """
 
     value: float
@@ -92,6 +95,7 @@ class DualCheck:
     sign: int
     direction: np.ndarray
     n_solved: int
+    output: int = -1
 
 
 def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, formulation: str = "relu",
@@ -155,11 +159,76 @@ def spectral_dual_bound(Xt: np.ndarray, lam: np.ndarray, activation: Activation 
 
 
 def scaled_dual_value(lam: np.ndarray, y: np.ndarray, constraint_value: float, beta: float,
-                      loss: SquaredLoss = SQUARED) -> tuple[float, float]:
-    """Scale λ into feasibility (tλ with t ≤ β/s) and return (d(tλ), t).
+                      loss: Loss = SQUARED) -> tuple[float, float]:
+    """Scale λ into feasibility and return (d(tλ), t), d(λ) = −L*(−λ) the loss's dual value.
 
-    Feasible by positive homogeneity of the constraint; t maximizes d(tλ) on that range.
+    The dual constraints are positively homogeneous, so tλ is feasible for t ≤ β/s (s the
+    largest constraint value at λ); the loss's conjugate adds t ≤ T_dom(λ) (see
+    :mod:`cvxnn.losses`). t maximizes the concave d(tλ) on [0, min(β/s, T_dom)].
     """
     t_max = np.inf if constraint_value <= 0 else beta / constraint_value
     t = loss.best_scale(lam, y, t_max)
     return loss.dual_value(t * lam, y), t
+
+
+VECTOR_CONSTRAINTS = ("per_output", "group", "l2")
+
+
+def max_dual_constraint_vector(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, kind: str = "per_output",
+                               activation: Activation = RELU) -> DualCheck:
+    """The largest dual-constraint value at Λ ∈ R^{n×c} (vector outputs) over the listed patterns.
+
+    With C_i = XᵀW_iΛ (d × c), W_i = aD_i + b(I − D_i), and per-column cone values
+    σ_ik^± = ‖Π_K(D_i)(±C_i[:, k])‖:
+
+    * "per_output": max_{i,k,±} σ_ik^± — the dual of the per-output program (penalty
+      β Σ_{i,k}(‖v_ik‖ + ‖w_ik‖)), i.e. of networks with output penalty ‖α_j‖₁².
+    * "group": max_{i,±} (Σ_k (σ_ik^±)²)^{1/2} = max_± max{⟨±C_i, V⟩ : columns of V in K(D_i), ‖V‖_F ≤ 1}
+      — the dual of the group-norm program (penalty β Σ_i(‖V_i‖_F + ‖W_i‖_F)); it bounds
+      sup‖(Λᵀσ(Xu))_±‖ over unit u, the constraint of sign-consistent networks.
+    * "l2": max_i (Σ_k (σ_ik^+)² + (σ_ik^-)²)^{1/2} ≥ sup_{‖u‖≤1} ‖Λᵀσ(Xu)‖ (split Λᵀσ(Xu) into its
+      positive and negative parts and bound each by the group value), so scaling by it gives a
+      dual point valid for *every* vector-output network with ℓ2 weight decay.
+
+    The cheap screen ‖C_i‖_F (√2‖C_i‖_F for "l2") bounds the value of pattern i; patterns are
+    visited in decreasing screen order and the loop stops when the screen falls below the best.
+    """
+    if kind not in VECTOR_CONSTRAINTS:
+        raise ValueError(f"kind must be one of {VECTOR_CONSTRAINTS}, got {kind!r}.")
+    if kind == "per_output":
+        best = DualCheck(0.0, -1, 1, np.zeros(Xt.shape[1]), 0)
+        solved = 0
+        for k in range(lam.shape[1]):
+            c = max_dual_constraint(Xt, masks, lam[:, k], "relu", activation)
+            solved += c.n_solved
+            if c.value > best.value or best.pattern < 0:
+                best = DualCheck(c.value, c.pattern, c.sign, c.direction, 0, k)
+        return DualCheck(best.value, best.pattern, best.sign, best.direction, solved, best.output)
+    weights = activation.fit_weights(masks)
+    factor = np.sqrt(2.0) if kind == "l2" else 1.0
+    C_all = np.einsum("nd,ni,nk->idk", Xt, weights, lam)
+    screens = factor * np.linalg.norm(C_all.reshape(masks.shape[1], -1), axis=1)
+    best = DualCheck(0.0, -1, 1, np.zeros(Xt.shape[1]), 0)
+    solved = 0
+    for i in np.argsort(-screens):
+        if screens[i] <= best.value:
+            break
+        sq = {}
+        dirs = {}
+        for sign in (1, -1):
+            vals = []
+            for k in range(lam.shape[1]):
+                val, u = cone_sigma(Xt, masks[:, i], sign * C_all[i, :, k])
+                solved += 1
+                vals.append(val)
+                if val > 0 and sign not in dirs:
+                    dirs[sign] = u
+            sq[sign] = float(np.sum(np.square(vals)))
+        if kind == "l2":
+            candidates = [(np.sqrt(sq[1] + sq[-1]), 1 if sq[1] >= sq[-1] else -1)]
+        else:
+            candidates = [(np.sqrt(sq[1]), 1), (np.sqrt(sq[-1]), -1)]
+        for val, sign in candidates:
+            if val > best.value:
+                best = DualCheck(float(val), int(i), sign, dirs.get(sign, np.zeros(Xt.shape[1])), 0)
+    return DualCheck(best.value, best.pattern, best.sign, best.direction, solved)

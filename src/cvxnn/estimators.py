@@ -36,9 +36,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .activations import DEFAULT_NEGATIVE_SLOPE, activation_from
 from .data import add_bias
+from .network import TwoLayerNet
 from .patterns import Patterns, sample_patterns
-from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, fit as convex_fit, resolve_patterns
+from .pattern_search import SearchOptions
+from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, fit as convex_fit, resolve_patterns
 
 __all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
 
@@ -64,14 +67,23 @@ def _fallback_pattern(Xt: np.ndarray, n_patterns, seed) -> Patterns:
 class _ConvexReLUBase(BaseEstimator):
     """Hyper-parameter checks, standardization, pattern sampling and the call to ``cvxnn.fit``."""
 
+    _LOSSES: tuple = ("squared",)
+
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
-                 random_state=0):
+                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
+                 solver="auto", search=None, tol=1e-6):
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.formulation = formulation
         self.fit_intercept = fit_intercept
         self.standardize = standardize
         self.random_state = random_state
+        self.activation = activation
+        self.negative_slope = negative_slope
+        self.loss = loss
+        self.solver = solver
+        self.search = search
+        self.tol = tol
 
     # -------------------------------------------------------------- parameters
     def _check_params(self) -> None:
@@ -93,11 +105,26 @@ class _ConvexReLUBase(BaseEstimator):
         for attr in ("fit_intercept", "standardize"):
             if not isinstance(getattr(self, attr), (bool, np.bool_)):
                 raise TypeError(f"{name}: {attr} must be True or False, got {getattr(self, attr)!r}.")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}.")
+        if not (self.search is None or isinstance(self.search, (bool, np.bool_, SearchOptions))):
+            raise TypeError(f"{name}: search must be None, True, False or a cvxnn.SearchOptions, got {self.search!r}.")
+        if self.search and self.formulation != "relu":
+            raise ValueError(f"{name}: the pattern search solves the ReLU program; use formulation='relu' with search.")
+        t = self.tol
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
+            raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")
         rs = self.random_state
         if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
                 or isinstance(rs, (bool, np.bool_)):
             raise TypeError(f"{name}: random_state must be None, an int, a numpy RandomState or Generator, "
                             f"got {rs!r}.")
+        try:
+            activation_from(self.activation, self.negative_slope)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if self.loss not in self._LOSSES:
+            raise ValueError(f"{name}: loss must be one of {self._LOSSES}, got {self.loss!r}.")
 
     def _seed(self):
         """The seed handed to the pattern sampler: ints, None and Generators as given."""
@@ -141,8 +168,11 @@ class _ConvexReLUBase(BaseEstimator):
             pats = _fallback_pattern(Xt, self.n_patterns, seed)
         return pats
 
-    def _solve(self, Xs: np.ndarray, y: np.ndarray, beta: float, pats: Patterns):
-        return convex_fit(Xs, y, beta, patterns=pats, formulation=self.formulation, bias=bool(self.fit_intercept))
+    def _solve(self, Xs: np.ndarray, y: np.ndarray, beta: float, pats: Patterns, loss: str = "squared"):
+        return convex_fit(Xs, y, beta, patterns=pats, formulation=self.formulation, bias=bool(self.fit_intercept),
+                          activation=self.activation, negative_slope=self.negative_slope, loss=loss,
+                          solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
+                          else self.search, tol=float(self.tol), seed=self._seed())
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""
@@ -183,10 +213,23 @@ _PARAMS_DOC = """
         Standardize the features inside ``fit`` (mean 0, population std 1; constant features
         get scale 1). The statistics are stored in ``mean_`` and ``scale_`` and re-applied by
         ``predict``. The regularization acts on the standardized inputs.
+    solver : {"auto", "reference", "fista"}, default="auto"
+        The solver of ``cvxnn.fit`` ("auto" picks by problem size and formulation; "fista" solves
+        the gated program only).
+    search : None, bool or cvxnn.SearchOptions, default=None
+        Pattern search (column generation) from the ``n_patterns`` list: True for the default
+        budget, a ``cvxnn.SearchOptions`` for another; ReLU formulation only. The grown list of
+        each program is in ``convex_fit_.patterns`` (``convex_fits_[k].patterns``).
+    tol : float, default=1e-6
+        Relative duality gap at which the iterative solvers stop.
     random_state : int, RandomState, Generator or None, default=0
-        Seed of the pattern sampler. An int is passed through as ``cvxnn.fit``'s ``seed``, so the
+        Seed of the pattern sampler (and of the search's random starts). An int is passed through as ``cvxnn.fit``'s ``seed``, so the
         same patterns are drawn as by ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)``
         on the standardized data Xs.
+    activation : {"relu", "leaky_relu", "abs"} or (a, b), default="relu"
+        The hidden activation σ(t) = a(t)_+ + b(t)_- (``cvxnn.fit(..., activation=...)``).
+    negative_slope : float, default=0.01
+        Slope κ of "leaky_relu" (0 ≤ κ < 1); ignored otherwise.
 """
 
 _COMMON_ATTRS_DOC = """
@@ -201,7 +244,8 @@ _COMMON_ATTRS_DOC = """
         Dual lower bound on the optimum of the convex program on ``patterns_`` (on every
         network of any width when ``patterns_.complete``).
     dual_gap_ : float
-        (objective_ − lower_bound_) / objective_: the relative duality gap certificate.
+        (objective_ − lower_bound_) / objective_: the relative duality gap certificate (for the
+        program on the fit's final pattern list).
     n_neurons_ : int
         Number of hidden neurons of the fitted network (all classes together for multi-class).
     n_features_in_ : int
@@ -209,7 +253,8 @@ _COMMON_ATTRS_DOC = """
     feature_names_in_ : ndarray of str
         Feature names, when X had string column names.
     patterns_ : cvxnn.Patterns
-        The activation patterns of the design matrix [Xs, 1] (or Xs) used by the program.
+        The activation patterns of the design matrix [Xs, 1] (or Xs) the program started from
+        (with ``search``, the search adds to it per program).
 """
 
 
@@ -227,13 +272,15 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     This equals NC/n for cvxnn's canonical NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²) with
     **β = n · alpha**, so ``fit`` calls ``cvxnn.fit(Xs, y, beta=n_samples * alpha, bias=fit_intercept)``.
     Targets are used as given (not centred or scaled). Only scalar targets are supported.
-""" + _PARAMS_DOC + """
+""" + _PARAMS_DOC + """    loss : {"squared"}, default="squared"
+        The data term (the regressor fits the squared loss only).
+""" + """
     Attributes
     ----------
     network_ : cvxnn.TwoLayerNet
         The fitted network, acting on standardized inputs (X − mean_) / scale_.
     n_iter_ : int
-        Interior-point iterations of the solver.
+        Iterations of the (last) solve.
     convex_fit_ : cvxnn.ConvexFit
         The full result of ``cvxnn.fit`` (convex blocks, dual check, solver status).
 """ + _COMMON_ATTRS_DOC
@@ -275,45 +322,59 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
 
 class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
-    __doc__ = """Two-layer ReLU classifier trained to optimality by its convex program (squared loss).
+    __doc__ = """Two-layer ReLU classifier trained to optimality by its convex program.
 
-    Binary (2 classes): targets t_k = +1 for ``classes_[1]`` and −1 for ``classes_[0]``; one
-    convex program minimizing::
+    The loss (``loss``) defaults to ``"log_loss"``, what scikit-learn's LogisticRegression and
+    MLPClassifier minimize: the logistic loss for two classes and softmax cross-entropy for more.
+    All objectives are NC/n with **β = n · alpha**, NC = L(f(Xs)) + (β/2) Σ_j (‖u_j‖² + ‖α_j‖²)
+    (``cvxnn.fit(Xs, targets, beta=n_samples * alpha, loss=...)``).
 
-        (1/(2n)) Σ_k (f(x_k) − t_k)² + (alpha/2) Σ_j (‖u_j‖² + α_j²)
+    Binary (2 classes), targets t_k = +1 for ``classes_[1]`` and −1 for ``classes_[0]``:
+    "log_loss"/"logistic" L = Σ_k log(1 + exp(−t_k f(x_k))); "hinge" L = Σ_k max(0, 1 − t_k f(x_k));
+    "squared" L = ½ Σ_k (f(x_k) − t_k)². One scalar program; the decision function is f and
+    ``predict`` returns ``classes_[1]`` where f > 0. With "cross_entropy" the network has two
+    outputs and the decision function is their difference.
 
-    i.e. NC/n with **β = n · alpha** (``cvxnn.fit(Xs, t, beta=n_samples * alpha)``). The
-    decision function is f, and ``predict`` returns ``classes_[1]`` where f > 0.
+    Multi-class (c ≥ 3 classes): one network with c outputs, trained with the exact per-output
+    program (``vector_penalty="per_output"``, see :mod:`cvxnn.training`), which is exact for the
+    output penalty (β/2)Σ_j(‖u_j‖² + ‖α_j‖₁²) — equivalently for networks whose neurons each feed one
+    class score. "log_loss"/"cross_entropy": softmax cross-entropy on the class indices;
+    "logistic"/"hinge": one-vs-rest ±1 targets T (n x c), the loss summed over the c columns.
+    "squared": one-vs-rest one-hot targets and, since the loss decouples (THEORY §1.7), one
+    scalar program per class on one shared pattern list (``networks_``, ``convex_fits_``).
+    ``decision_function`` gives the c scores and ``predict`` their argmax. Labels may be of any
+    hashable, sortable type (e.g. strings); continuous targets are rejected.
+""" + _PARAMS_DOC + """    loss : {"log_loss", "logistic", "cross_entropy", "hinge", "squared"}, default="log_loss"
+        The data term; "log_loss" is "logistic" for two classes and "cross_entropy" for more.
 
-    Multi-class (c ≥ 3 classes): one-vs-rest one-hot targets T (n x c, T_kc = 1 if sample k is
-    in class c, else 0) and one scalar convex program per class, all on one shared pattern
-    list. By THEORY §1.7 this is *exactly* training a vector-output network
-    F(x) = Σ_j (x̃ᵀu_j)_+ α_j with α_j ∈ R^c, minimizing::
-
-        (1/(2n)) ‖F(X) − T‖_F² + (alpha/2) Σ_j (‖u_j‖² + ‖α_j‖₁²)
-
-    (note the ℓ1 norm of the output weights: after rescaling the penalty is
-    alpha·Σ_{j,k} ‖u_j‖|α_jk|, unchanged by splitting a neuron into single-output ones, so the
-    problem decouples over classes). ``objective_`` and ``lower_bound_`` are the sums over the
-    classes (the NC value of that vector network, β = n · alpha). ``decision_function`` gives
-    the c outputs and ``predict`` their argmax. Labels may be of any hashable, sortable type
-    (e.g. strings); continuous targets are rejected.
-""" + _PARAMS_DOC + """
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         The class labels.
+    loss_ : str
+        The loss used ("log_loss" resolved).
     network_ : cvxnn.TwoLayerNet
-        Binary problems only: the fitted network (on standardized inputs).
+        The fitted network (on standardized inputs): one output for binary problems with a
+        scalar loss, c outputs otherwise (for "squared" multi-class: the c per-class networks
+        stacked, with block-sparse output weights).
     networks_ : list of cvxnn.TwoLayerNet
-        Multi-class problems only: network k scores ``classes_[k]``.
+        Multi-class "squared" only: network k scores ``classes_[k]``.
     n_iter_ : int or ndarray of shape (n_classes,)
-        Solver iterations (per class for multi-class problems).
+        Solver iterations (per class for multi-class "squared").
     convex_fit_ : cvxnn.ConvexFit
-        Binary problems only: the full result of ``cvxnn.fit``.
+        The full result of ``cvxnn.fit`` (all but multi-class "squared").
     convex_fits_ : list of cvxnn.ConvexFit
-        Multi-class problems only: one result per class.
+        Multi-class "squared" only: one result per class.
 """ + _COMMON_ATTRS_DOC
+
+    _LOSSES = ("log_loss", "logistic", "cross_entropy", "hinge", "squared")
+
+    def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
+                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss",
+                 solver="auto", search=None, tol=1e-6):
+        super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
+                         standardize=standardize, random_state=random_state, activation=activation,
+                         negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol)
 
     def fit(self, X, y):
         """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""
@@ -327,31 +388,42 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
                 f"({classes[0]!r}); a classifier cannot be trained on 1 class."
             )
         self.classes_ = classes
+        c = classes.size
+        loss = self.loss if self.loss != "log_loss" else ("logistic" if c == 2 else "cross_entropy")
+        self.loss_ = loss
         n = X.shape[0]
         Xs = self._fit_scaling(X)
         beta = float(n * self.alpha)
         pats = self._patterns(Xs)
-        if classes.size == 2:
-            t = np.where(y_idx == 1, 1.0, -1.0)
-            res = self._solve(Xs, t, beta, pats)
+        signs = np.where(np.arange(c)[None, :] == y_idx[:, None], 1.0, -1.0)  # one-vs-rest ±1, (n, c)
+        if c > 2 and loss == "squared":
+            fits = [self._solve(Xs, (y_idx == k).astype(np.float64), beta, pats) for k in range(c)]
+            self.convex_fits_ = fits
+            self.networks_ = [f.network for f in fits]
+            self.network_ = TwoLayerNet(np.vstack([f.network.W1 for f in fits]),
+                                        np.vstack([np.outer(f.network.w2, np.eye(c)[k]) for k, f in enumerate(fits)]),
+                                        bool(self.fit_intercept), fits[0].network.activation)
+            self.n_iter_ = np.array([f.n_iter for f in fits], dtype=int)
+        else:
+            if loss == "cross_entropy":
+                targets = y_idx
+            else:
+                targets = signs[:, 1] if c == 2 else signs
+            res = self._solve(Xs, targets, beta, pats, loss)
             self.convex_fit_ = res
             self.network_ = res.network
             self.n_iter_ = int(res.n_iter)
             fits = [res]
-        else:
-            fits = [self._solve(Xs, (y_idx == k).astype(np.float64), beta, pats) for k in range(classes.size)]
-            self.convex_fits_ = fits
-            self.networks_ = [f.network for f in fits]
-            self.n_iter_ = np.array([f.n_iter for f in fits], dtype=int)
         self._store_fits(fits, beta, pats)
         return self
 
     def decision_function(self, X):
         """f(Xs), shape (n_samples,) for binary problems; the c class scores, (n_samples, c), otherwise."""
         Xs = self._validate_X_predict(X)
-        if self.classes_.size == 2:
-            return np.asarray(self.network_.predict(Xs), dtype=np.float64)
-        return np.column_stack([np.asarray(net.predict(Xs), dtype=np.float64) for net in self.networks_])
+        scores = np.asarray(self.network_.predict(Xs), dtype=np.float64)
+        if self.classes_.size == 2 and scores.ndim == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
 
     def predict(self, X):
         """``classes_[1]`` where f > 0 else ``classes_[0]`` (binary); the argmax class (multi-class)."""

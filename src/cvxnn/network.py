@@ -6,6 +6,10 @@
 * Ψ (:func:`convex_from_network`): neuron j with pattern D_i adds u_j α_j to v_i (α_j > 0) or
   u_j |α_j| to w_i (α_j < 0). Then the convex objective of Ψ(θ) is at most NC(θ).
 * :func:`prune`: at most n + 1 nonzero blocks with the same objective (Carathéodory).
+
+Vector outputs: the second layer is an (m, c) matrix with rows α_jᵀ, f(x) = Σ_j σ(x̃ᵀu_j) α_jᵀ ∈ R^c,
+and the penalty (β/2)Σ_j(‖u_j‖² + ‖α_j‖²) (ℓ2 weight decay). Convex blocks are then (P, d, c);
+see :func:`network_from_convex` for the two vector programs.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 import torch
 
 from .activations import RELU, Activation, activation_from, activation_of_module
-from .data import add_bias, as_matrix, as_targets
+from .data import add_bias, as_matrix
+from .losses import SQUARED, Loss, loss_from
 from .patterns import Patterns, _unique_columns
 
 FORMAT_VERSION = 1
@@ -38,7 +43,7 @@ class TwoLayerNet:
 
     Args:
         W1: (m, d) first-layer weights, rows u_j (with ``bias``, the last column is the bias).
-        w2: (m,) second-layer weights α_j.
+        w2: (m,) second-layer weights α_j, or (m, c) for c outputs (row j is α_jᵀ).
         bias: whether a ones column is appended to the inputs.
         activation: σ, anything :func:`~cvxnn.activations.activation_from` accepts ("relu",
             "abs", (a, b), an Activation); stored as an :class:`~cvxnn.activations.Activation`.
@@ -52,7 +57,9 @@ class TwoLayerNet:
     def __post_init__(self) -> None:
         self.activation = activation_from(self.activation)
         self.W1 = _as_array(self.W1)
-        self.w2 = _as_array(self.w2).reshape(-1)
+        self.w2 = _as_array(self.w2)
+        if self.w2.ndim != 2:
+            self.w2 = self.w2.reshape(-1)
         if self.W1.ndim != 2:
             raise ValueError(f"W1 must be 2-D (width, inputs) but has shape {self.W1.shape}.")
         if self.W1.shape[0] != self.w2.shape[0]:
@@ -63,6 +70,11 @@ class TwoLayerNet:
     @property
     def width(self) -> int:
         return self.W1.shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        """c for an (m, c) second layer; 1 for a vector of weights (scalar output)."""
+        return 1 if self.w2.ndim == 1 else self.w2.shape[1]
 
     @property
     def n_features(self) -> int:
@@ -81,51 +93,69 @@ class TwoLayerNet:
         return self.activation(self.design(X) @ self.W1.T)
 
     def predict(self, X: Any):
-        """f(X); a torch tensor when X is one, else a NumPy vector."""
+        """f(X), shape (n,) (or (n, c) for vector outputs); a torch tensor when X is one, else NumPy."""
         out = self.hidden(X) @ self.w2
         if isinstance(X, torch.Tensor):
             return torch.as_tensor(out, dtype=X.dtype if X.is_floating_point() else torch.float64, device=X.device)
         return out
 
-    def penalty(self) -> float:
-        """Σ_j (‖u_j‖² + α_j²)/2 (multiply by β)."""
-        return 0.5 * float(np.sum(self.W1**2) + np.sum(self.w2**2))
+    def penalty(self, output_norm: str = "l2") -> float:
+        """Σ_j (‖u_j‖² + ‖α_j‖²)/2 (multiply by β); ``output_norm="l1"`` uses ‖α_j‖₁² instead.
 
-    def objective(self, X: Any, y: Any, beta: float) -> float:
-        """NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²): a sum over samples, no 1/n."""
+        The two agree for scalar outputs and for rows α_j with one nonzero entry.
+        """
+        if output_norm not in ("l2", "l1"):
+            raise ValueError(f"output_norm must be 'l2' or 'l1', got {output_norm!r}.")
+        out = self.w2.reshape(self.width, self.n_outputs)
+        second = np.sum(out**2) if output_norm == "l2" else np.sum(np.abs(out).sum(axis=1) ** 2)
+        return 0.5 * float(np.sum(self.W1**2) + second)
+
+    def objective(self, X: Any, y: Any, beta: float, loss: Loss | str = SQUARED,
+                  output_norm: str = "l2") -> float:
+        """NC = L(f(X)) + (β/2) Σ_j (‖u_j‖² + ‖α_j‖²): a sum over samples, no 1/n.
+
+        loss: "squared" (½‖f(X) − y‖², the default), "logistic", "hinge", "cross_entropy" or a
+        :class:`~cvxnn.losses.Loss`; y is validated by the loss (±1 labels, class indices, ...).
+        output_norm: "l1" uses ‖α_j‖₁² (the penalty the per-output vector program is exact for).
+        """
+        loss = loss_from(loss)
         Xm = as_matrix(X)
-        yv = as_targets(y, Xm.shape[0])
-        r = self.hidden(Xm) @ self.w2 - yv
-        return 0.5 * float(r @ r) + beta * self.penalty()
+        yv = loss.targets(y, Xm.shape[0])
+        pred = self.hidden(Xm) @ self.w2
+        if pred.shape != yv.shape:
+            raise ValueError(f"the network's predictions have shape {pred.shape} but the {loss.name} loss "
+                             f"needs {yv.shape} for these targets.")
+        return loss.value(pred, yv) + beta * self.penalty(output_norm)
 
     def balanced(self) -> "TwoLayerNet":
         """Rescale each neuron to ‖u_j‖ = |α_j| (same function, penalty not larger)."""
         nu = np.linalg.norm(self.W1, axis=1)
-        na = np.abs(self.w2)
+        na = np.linalg.norm(self.w2.reshape(self.width, self.n_outputs), axis=1)
         prod = nu * na
         keep = prod > 0
         c = np.sqrt(np.where(keep, na / np.where(nu > 0, nu, 1.0), 0.0))
-        return TwoLayerNet(self.W1[keep] * c[keep, None], self.w2[keep] / c[keep], self.bias, self.activation)
+        scale = c[keep] if self.w2.ndim == 1 else c[keep, None]
+        return TwoLayerNet(self.W1[keep] * c[keep, None], self.w2[keep] / scale, self.bias, self.activation)
 
     # ------------------------------------------------------------------ torch
     def to_torch(self, dtype: torch.dtype = torch.float32) -> torch.nn.Sequential:
-        """Linear(d, m, bias=self.bias) → σ → Linear(m, 1, bias=False).
+        """Linear(d, m, bias=self.bias) → σ → Linear(m, c, bias=False) (c = 1 for scalar outputs).
 
         σ is torch.nn.ReLU, torch.nn.LeakyReLU(κ) or a :class:`~cvxnn.activations.TwoPiece` module.
         """
         d = self.n_features
         first = torch.nn.Linear(d, self.width, bias=self.bias, dtype=dtype)
-        second = torch.nn.Linear(self.width, 1, bias=False, dtype=dtype)
+        second = torch.nn.Linear(self.width, self.n_outputs, bias=False, dtype=dtype)
         with torch.no_grad():
             first.weight.copy_(torch.as_tensor(self.W1[:, :d]))
             if self.bias:
                 first.bias.copy_(torch.as_tensor(self.W1[:, d]))
-            second.weight.copy_(torch.as_tensor(self.w2[None, :]))
+            second.weight.copy_(torch.as_tensor(self.w2.reshape(self.width, self.n_outputs).T))
         return torch.nn.Sequential(first, self.activation.module(), second)
 
     @classmethod
     def from_torch(cls, module: torch.nn.Module, activation: Any = None) -> "TwoLayerNet":
-        """Read a module Linear(d, m) → σ → Linear(m, 1, bias=False), or its state dict.
+        """Read a module Linear(d, m) → σ → Linear(m, c, bias=False), or its state dict (c = 1: scalar output).
 
         activation: σ; None reads it from the module (a ReLU, LeakyReLU or TwoPiece child, ReLU
         when there is none) and means ReLU for a state dict, which does not record it.
@@ -155,9 +185,9 @@ class TwoLayerNet:
         if len(mats) != 2:
             raise ValueError(f"expected two weight matrices (first and second layer), found {len(mats)}.")
         (_, A), (_, B) = mats
-        if B.shape[0] != 1 or B.shape[1] != A.shape[0]:
+        if B.shape[1] != A.shape[0]:
             raise ValueError(
-                f"second layer must map {A.shape[0]} hidden units to 1 output, but has shape {tuple(B.shape)}."
+                f"second layer must map {A.shape[0]} hidden units to the outputs, but has shape {tuple(B.shape)}."
             )
         W1 = _as_array(A)
         bias = False
@@ -169,7 +199,8 @@ class TwoLayerNet:
                 raise ValueError(
                     f"unsupported parameter {name!r} of shape {tuple(v.shape)}: the second layer must have no bias."
                 )
-        return cls(W1, _as_array(B)[0], bias, activation)
+        out = _as_array(B)
+        return cls(W1, out[0] if out.shape[0] == 1 else out.T, bias, activation)
 
     # ------------------------------------------------------------------ io
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> Path:
@@ -225,23 +256,65 @@ def load(path: str | os.PathLike) -> TwoLayerNet:
 # ---------------------------------------------------------------------- maps Φ / Ψ
 
 
+VECTOR_PENALTIES = ("per_output", "group")
+
+
 def network_from_convex(v: np.ndarray, w: np.ndarray, bias: bool = False, tol: float = 0.0,
-                        activation: Any = RELU) -> TwoLayerNet:
+                        activation: Any = RELU, vector_penalty: str = "per_output",
+                        rank_rtol: float = 1e-6) -> TwoLayerNet:
     """Φ: blocks v_i, w_i (rows of (P, d) arrays) → neurons (z/√‖z‖, ±√‖z‖) for ‖z‖ > tol.
 
     The same map for every two-piece σ: σ is positively 1-homogeneous, so the neuron gives
     ±√‖z‖ σ(Xz/√‖z‖) = ±σ(Xz) = ±(aD + b(I − D))Xz when z ∈ K(D).
+
+    Vector outputs, blocks (P, d, c):
+
+    * "per_output": every nonzero column z = V_i[:, k] gives the neuron (z/√‖z‖, ±√‖z‖ e_k), an
+      output row with one nonzero entry, so ‖u‖‖α‖ = ‖z‖ and NC(Φ) equals the program objective.
+    * "group": a block with σ₂(V_i) ≤ ``rank_rtol``·σ₁(V_i) is treated as rank one, V_i ≈ u qᵀ with
+      q ≥ 0 the (sign-fixed, clipped) top right singular vector and u = V_i q (a non-negative
+      combination of columns in K(D_i), so in the cone); it gives one neuron (u/√‖u‖, ±√‖u‖ q),
+      with ‖u‖ ≤ ‖V_i‖_F. Any other block is split into its c columns as for "per_output"; then
+      the neuron penalty is Σ_k ‖V_i[:, k]‖ ≥ ‖V_i‖_F, so NC(Φ) may exceed the program objective.
     """
-    rows, outs = [], []
-    for blocks, sign in ((v, 1.0), (w, -1.0)):
-        norms = np.linalg.norm(blocks, axis=1)
-        for z, nz in zip(blocks, norms):
-            if nz > tol and nz > 0:
-                rows.append(z / np.sqrt(nz))
-                outs.append(sign * np.sqrt(nz))
+    if vector_penalty not in VECTOR_PENALTIES:
+        raise ValueError(f"vector_penalty must be one of {VECTOR_PENALTIES}, got {vector_penalty!r}.")
     d = v.shape[1]
+    c = v.shape[2] if v.ndim == 3 else 0
+    rows, outs = [], []
+
+    def add(z: np.ndarray, out: np.ndarray) -> None:
+        nz = float(np.linalg.norm(z))
+        if nz > tol and nz > 0:
+            rows.append(z / np.sqrt(nz))
+            outs.append(out * np.sqrt(nz))
+
+    for blocks, sign in ((v, 1.0), (w, -1.0)):
+        for B in blocks:
+            if c == 0:
+                add(B, np.float64(sign))
+                continue
+            if vector_penalty == "group" and np.any(B):
+                _, sv, Vt = np.linalg.svd(B, full_matrices=False)
+                if sv.size < 2 or sv[1] <= rank_rtol * sv[0]:
+                    q = Vt[0] if Vt[0].sum() >= 0 else -Vt[0]
+                    q = np.clip(q, 0.0, None)
+                    if np.any(q):
+                        q = q / np.linalg.norm(q)
+                        u = B @ q
+                        nu = float(np.linalg.norm(u))
+                        if nu > tol and nu > 0:
+                            rows.append(u / np.sqrt(nu))
+                            outs.append(sign * np.sqrt(nu) * q)
+                        continue
+            for k in range(c):
+                add(B[:, k], sign * np.eye(c)[k])
     W1 = np.array(rows) if rows else np.zeros((0, d))
-    return TwoLayerNet(W1, np.array(outs), bias, activation)
+    if c == 0:
+        w2 = np.array(outs, dtype=float)
+    else:
+        w2 = np.array(outs) if outs else np.zeros((0, c))
+    return TwoLayerNet(W1, w2, bias, activation)
 
 
 def convex_from_network(net: TwoLayerNet, X: Any, tie: str = ">=") -> tuple[Patterns, np.ndarray, np.ndarray]:
@@ -273,15 +346,36 @@ def convex_from_network(net: TwoLayerNet, X: Any, tie: str = ">=") -> tuple[Patt
 
 def convex_prediction(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray,
                       activation: Activation = RELU) -> np.ndarray:
-    """Σ_i (aD_i + b(I − D_i)) X (v_i − w_i) (Σ_i D_i X (v_i − w_i) for ReLU), without forming D_i X."""
-    return np.sum(activation.fit_weights(masks) * (Xt @ (v - w).T), axis=1)
+    """Σ_i (aD_i + b(I − D_i)) X (v_i − w_i) (Σ_i D_i X (v_i − w_i) for ReLU), without forming D_i X.
+
+    Blocks (P, d) give an (n,) prediction; blocks (P, d, c) an (n, c) one (column by column).
+    """
+    F = activation.fit_weights(masks)
+    Z = v - w
+    if Z.ndim == 2:
+        return np.sum(F * (Xt @ Z.T), axis=1)
+    return np.column_stack([np.sum(F * (Xt @ Z[:, :, k].T), axis=1) for k in range(Z.shape[2])])
+
+
+def block_penalty(v: np.ndarray, w: np.ndarray, vector_penalty: str = "per_output") -> float:
+    """Σ_i (‖v_i‖ + ‖w_i‖); for (P, d, c) blocks Σ_{i,k} of column norms ("per_output") or Σ_i of
+    Frobenius norms ("group")."""
+    if v.ndim == 2 or vector_penalty == "per_output":
+        return float(np.linalg.norm(v, axis=1).sum() + np.linalg.norm(w, axis=1).sum())
+    if vector_penalty != "group":
+        raise ValueError(f"vector_penalty must be one of {VECTOR_PENALTIES}, got {vector_penalty!r}.")
+    return float(np.linalg.norm(v, axis=(1, 2)).sum() + np.linalg.norm(w, axis=(1, 2)).sum())
 
 
 def convex_objective(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray,
-                     beta: float, activation: Activation = RELU) -> float:
-    """½‖Σ_i (aD_i + b(I − D_i)) X (v_i − w_i) − y‖² + β Σ_i (‖v_i‖ + ‖w_i‖)  (THEORY (CVX), §1.6)."""
-    r = convex_prediction(Xt, masks, v, w, activation) - y
-    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(v, axis=1).sum() + np.linalg.norm(w, axis=1).sum())
+                     beta: float, activation: Activation = RELU, loss: Loss = SQUARED,
+                     vector_penalty: str = "per_output") -> float:
+    """L(Σ_i (aD_i + b(I − D_i)) X (v_i − w_i)) + β Σ_i (‖v_i‖ + ‖w_i‖)  (THEORY (CVX), §1.4, §1.6).
+
+    L is ½‖· − y‖² by default; for vector blocks the penalty is :func:`block_penalty`.
+    """
+    pred = convex_prediction(Xt, masks, v, w, activation)
+    return loss.value(pred, y) + beta * block_penalty(v, w, vector_penalty)
 
 
 def cone_violation(Xt: np.ndarray, masks: np.ndarray, blocks: np.ndarray) -> float:

@@ -1,12 +1,16 @@
-"""Train the same two-layer ReLU network the convex program solves, by gradient methods (PyTorch).
+"""Train the same two-layer network the convex program solves, by gradient methods (PyTorch).
 
-The architecture is Linear(d̃, m, bias=False) → ReLU → Linear(m, 1, bias=False) applied to
-X̃ (X with a ones column when ``bias=True``), and the loss minimized is exactly the canonical
+The architecture is Linear(d̃, m, bias=False) → σ → Linear(m, c, bias=False) applied to
+X̃ (X with a ones column when ``bias=True``), σ(t) = a(t)_+ + b(t)_- a two-piece activation
+(ReLU by default, :mod:`cvxnn.activations`), and the objective minimized is exactly the canonical
 
-    NC(W1, w2) = ½‖(X̃ W1ᵀ)_+ w2 − y‖² + (β/2)(‖W1‖_F² + ‖w2‖²)      (sum over samples, no 1/n),
+    NC(W1, W2) = L(σ(X̃ W1ᵀ) W2) + (β/2)(‖W1‖_F² + ‖W2‖_F²)      (sum over samples, no 1/n),
 
-so its value can be compared directly with the certified optimum of :func:`cvxnn.fit` and
-the lower bound of :func:`cvxnn.certify`: no run of this module can go below them.
+with L a loss of :mod:`cvxnn.losses` (½‖· − y‖² by default). One output (W2 a vector w2) for
+scalar targets; c outputs for (n, c) squared-loss targets or c-class cross-entropy. Its value is
+:meth:`cvxnn.TwoLayerNet.objective` with the same loss, so it can be compared directly with the
+certified optimum of :func:`cvxnn.fit` and the lower bound of :func:`cvxnn.certify` (same
+activation and loss): no run of this module can go below them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import add_bias, as_matrix, as_targets
+from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
+from .data import add_bias, as_matrix
+from .losses import SQUARED, Loss, loss_from
 from .network import TwoLayerNet
 
 OPTIMIZERS = ("adam", "gd", "sgd")
@@ -45,8 +51,11 @@ class TrainHistory:
 class NonconvexRun:
     """The result of one :func:`train_nonconvex` run.
 
-    network: the recorded iterate with the lowest NC objective, as a float64 TwoLayerNet.
-    final_objective: NC objective of ``network`` (computed by :meth:`TwoLayerNet.objective`).
+    network: the recorded iterate with the lowest NC objective, as a float64 TwoLayerNet with the
+        run's activation (second layer (m,) for one output, (m, c) for c outputs).
+    final_objective: NC objective of ``network`` (computed by :meth:`TwoLayerNet.objective`
+        with the run's loss).
+    loss: name of the loss L.
     interrupted: stopped by KeyboardInterrupt (the best iterate so far is returned).
     diverged: stopped because the loss became NaN or inf (the best finite iterate is returned).
     """
@@ -62,13 +71,17 @@ class NonconvexRun:
     wall_time: float
     interrupted: bool
     diverged: bool
+    loss: str = SQUARED.name
 
 
 def nc_objective(Xt: torch.Tensor, y: torch.Tensor, W1: torch.Tensor, w2: torch.Tensor, beta: float,
-                 data_scale: float = 1.0) -> torch.Tensor:
-    """data_scale · ½‖(X̃ W1ᵀ)_+ w2 − y‖² + (β/2)(‖W1‖_F² + ‖w2‖²) (differentiable)."""
-    r = torch.relu(Xt @ W1.T) @ w2 - y
-    return 0.5 * data_scale * (r @ r) + 0.5 * beta * (W1.pow(2).sum() + w2.pow(2).sum())
+                 data_scale: float = 1.0, activation: Activation = RELU, loss: Loss = SQUARED) -> torch.Tensor:
+    """data_scale · L(σ(X̃ W1ᵀ) w2) + (β/2)(‖W1‖_F² + ‖w2‖_F²) (differentiable).
+
+    y as returned by ``loss.targets`` (±1 labels, one-hot rows, ...); w2 of shape (m,) or (m, c).
+    """
+    pred = activation.torch(Xt @ W1.T) @ w2
+    return data_scale * loss.torch(pred, y) + 0.5 * beta * (W1.pow(2).sum() + w2.pow(2).sum())
 
 
 def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "adam", lr: float = 1e-2,
@@ -76,11 +89,15 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
                     record_every: int = 10, batch_size: int | None = None, momentum: float = 0.0,
                     dtype: torch.dtype = torch.float64, device: str = "cpu",
                     callback: Callable[[int, float], Any] | None = None,
-                    init: TwoLayerNet | None = None) -> NonconvexRun:
-    """Minimize NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²), f(x) = Σ_j (x̃ᵀu_j)_+ α_j.
+                    init: TwoLayerNet | None = None, activation: Any = "relu",
+                    negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: Any = "squared") -> NonconvexRun:
+    """Minimize NC = L(f(X)) + (β/2) Σ_j (‖u_j‖² + ‖α_j‖²), f(x) = Σ_j σ(x̃ᵀu_j) α_j.
 
     Args:
-        X, y: data (n × d) and targets (n,), validated by :func:`cvxnn.data.as_matrix` / ``as_targets``.
+        X, y: data (n × d) and targets, validated by :func:`cvxnn.data.as_matrix` and
+            ``loss.targets``: (n,) for one output; (n, c) for c outputs with the squared loss;
+            integer classes 0..c−1 (or one-hot rows) for cross-entropy, giving c outputs;
+            labels in {−1, +1} for the logistic and hinge losses.
         beta: weight decay β ≥ 0.
         width: number of hidden neurons m.
         optimizer: "adam" (torch.optim.Adam), "gd" (torch.optim.SGD on the full batch) or
@@ -102,10 +119,16 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
         dtype, device: torch dtype and device of the training computation.
         callback: called as ``callback(step, objective)`` at each recording; it may raise
             KeyboardInterrupt to stop the run.
-        init: start from this network instead of a random one (its width and bias must match).
+        init: start from this network instead of a random one (its width, bias, activation and
+            number of outputs must match).
+        activation: σ(t) = a(t)_+ + b(t)_-: "relu", "leaky_relu" (slope ``negative_slope``),
+            "abs", a pair (a, b) or an :class:`~cvxnn.activations.Activation`.
+        loss: L, a name ("squared", "logistic", "hinge", "cross_entropy") or a
+            :class:`~cvxnn.losses.Loss`; gradients use ``loss.torch``, recorded objectives ``loss.value``.
 
     Returns:
-        A :class:`NonconvexRun` holding the best recorded iterate and the objective history.
+        A :class:`NonconvexRun` holding the best recorded iterate and the objective history. The
+        second-layer initialization is N(0, s²/m) of shape (m,) or (m, c).
         Ctrl-C (KeyboardInterrupt) stops training and returns the best iterate so far with
         ``interrupted=True``. The objective is checked for NaN/inf at each recording (not every
         step, which would synchronize a GPU each step); a non-finite value stops the run with
@@ -113,7 +136,10 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
     """
     start = time.perf_counter()
     Xm = as_matrix(X)
-    yv = as_targets(y, Xm.shape[0])
+    act = activation_from(activation, negative_slope)
+    loss = loss_from(loss)
+    yv = loss.targets(y, Xm.shape[0])
+    outputs = yv.shape[1] if yv.ndim == 2 else 0  # 0: scalar output
     Xt_np = add_bias(Xm) if bias else Xm
     n, d = Xt_np.shape
     beta = _check_nonneg_float(beta, "beta")
@@ -139,12 +165,17 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
                 f"init has width {init.width}, bias={init.bias} and {init.W1.shape[1]} first-layer inputs; "
                 f"expected width {width}, bias={bias} and {d} inputs."
             )
+        if init.activation != act:
+            raise ValueError(f"init has activation {init.activation.to_dict()} but training uses {act.to_dict()}.")
+        if init.w2.shape[1:] != yv.shape[1:]:
+            raise ValueError(f"init has {init.n_outputs} output(s) but the {loss.name} loss needs "
+                             f"{max(outputs, 1)} for these targets.")
 
     dev = torch.device(device)
     X64 = torch.as_tensor(Xt_np, dtype=torch.float64, device=dev)
     y64 = torch.as_tensor(yv, dtype=torch.float64, device=dev)
     Xtr, ytr = X64.to(dtype), y64.to(dtype)
-    W1_0, w2_0 = _initial_weights(init, width, d, init_scale, seed)
+    W1_0, w2_0 = _initial_weights(init, width, d, init_scale, seed, outputs)
     W1 = W1_0.to(dtype=dtype, device=dev).requires_grad_(True)
     w2 = w2_0.to(dtype=dtype, device=dev).requires_grad_(True)
     if optimizer == "adam":
@@ -159,9 +190,15 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
     interrupted = diverged = False
 
     def record(step: int) -> bool:
-        """Evaluate NC in float64 at the current iterate; False when it is not finite."""
+        """Evaluate NC in float64 at the current iterate (as :meth:`TwoLayerNet.objective`: loss.value
+        on the predictions plus the penalty); False when it is not finite."""
         with torch.no_grad():
-            obj = float(nc_objective(X64, y64, W1.detach().double(), w2.detach().double(), beta))
+            W1d, w2d = W1.detach().double(), w2.detach().double()
+            pred = (act.torch(X64 @ W1d.T) @ w2d).cpu().numpy()
+            penalty = 0.5 * float(W1d.pow(2).sum() + w2d.pow(2).sum())
+        if not (np.all(np.isfinite(pred)) and math.isfinite(penalty)):
+            return False
+        obj = loss.value(pred, yv) + beta * penalty
         if not math.isfinite(obj):
             return False
         history.steps.append(step)
@@ -188,7 +225,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
                 idx = perm[b * batch:(b + 1) * batch]
                 Xb, yb, scale = Xtr[idx], ytr[idx], n / idx.numel()
             opt.zero_grad(set_to_none=True)
-            nc_objective(Xb, yb, W1, w2, beta, scale).backward()
+            nc_objective(Xb, yb, W1, w2, beta, scale, act, loss).backward()
             opt.step()
             step += 1
             if step % record_every == 0 or step == total_steps:
@@ -196,10 +233,11 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
     except KeyboardInterrupt:
         interrupted = True
 
-    network = TwoLayerNet(best["W1"].numpy(), best["w2"].numpy(), bias)
+    network = TwoLayerNet(best["W1"].numpy(), best["w2"].numpy(), bias, act)
     return NonconvexRun(network=network, history=history, optimizer=optimizer, lr=lr, width=width, seed=seed,
-                        epochs=epochs, final_objective=network.objective(Xm, yv, beta),
-                        wall_time=time.perf_counter() - start, interrupted=interrupted, diverged=diverged)
+                        epochs=epochs, final_objective=network.objective(Xm, yv, beta, loss),
+                        wall_time=time.perf_counter() - start, interrupted=interrupted, diverged=diverged,
+                        loss=loss.name)
 
 
 def best_of(runs: list[NonconvexRun]) -> NonconvexRun:
@@ -213,14 +251,16 @@ def best_of(runs: list[NonconvexRun]) -> NonconvexRun:
 # ---------------------------------------------------------------------- helpers
 
 
-def _initial_weights(init: TwoLayerNet | None, width: int, d: int, scale: float, seed: int
+def _initial_weights(init: TwoLayerNet | None, width: int, d: int, scale: float, seed: int, outputs: int = 0
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """float64 CPU start: ``init``'s weights, or W1 ~ N(0, scale²/d), w2 ~ N(0, scale²/width)."""
+    """float64 CPU start: ``init``'s weights, or W1 ~ N(0, scale²/d), w2 ~ N(0, scale²/width) of
+    shape (width,) (``outputs`` = 0, scalar output) or (width, outputs)."""
     if init is not None:
         return (torch.tensor(init.W1, dtype=torch.float64), torch.tensor(init.w2, dtype=torch.float64))
     gen = torch.Generator().manual_seed(seed)
     W1 = torch.randn(width, d, generator=gen, dtype=torch.float64) * (scale / math.sqrt(d))
-    w2 = torch.randn(width, generator=gen, dtype=torch.float64) * (scale / math.sqrt(width))
+    shape = (width,) if outputs == 0 else (width, outputs)
+    w2 = torch.randn(*shape, generator=gen, dtype=torch.float64) * (scale / math.sqrt(width))
     return W1, w2
 
 

@@ -1,17 +1,23 @@
-"""The matrix-free pattern operator of the convex programs (THEORY §1.1, §1.5).
+"""The matrix-free pattern operator of the convex programs (THEORY §1.1, §1.5, §1.6).
 
-    A(U) = Σ_i D_i X u_i          (U: P x d  →  n)
-    Aᵀ(r) = [Xᵀ D_i r]_i          (r: n  →  P x d)
+For an activation σ(t) = a(t)_+ + b(t)_- the fit weights are W_i = aD_i + b(I − D_i), and with
+S_i = 2D_i − I:
 
-Never forms D_i X. With M the (n, P) 0/1 matrix whose column i is the diagonal of D_i, both
-products are one matrix product each, so they run at the dense matmul rate:
+    A(U)  = Σ_i W_i X u_i = (a − b) Σ_i D_i X u_i + b X Σ_i u_i        (U: P x d  →  n)
+    Aᵀ(r) = [Xᵀ W_i r]_i = [(a − b) Xᵀ D_i r + b Xᵀ r]_i               (r: n  →  P x d)
+    G(U)  = [S_i X u_i]_i = S ⊙ (X Uᵀ)                                  (U: P x d  →  n x P)
+    Gᵀ(M) = [Xᵀ S_i m_i]_i = (S ⊙ M)ᵀ X                                  (M: n x P  →  P x d)
 
-    A(U)_k = x_kᵀ Σ_i M_ki u_i   →  A(U) = rowsum((M U) ∘ X)        (M U: n x d)
-    Aᵀ(r)  = Mᵀ (r ∘ X)                                            (r ∘ X: row k scaled by r_k)
+G(U) ≥ 0 iff every u_i lies in its cone K(D_i). Never forms D_i X. With M the (n, P) 0/1 matrix
+whose column i is the diagonal of D_i, the pattern sums are one matrix product each, so they run
+at the dense matmul rate:
+
+    Σ_i D_i X u_i = rowsum((M U) ∘ X)        (M U: n x d)
+    [Xᵀ D_i r]_i = Mᵀ (r ∘ X)                (r ∘ X: row k scaled by r_k)
 
 M is kept in the compute dtype when it fits in ``MASK_CACHE_BYTES``; otherwise each chunk of
-samples is converted from the boolean masks when used, so memory stays O(chunk · P) beyond X
-and the masks.
+samples is converted from the boolean masks when used, so memory stays O(chunk · P) beyond X,
+the masks and the n x P arguments and results of G and Gᵀ themselves.
 """
 
 from __future__ import annotations
@@ -19,24 +25,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .activations import RELU, Activation
 from .data import available_memory_bytes, check_memory
 
 MASK_CACHE_BYTES = 2 * 2**30  # at most this much (and a quarter of the free memory) for M in the compute dtype
 
 
 class PatternOperator:
-    """A(U) = Σ_i D_i X u_i on torch tensors, chunked over samples.
+    """A(U) = Σ_i W_i X u_i and the cone map G on torch tensors, chunked over samples.
 
     Args:
         X: (n, d) design matrix (bias column already appended if any).
         masks: (n, P) boolean pattern masks.
         dtype, device: where the products are computed.
         chunk_rows: samples per chunk; chosen so a chunk's n_c x P float block is about 64 MiB.
+        activation: σ(t) = a(t)_+ + b(t)_-, giving the fit weights W_i = aD_i + b(I − D_i) (ReLU: W_i = D_i).
     """
 
     def __init__(self, X: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor,
                  dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
-                 chunk_rows: int | None = None) -> None:
+                 chunk_rows: int | None = None, activation: Activation = RELU) -> None:
         n, d = X.shape
         P = masks.shape[1]
         itemsize = torch.finfo(dtype).bits // 8
@@ -46,6 +54,7 @@ class PatternOperator:
         self.masks = torch.as_tensor(masks, dtype=torch.bool, device=device)
         self.dtype, self.device = dtype, torch.device(device)
         self.n, self.d, self.P = n, d, P
+        self.activation = activation
         self.chunk_rows = chunk_rows or max(1, min(n, (64 * 2**20) // max(1, P * itemsize)))
         cache = n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * available_memory_bytes())
         self._mask_values = self.masks.to(dtype) if cache else None
@@ -60,23 +69,51 @@ class PatternOperator:
         return self._mask_values[sl] if self._mask_values is not None else self.masks[sl].to(self.dtype)
 
     def matvec(self, U: torch.Tensor) -> torch.Tensor:
-        """Σ_i D_i X u_i for U of shape (P, d): rowsum((M U) ∘ X)."""
+        """Σ_i W_i X u_i = (a − b) rowsum((M U) ∘ X) + b X Σ_i u_i for U of shape (P, d)."""
+        a, b = self.activation.a, self.activation.b
         out = torch.empty(self.n, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
             out[sl] = ((self._mask_chunk(sl) @ U) * self.X[sl]).sum(dim=1)
+        if a - b != 1:
+            out *= a - b
+        if b != 0:
+            out += b * (self.X @ U.sum(dim=0))
         return out
 
-    def rmatvec(self, r: torch.Tensor) -> torch.Tensor:
-        """[Xᵀ D_i r]_i as a (P, d) tensor: Mᵀ (r ∘ X)."""
+    def rmatvec(self, r: torch.Tensor, M: torch.Tensor | None = None) -> torch.Tensor:
+        """[Xᵀ W_i r]_i = (a − b) Mᵀ(r ∘ X) + b 1(Xᵀr)ᵀ as a (P, d) tensor; with cone multipliers
+        M (n, P) given, also + Gᵀ(M) = (S ⊙ M)ᵀX."""
+        a, b = self.activation.a, self.activation.b
         out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            out.addmm_(self._mask_chunk(sl).T, r[sl, None] * self.X[sl])
+            out.addmm_(self._mask_chunk(sl).T, r[sl, None] * self.X[sl], alpha=a - b)
+            if M is not None:
+                out.addmm_(torch.where(self.masks[sl], M[sl], -M[sl]).T, self.X[sl])
+        if b != 0:
+            out += b * (self.X.T @ r)[None, :]
         return out
 
     def cone_products(self, U: torch.Tensor) -> torch.Tensor:
-        """(2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""
-        S = self.masks.to(self.dtype) * 2 - 1
-        return S * (self.X @ U.T)
+        """G(U) = S ⊙ (X Uᵀ): (2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""
+        return self.matvec_and_cone(U)[1]
+
+    def matvec_and_cone(self, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A(U), G(U)) from one product X Uᵀ per chunk."""
+        a, b = self.activation.a, self.activation.b
+        fit = torch.empty(self.n, dtype=self.dtype, device=self.device)
+        cone = torch.empty(self.n, self.P, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            Z = self.X[sl] @ U.T
+            fit[sl] = (a - b) * (Z * self.masks[sl]).sum(dim=1) + b * Z.sum(dim=1)
+            cone[sl] = torch.where(self.masks[sl], Z, -Z)
+        return fit, cone
+
+    def cone_adjoint(self, M: torch.Tensor) -> torch.Tensor:
+        """Gᵀ(M) = (S ⊙ M)ᵀ X = [Xᵀ S_i m_i]_i as a (P, d) tensor, for M of shape (n, P)."""
+        out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            out += torch.where(self.masks[sl], M[sl], -M[sl]).T @ self.X[sl]
+        return out
 
     def lipschitz(self, iters: int = 30, seed: int = 0) -> float:
         """‖A‖₂² by power iteration on AᵀA (an estimate from below; callers back off by line search)."""

@@ -10,13 +10,15 @@ network or convex solution is not globally optimal); a search that finds nothing
 
 * :func:`certify_with_search`: a certificate for a network whose data have too many patterns to
   enumerate: violations found by the search, the valid spectral bound for the lower bound.
-* :func:`column_generation_fit`: fit on a few patterns, add the violated patterns the search
-  finds at the solution's dual point, refit, repeat.
+* :func:`column_generation` (``fit(..., search=...)``): fit on a few patterns, add the violated
+  patterns the search finds at the solution's dual point, refit, repeat;
+  :func:`column_generation_fit` is the same loop with the classic settings, returning its log.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +27,18 @@ import numpy as np
 from .activations import RELU, Activation
 from .certificate import Certificate, _verdict
 from .data import add_bias, as_matrix, as_targets
-from .duality import DualCheck, cone_sigma, scaled_dual_value, spectral_dual_bound
-from .network import TwoLayerNet, convex_prediction
+from .duality import DualCheck, cone_sigma, gated_norms, scaled_dual_value, spectral_dual_bound
+from .network import TwoLayerNet, convex_from_network, convex_prediction
+from .nonconvex import train_nonconvex
 from .patterns import Patterns
-from .training import ConvexFit, _check_beta, fit, resolve_patterns
+from .progress import FitProgress
+from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, NonconvexInit, Program, _check_beta, align_blocks, fit, \
+    resolve_patterns, warm_start_blocks
 
 DEFAULT_RANDOM_STARTS = 100
 DEFAULT_MAX_ITER = 100
+DEFAULT_SCREEN_STEPS = 10  # batched ascent steps of the random starts before any exact projection
+DEFAULT_BEST_STARTS = 5  # random starts ascended exactly even when their screen cannot exceed β
 BINDING_TOL = 1e-9  # a row is on the boundary of the cone when |x_kᵀu| ≤ BINDING_TOL·‖x_k‖ (unit u)
 ASCENT_RTOL = 1e-12  # a neighbour must improve σ by this relative amount for the ascent to move
 
@@ -51,8 +58,10 @@ class SearchResult:
     local_maxima: local_maxima[i] is True when an ascent stopped at pattern i because no adjacent
         pattern has a larger σ (a local maximum of |λᵀ(X̃u)_+| on the sphere).
     best: index of the largest value (−1 when nothing was evaluated).
-    n_starts: ascents run (start directions × 2 signs); n_iter: ascent steps over all starts;
-    n_projections: cone projections (NNLS) solved; wall_time: seconds.
+    n_starts: start directions × 2 signs; n_iter: exact ascent steps over all starts;
+    n_projections: cone projections (NNLS) solved; wall_time: seconds;
+    n_screened: patterns whose screen ‖X̃ᵀWλ‖ (W = aD + b(I − D), an upper bound on σ^±) was
+        computed in batches to decide which ones need a projection.
     """
 
     patterns: Patterns
@@ -66,6 +75,7 @@ class SearchResult:
     n_iter: int
     n_projections: int
     wall_time: float
+    n_screened: int = 0
 
     @property
     def best(self) -> int:
@@ -107,6 +117,12 @@ class _PatternTable:
         self.signs: list[int] = []
         self.directions: list[np.ndarray] = []
         self.local_maxima: set[bytes] = set()
+        self.n_screened = 0
+
+    def screens(self, masks: np.ndarray) -> np.ndarray:
+        """‖X̃ᵀW_jλ‖ for the columns D_j of ``masks`` (one product): upper bounds on σ^±(D_j)."""
+        self.n_screened += masks.shape[1]
+        return gated_norms(self.Xt, self.activation.fit_weights(masks), self.lam)
 
     def evaluate(self, mask: np.ndarray, sign: int, gate: np.ndarray) -> tuple[float, np.ndarray]:
         """σ^sign(D) = max{sign·λᵀWX̃u : u ∈ K(D), ‖u‖ ≤ 1}, W = aD + b(I − D), and its maximizer; ``gate`` has pattern D."""
@@ -157,7 +173,7 @@ def _neighbour_points(Xt: np.ndarray, u: np.ndarray, row_norms: np.ndarray) -> l
 
 
 def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.ndarray, expanded: set,
-            max_iter: int) -> int:
+            max_iter: int, first_improvement: bool = False) -> int:
     """Monotone ascent of σ^sign over adjacent patterns from the pattern of ``start``; returns the steps.
 
     Step: u = argmax of sign·λᵀDX̃u on K(D) ∩ ball (the projected iterate
@@ -165,6 +181,12 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
     largest σ if it beats σ(D). σ never decreases: u lies in the closure of each adjacent cone and
     λᵀ(X̃u)_+ is the same linear function there. Stops at a local maximum, after ``max_iter``
     steps, or on reaching a (pattern, sign) already expanded (its continuation is known).
+
+    The neighbours are screened in one product: σ(D') ≤ ‖X̃ᵀW'λ‖, so they are projected in
+    decreasing order of the screen and the rest skipped once it falls below the best σ found;
+    the step taken is the same as if every neighbour were projected. With ``first_improvement``
+    the step goes to the first neighbour (in that order) that beats σ(D): fewer projections per
+    step, the same stopping test (a local maximum needs every neighbour checked).
     """
     mask, gate = _pattern_of(table.Xt, start), start
     for step in range(max_iter):
@@ -176,17 +198,49 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
         if value <= 0:
             return step + 1
         best = (value * (1 + ASCENT_RTOL), None, None)
-        for p in _neighbour_points(table.Xt, u, row_norms):
-            m = _pattern_of(table.Xt, p)
-            if not np.array_equal(m, mask):
-                v, _ = table.evaluate(m, sign, p)
-                if v > best[0]:
-                    best = (v, m, p)
+        points = _neighbour_points(table.Xt, u, row_norms)
+        if points:
+            H = np.array(points)
+            masks = table.Xt @ H.T >= 0
+            screens = table.screens(masks)
+            for j in np.argsort(-screens):
+                if screens[j] <= best[0]:
+                    break
+                if not np.array_equal(masks[:, j], mask):
+                    v, _ = table.evaluate(masks[:, j], sign, H[j])
+                    if v > best[0]:
+                        best = (v, masks[:, j], H[j])
+                        if first_improvement:
+                            break
         if best[1] is None:
             table.local_maxima.add(mask.tobytes())
             return step + 1
         mask, gate = best[1], best[2]
     return max_iter
+
+
+def screened_ascent(Xt: np.ndarray, lam: np.ndarray, H: np.ndarray, signs: np.ndarray, steps: int,
+                    activation: Activation = RELU) -> tuple[np.ndarray, np.ndarray]:
+    """Batched ascent of g_j(u) = s_j·λᵀσ(X̃u) on the unit sphere from the columns of H (d × k); no projection.
+
+    Step, for all columns at once (two products with X̃): c = s_j·X̃ᵀW(u)λ, the gradient of g_j
+    at u (W(u) = aD(u) + b(I − D(u))), and u ← (u + c/‖c‖)/‖u + c/‖c‖‖. Returns the unit points
+    (d × k) with the largest value seen along each path and those values, each an exact value of
+    s_j·λᵀσ(X̃u) at a unit u (a lower bound on σ^{s_j} of the point's pattern).
+    """
+    U = H / np.maximum(np.linalg.norm(H, axis=0), 1e-300)
+    best_u, best_g = U.copy(), np.full(U.shape[1], -np.inf)
+    for step in range(steps + 1):
+        Z = Xt @ U
+        g = signs * (lam @ activation(Z))
+        better = g > best_g
+        best_g[better], best_u[:, better] = g[better], U[:, better]
+        if step == steps:
+            break
+        C = signs * (Xt.T @ (activation.fit_weights(Z >= 0) * lam[:, None]))
+        U = U + C / np.maximum(np.linalg.norm(C, axis=0), 1e-300)
+        U /= np.maximum(np.linalg.norm(U, axis=0), 1e-300)
+    return best_u, best_g
 
 
 def _pattern_of(Xt: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -210,49 +264,85 @@ def _start_directions(starts: Any, d: int) -> np.ndarray:
 
 def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None = None,
                       n_random: int = DEFAULT_RANDOM_STARTS, seed: int | None = 0,
-                      max_iter: int = DEFAULT_MAX_ITER, activation: Activation = RELU) -> SearchResult:
+                      max_iter: int = DEFAULT_MAX_ITER, activation: Activation = RELU,
+                      screened_starts: np.ndarray | None = None, n_screen: int = 0,
+                      screen_steps: int = DEFAULT_SCREEN_STEPS, n_best: int = DEFAULT_BEST_STARTS,
+                      max_ascents: int | None = None, stop_after: int | None = None, viol_rtol: float = 0.0,
+                      first_improvement: bool = False, time_limit: float | None = None) -> SearchResult:
     """Search for unit u with |λᵀσ(X̃u)| > β by local ascent over activation patterns (σ = ReLU by default).
 
     Args:
         Xt: the design matrix X̃ (n × d, with the bias column if any).
         lam: the dual point λ (n,), e.g. the residual y − f(X) of a network.
-        beta: the weight decay (only used to classify violations, see :meth:`SearchResult.violating`).
+        beta: the weight decay (classifies violations, see :meth:`SearchResult.violating`, and
+            decides which screened starts are worth an exact ascent).
         starts: (k, d) start directions (gate vectors, neuron directions), used with both signs.
         n_random: Gaussian start directions added to ``starts``.
-        seed: seed of the Gaussian starts.
-        max_iter: ascent steps per start.
+        seed: seed of the Gaussian starts (``n_random`` first, then ``n_screen``).
+        max_iter: exact ascent steps per start.
+        screened_starts, n_screen: further directions (these and ``n_screen`` Gaussian ones,
+            both signs) that are first moved by ``screen_steps`` steps of the batched ascent
+            :func:`screened_ascent`, which needs no projection. An exact ascent then follows
+            only from those whose pattern's screen ‖X̃ᵀWλ‖ ≥ σ^± exceeds β (the others cannot
+            violate there) and from the ``n_best`` with the largest values; best value first,
+            at most ``max_ascents`` of them (None: no limit).
+        stop_after: no further ascent is started once this many local maxima with
+            σ^± > β(1 + viol_rtol) have been found (None: run every ascent).
+        first_improvement: each exact step moves to the first improving neighbour in screen
+            order instead of the best one (see :func:`_ascend`).
+        time_limit: seconds after which no further ascent is started.
 
     Each start u₀ gives the pattern D = 1[X̃u₀ ≥ 0]; the ascent (see :func:`_ascend`) maximizes
-    ±λᵀ(X̃u)_+ from there, both signs. All values reported are exact σ^±(D) of visited patterns.
+    ±λᵀ(X̃u)_+ from there. All values reported are exact σ^±(D) of visited patterns.
     """
     start_time = time.perf_counter()
     Xt = as_matrix(Xt, "Xt")
     lam = as_targets(lam, Xt.shape[0], "lam")
     beta = _check_beta(beta)
-    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
-        raise ValueError(f"n_random must be a non-negative integer, got {n_random!r}.")
+    for name, value in (("n_random", n_random), ("n_screen", n_screen), ("screen_steps", screen_steps),
+                        ("n_best", n_best)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+    if max_ascents is not None and (isinstance(max_ascents, bool) or not isinstance(max_ascents, (int, np.integer))
+                                    or max_ascents < 0):
+        raise ValueError(f"max_ascents must be None or a non-negative integer, got {max_ascents!r}.")
     rng = np.random.default_rng(seed)
-    given = _start_directions(starts, Xt.shape[1])
-    all_starts = np.vstack([given, rng.standard_normal((int(n_random), Xt.shape[1]))])
+    d = Xt.shape[1]
+    exact = np.vstack([_start_directions(starts, d), rng.standard_normal((int(n_random), d))])
+    pool = np.vstack([_start_directions(screened_starts, d), rng.standard_normal((int(n_screen), d))])
     table = _PatternTable(Xt, lam, activation)
+    ascents = [(g, sign) for g in exact for sign in (1, -1)]
+    if pool.shape[0]:
+        signs = np.tile(np.array([1.0, -1.0]), pool.shape[0])
+        U, values = screened_ascent(Xt, lam, np.repeat(pool, 2, axis=0).T, signs, int(screen_steps), activation)
+        screens = table.screens(Xt @ U >= 0)
+        order = np.argsort(-values)
+        order = order[(screens[order] > beta) | (np.arange(order.size) < n_best)]
+        ascents += [(U[:, j], int(signs[j])) for j in order[:max_ascents]]
+    n_starts = 2 * (exact.shape[0] + pool.shape[0])
     row_norms = np.linalg.norm(Xt, axis=1)
     expanded: set = set()
     n_iter = 0
-    for g in all_starts:
-        for sign in (1, -1):
-            n_iter += _ascend(table, g / np.linalg.norm(g), sign, row_norms, expanded, max_iter)
-    d, n = Xt.shape[1], Xt.shape[0]
+    threshold = beta * (1 + viol_rtol)
+    for g, sign in ascents:
+        if time_limit is not None and time.perf_counter() - start_time > time_limit:
+            break
+        if stop_after is not None and sum(table.values[table.index[m]] > threshold
+                                          for m in table.local_maxima) >= stop_after:
+            break
+        n_iter += _ascend(table, g / np.linalg.norm(g), sign, row_norms, expanded, max_iter, first_improvement)
+    n = Xt.shape[0]
     masks = np.array(table.masks, dtype=bool).T if table.masks else np.zeros((n, 0), dtype=bool)
     gates = np.array(table.gates).T if table.gates else np.zeros((d, 0))
-    signs = np.array(table.signs, dtype=int)
+    found_signs = np.array(table.signs, dtype=int)
     directions = np.array(table.directions).reshape(-1, d)
     return SearchResult(
         patterns=Patterns(masks, gates, complete=False, method="search"),
-        values=np.array(table.values, dtype=float), signs=signs, directions=directions,
-        achieved=signs * (activation(directions @ Xt.T) @ lam),
+        values=np.array(table.values, dtype=float), signs=found_signs, directions=directions,
+        achieved=found_signs * (activation(directions @ Xt.T) @ lam),
         local_maxima=np.array([m.tobytes() in table.local_maxima for m in table.masks], dtype=bool), beta=beta,
-        n_starts=2 * all_starts.shape[0], n_iter=n_iter, n_projections=len(table.sigma),
-        wall_time=time.perf_counter() - start_time)
+        n_starts=n_starts, n_iter=n_iter, n_projections=len(table.sigma),
+        wall_time=time.perf_counter() - start_time, n_screened=table.n_screened)
 
 
 # ---------------------------------------------------------------------- certificate
@@ -312,12 +402,76 @@ def certify_with_search(net: TwoLayerNet, X: Any, y: Any, beta: float, n_random:
 
 
 @dataclass(frozen=True)
-class RoundLog:
-    """One round of :func:`column_generation_fit`.
+class SearchOptions:
+    """Budget and starts of the pattern search in ``fit(..., search=SearchOptions(...))``.
 
-    n_patterns: patterns in the program solved this round; objective: its optimum q*(list);
-    max_violation: best σ found by the search at the solution's dual point, divided by β;
-    n_added: new violated patterns added for the next round.
+    max_rounds: programs solved at most (a search follows each solve). time_limit: seconds for
+        the whole fit (nonconvex seed, solves, searches); checked between solves and between ascents.
+    n_screen: Gaussian directions per round moved by the batched ascent (no projection) together
+        with the current neurons and the list's gate vectors; exact ascents follow from the best
+        (screen ‖X̃ᵀWλ‖ > β, or among the ``n_best`` largest values), at most ``max_ascents``;
+        no further ascent starts once 2·``max_add`` violated local maxima are known.
+    n_random: Gaussian starts per round ascended exactly without screening (diversity).
+    exact_starts: ascend exactly from every neuron and gate instead of screening them.
+    screen_steps, max_iter: batched and exact ascent steps.
+    max_add: new patterns per round (largest violation first; None: all found).
+    viol_rtol: a pattern is violated when σ^± > β(1 + viol_rtol).
+    keep_inactive: keep patterns whose blocks are zero; by default they are dropped from the next
+        list (the solution stays feasible, so the objective still cannot increase).
+    first_improvement: exact ascent steps take the first improving neighbour (fewer projections).
+    """
+
+    max_rounds: int = 20
+    time_limit: float | None = None
+    n_screen: int = 1000
+    n_random: int = 10
+    n_best: int = DEFAULT_BEST_STARTS
+    max_ascents: int | None = None
+    exact_starts: bool = False
+    screen_steps: int = DEFAULT_SCREEN_STEPS
+    max_iter: int = DEFAULT_MAX_ITER
+    max_add: int | None = 20
+    viol_rtol: float = 1e-6
+    keep_inactive: bool = False
+    first_improvement: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_rounds", "n_screen", "n_random", "n_best", "screen_steps", "max_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name == "max_rounds"):
+                raise ValueError(f"SearchOptions.{name} must be an integer ≥ {int(name == 'max_rounds')}, "
+                                 f"got {value!r}.")
+        for name in ("max_ascents", "max_add"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < 1):
+                raise ValueError(f"SearchOptions.{name} must be None or a positive integer, got {value!r}.")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"SearchOptions.time_limit must be None or positive, got {self.time_limit!r}.")
+        if not self.viol_rtol >= 0:
+            raise ValueError(f"SearchOptions.viol_rtol must be non-negative, got {self.viol_rtol!r}.")
+
+
+def search_options(search: Any) -> SearchOptions | None:
+    """``fit``'s ``search`` argument: None/False (no search), True (defaults) or a SearchOptions."""
+    if search is None or search is False:
+        return None
+    if search is True:
+        return SearchOptions()
+    if isinstance(search, SearchOptions):
+        return search
+    raise TypeError(f"search must be None, a bool or a SearchOptions, got {search!r}.")
+
+
+@dataclass(frozen=True)
+class RoundLog:
+    """One round of the pattern search: a solve, then a search at its dual point.
+
+    n_patterns: patterns in the program solved this round; objective: its value (the optimum
+    q*(list) up to the solver's tolerance); max_violation: best σ found by the search at the
+    solution's dual point, divided by β (nan when no search ran); n_added: new violated patterns
+    added for the next round; n_projections, n_screened: exact cone projections and screened
+    patterns of the search.
     """
 
     round: int
@@ -327,6 +481,155 @@ class RoundLog:
     n_added: int
     solve_time: float
     search_time: float
+    n_projections: int = 0
+    n_screened: int = 0
+
+
+@dataclass
+class SearchReport:
+    """How ``fit(..., search=...)`` built its pattern list.
+
+    rounds: one :class:`RoundLog` per solve.
+    stopped: "converged" (the last search found no violated pattern outside the list — a search
+        result, not a proof), "max_rounds", "time_limit", "interrupted" or "no_search".
+    max_violation: the largest |λᵀσ(X̃u)|/β found at the returned fit's dual point λ = y − ŷ, each
+        value an exact cone projection at a real pattern: above 1 proves the returned network is
+        not globally optimal; at most 1 proves nothing beyond the list (nan if no search ran or
+        the time limit left it no projection).
+    n_starts, n_screened, n_projections: totals over the rounds (start directions × signs,
+        patterns screened by ‖X̃ᵀWλ‖, exact projections).
+    init_objective, init_time: NC of the nonconvex seed run and its seconds (None without one).
+    total_time: seconds of the whole fit.
+    """
+
+    rounds: list[RoundLog]
+    stopped: str
+    max_violation: float
+    n_starts: int
+    n_screened: int
+    n_projections: int
+    init_objective: float | None
+    init_time: float
+    total_time: float
+
+    @property
+    def converged(self) -> bool:
+        return self.stopped == "converged"
+
+    @property
+    def objectives(self) -> np.ndarray:
+        return np.array([r.objective for r in self.rounds])
+
+
+def column_generation(program: Program, patterns: Any, options: SearchOptions | None, init_nonconvex: Any = None,
+                      warm_start: Any = None, seed: int | None = 0, max_patterns: int = AUTO_ENUMERATE_LIMIT,
+                      progress: bool = False, callback: Callable[[RoundLog], Any] | None = None) -> ConvexFit:
+    """``fit`` with a pattern search: solve (CVX) on a growing list, adding violated patterns.
+
+    List 𝒟_0: ``patterns`` (resolved as by ``fit``), merged with the patterns of the nonconvex seed
+    run θ when ``init_nonconvex`` is given (then ``patterns`` None means θ's alone); start Ψ(θ) or
+    ``warm_start``. Round k: solve on 𝒟_k from the previous solution (zero blocks for new patterns;
+    used by solvers that warm-start); λ = y − ŷ; :func:`search_violations` from the current neurons,
+    the gates of 𝒟_k and random directions (see :class:`SearchOptions`); the local maxima outside
+    𝒟_k with σ^± > β(1 + viol_rtol), largest first, at most ``max_add``, join the list (and, unless
+    ``keep_inactive``, the patterns with zero blocks leave it). The previous solution stays feasible,
+    so the objective never increases; a violated pattern added makes it decrease. Stops when no
+    new pattern is found, after ``max_rounds`` solves, at ``time_limit``, or on KeyboardInterrupt
+    (from Ctrl-C or ``callback``): then the best fit so far is returned with status "interrupted".
+    ``options`` None: one solve, no search (a nonconvex seed only).
+    """
+    start_time = time.perf_counter()
+    deadline = None if options is None or options.time_limit is None else start_time + options.time_limit
+    Xt, yv, beta, act = program.Xt, program.y, program.beta, program.activation
+    init_objective, init_time, start = None, 0.0, None
+    rounds: list[RoundLog] = []
+    totals = np.zeros(3, dtype=int)  # starts, screened, projections
+    best: ConvexFit | None = None
+    stopped, max_violation = "no_search" if options is None else "max_rounds", float("nan")
+    if init_nonconvex is not None:
+        net, init_objective, init_time = _nonconvex_seed(program, init_nonconvex, seed)
+        seed_pats, sv, sw = convex_from_network(net, program.Xm)
+        pats = seed_pats if patterns is None else resolve_patterns(
+            Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act).merge(seed_pats)
+        start = align_blocks(seed_pats, sv, sw, pats)
+    else:
+        pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
+        start = warm_start_blocks(warm_start, pats, Xt.shape[1])
+    max_rounds = 1 if options is None else options.max_rounds
+    with FitProgress(progress, max_rounds) as bar:
+        try:
+            for k in range(max_rounds):
+                remaining = None if deadline is None else deadline - time.perf_counter()
+                res = program.solve(pats, start=start, callback=bar.solver, time_limit=remaining)
+                best = res
+                if options is None:
+                    rounds.append(RoundLog(k, len(pats), res.objective, float("nan"), 0, res.solve_time, 0.0))
+                    break
+                lam = yv - convex_prediction(Xt, pats.masks, res.v, res.w, act)
+                remaining = None if deadline is None else deadline - time.perf_counter()
+                found = search_violations(
+                    Xt, lam, beta, starts=_round_starts(res, pats) if options.exact_starts else None,
+                    n_random=options.n_random, seed=None if seed is None else seed + k, max_iter=options.max_iter,
+                    activation=act, screened_starts=None if options.exact_starts else _round_starts(res, pats),
+                    n_screen=options.n_screen, screen_steps=options.screen_steps, n_best=options.n_best,
+                    max_ascents=options.max_ascents, viol_rtol=options.viol_rtol, time_limit=remaining,
+                    stop_after=None if options.max_add is None else 2 * options.max_add,
+                    first_improvement=options.first_improvement)
+                new = _new_patterns(pats, found, options.viol_rtol, options.max_add)
+                max_violation = found.best_value / beta if found.values.size else float("nan")
+                totals += (found.n_starts, found.n_screened, found.n_projections)
+                rounds.append(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
+                                       found.wall_time, found.n_projections, found.n_screened))
+                bar.round(rounds[-1])
+                if callback is not None:
+                    callback(rounds[-1])
+                if deadline is not None and time.perf_counter() > deadline:  # the search may have been cut
+                    stopped = "time_limit"
+                    break
+                if len(new) == 0:
+                    stopped = "converged"
+                    break
+                pats, start = _next_list(pats, res, new, options.keep_inactive)
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+    if best is None:  # interrupted during the first solve: the starting point (or zero) with its certificate
+        v0, w0 = start if start is not None else (np.zeros((len(pats), Xt.shape[1])),) * 2
+        best = program.at(pats, v0, w0, "interrupted")
+    if stopped == "interrupted":
+        best.status = "interrupted"
+    best.search = SearchReport(rounds, stopped, max_violation, int(totals[0]), int(totals[1]), int(totals[2]),
+                               init_objective, init_time, time.perf_counter() - start_time)
+    return best
+
+
+def _nonconvex_seed(program: Program, spec: Any, seed: int | None) -> tuple[TwoLayerNet, float, float]:
+    """Run the short nonconvex training of ``init_nonconvex`` (an int: Adam epochs); its net, NC and seconds."""
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        spec = NonconvexInit(epochs=int(spec))
+    if not isinstance(spec, NonconvexInit):
+        raise TypeError(f"init_nonconvex must be None, an int (epochs) or a NonconvexInit, got {spec!r}.")
+    run_seed = spec.seed if spec.seed is not None else (0 if seed is None else seed)
+    run = train_nonconvex(program.Xm, program.y, program.beta, spec.width, optimizer=spec.optimizer, lr=spec.lr,
+                          epochs=spec.epochs, seed=run_seed, bias=program.bias, record_every=max(1, spec.epochs // 20))
+    net = TwoLayerNet(run.network.W1, run.network.w2, program.bias, program.activation)
+    return net, net.objective(program.Xm, program.y, program.beta), run.wall_time
+
+
+def _round_starts(res: ConvexFit, pats: Patterns) -> np.ndarray:
+    """The fit's neuron directions and the list's gate vectors, as rows."""
+    gates = np.zeros((0, res.network.W1.shape[1])) if pats.gates is None else pats.gates.T
+    return np.vstack([res.network.W1, gates])
+
+
+def _next_list(pats: Patterns, res: ConvexFit, new: Patterns, keep_inactive: bool
+               ) -> tuple[Patterns, tuple[np.ndarray, np.ndarray]]:
+    """The next list (active patterns, or all, then the new ones) and the solution padded with zero blocks."""
+    if not keep_inactive and not pats.complete:
+        active = (np.linalg.norm(res.v, axis=1) > 0) | (np.linalg.norm(res.w, axis=1) > 0)
+        pats = Patterns(pats.masks[:, active], None if pats.gates is None else pats.gates[:, active],
+                        complete=False, method=pats.method)
+    merged = pats.merge(new)
+    return merged, align_blocks(res.patterns, res.v, res.w, merged)
 
 
 @dataclass
@@ -350,34 +653,17 @@ def column_generation_fit(X: Any, y: Any, beta: float, patterns0: Any = 5, max_r
                           n_random: int = DEFAULT_RANDOM_STARTS, seed: int | None = 0, bias: bool = False,
                           max_add: int | None = None, viol_rtol: float = 1e-6,
                           max_iter: int = DEFAULT_MAX_ITER) -> ColumnGenerationResult:
-    """Fit (CVX) on a growing pattern list: patterns0, then the violated patterns found by search.
+    """``fit(X, y, beta, patterns=patterns0, search=...)`` with the classic settings, as a log.
 
-    Round k: solve (CVX) on the list 𝒟_k; λ = y − Σ_i D_iX̃(v_i − w_i); search from the solution's
-    neuron directions and ``n_random`` Gaussian starts (seed + k); add the patterns outside 𝒟_k
-    where an ascent stopped (local maxima) with σ^± > β(1 + viol_rtol) (largest first, at most
-    ``max_add``); every violated pattern visited ascends to such a local maximum. q*(𝒟_k) is non-increasing
-    since 𝒟_k ⊆ 𝒟_{k+1}. Stops when no new violated pattern is found or after ``max_rounds``.
-
-    patterns0: an int (that many Gaussian samples), a Patterns object or an (n, P) mask array.
+    Each round ascends exactly from the solution's neurons, the list's gates and ``n_random``
+    Gaussian starts (no screening), adds every violated local maximum (at most ``max_add``) and
+    keeps every pattern; see :func:`column_generation`.
     """
-    beta = _check_beta(beta)
-    Xm = as_matrix(X)
-    yv = as_targets(y, Xm.shape[0])
-    Xt = add_bias(Xm) if bias else Xm
-    pats = resolve_patterns(Xt, patterns0, seed=seed)
-    log: list[RoundLog] = []
-    for k in range(max_rounds):
-        res = fit(Xm, yv, beta, patterns=pats, bias=bias)
-        lam = yv - convex_prediction(Xt, pats.masks, res.v, res.w)
-        search = search_violations(Xt, lam, beta, starts=res.network.W1, n_random=n_random,
-                                   seed=None if seed is None else seed + k, max_iter=max_iter)
-        new = _new_patterns(pats, search, viol_rtol, max_add)
-        log.append(RoundLog(k, len(pats), res.objective, search.best_value / beta, len(new), res.solve_time,
-                            search.wall_time))
-        if len(new) == 0:
-            return ColumnGenerationResult(res, log, True)
-        pats = pats.merge(new)
-    return ColumnGenerationResult(res, log, False)
+    options = SearchOptions(max_rounds=max_rounds, n_screen=0, n_random=n_random, exact_starts=True,
+                            max_ascents=None, max_iter=max_iter, max_add=max_add, viol_rtol=viol_rtol,
+                            keep_inactive=True, first_improvement=False)
+    res = fit(X, y, beta, patterns=patterns0, bias=bias, seed=seed, search=options)
+    return ColumnGenerationResult(res, res.search.rounds, res.search.converged)
 
 
 def _new_patterns(pats: Patterns, search: SearchResult, viol_rtol: float, max_add: int | None) -> Patterns:

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .experiment import ComparisonResult
+from .experiment import ENCODINGS, LOSS_FORMULAS, ComparisonResult
 
 SUMMARY = "summary.json"
 FIGURE = "objective_vs_time.png"
@@ -134,9 +134,9 @@ def plot_objective_vs_time(result: ComparisonResult, path: str | os.PathLike) ->
         if math.isfinite(tmin):
             ax.set_xlim(tmin / 2, tmax * 2)
         ax.set_xlabel("wall-clock time (s)")
-        ax.set_ylabel("NC objective  ½‖f(X)−y‖² + (β/2)Σ(‖u‖²+α²)")
+        ax.set_ylabel(f"NC objective  L(f(X)) + (β/2)Σ(‖u‖²+‖α‖²), L {result.loss}")
         ax.set_title(f"{result.dataset}: n={result.n_train}, d={result.n_features}, β={result.beta:g}, "
-                     f"bias={'yes' if result.bias else 'no'}")
+                     f"bias={'yes' if result.bias else 'no'}, {result.activation.name}")
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7.5, loc="best")
         fig.tight_layout()
@@ -204,11 +204,14 @@ def markdown(result: ComparisonResult) -> str:
              f"features d = {result.n_features}; β = {result.beta:g}; neuron bias: {'yes' if result.bias else 'no'}; "
              f"seed {result.seed}",
              "- objective (canonical, summed over the standardized training samples, no 1/n): "
-             "NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²)",
-             "- features standardized with the training mean and scale; "
-             + ("targets ±1 (classes: " + ", ".join(_class_label(c) for c in result.prepared.classes)
-                + "; the second is +1)"
-                if result.task == "classification" else "targets standardized"),
+             "NC = L(f(X)) + (β/2) Σ_j (‖u_j‖² + ‖α_j‖²), f(x) = Σ_j σ(x̃ᵀu_j) α_j",
+             f"- loss: {result.loss}, L(f(X)) = `{LOSS_FORMULAS[result.loss]}`; activation: "
+             f"{result.activation.name}, σ(t) = {result.activation.a:g}·(t)_+ + {result.activation.b:g}·(t)_-; "
+             f"outputs: {result.convex_network.n_outputs}",
+             "- features standardized with the training mean and scale; targets "
+             + ENCODINGS[result.prepared.encoding]
+             + ("; classes: " + ", ".join(_class_label(c) for c in result.prepared.classes)
+                if result.task == "classification" else ""),
              f"- certified lower bound on NC for every network of any width: **{result.certified_lower_bound:.6g}**",
              ""]
     lines.append("| " + " | ".join(header) + " |")
@@ -224,9 +227,12 @@ def markdown(result: ComparisonResult) -> str:
               "optimum is at most that run's objective. Gradient runs: *neurons* = "
               "active/width; time is the run's wall-clock "
               "time. Convex time includes the solve, its polish and the pattern handling (for *run patterns*, also "
-              "that run's time).", "",
+              "that run's time).", "", f"*refit*: {result.settings['refit_guarantee']}.", "",
               f"![objective vs time]({FIGURE})", "", "## Certificates", ""]
     for name, c in result.certificates.items():
+        if c.get("error"):
+            lines += [f"### {name}", "", f"- not certified: {c['error']}", ""]
+            continue
         lines += [f"### {name}", "",
                   f"- objective {c['objective']:.6g}, lower bound {c['lower_bound']:.6g}, "
                   f"relative gap {_pct(c['relative_gap'])}",

@@ -1,7 +1,10 @@
 """`cvxnn.fit`: train a two-layer ReLU network by solving its convex program (THEORY §1).
 
-    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista",
-        activation="relu" | "leaky_relu" | "abs" | (a, b))
+    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista" | "al",
+        activation="relu" | "leaky_relu" | "abs" | (a, b),
+        loss="squared" | "logistic" | "hinge" | "cross_entropy", vector_penalty="per_output" | "group",
+        search=False | True | SearchOptions(...), init_nonconvex=None | epochs | NonconvexInit(...),
+        warm_start=None | ConvexFit | (v, w))
 
 ReLU ("relu"): the exact cone-constrained program (CVX) on the given patterns; with all
 patterns (``patterns="all"``) its optimum equals the best NC objective of any width.
@@ -9,33 +12,80 @@ Gated ("gated"): the group-lasso relaxation; its solution is turned into a ReLU 
 the cone decomposition, so ``network_objective`` may exceed ``objective``.
 Activation σ(t) = a(t)_+ + b(t)_- (THEORY §1.6): both programs use the fit weights
 aD_i + b(I − D_i) in place of D_i in the fit term; cones, penalty and Φ are unchanged.
+
+Losses (THEORY §1.4): any convex L replaces ½‖· − y‖²; Φ, Ψ and the equivalence are unchanged
+(rescaling does not touch the loss). The lower bound is d(tλ) = −L*(−tλ) (:mod:`cvxnn.losses`).
+
+Vector outputs (y of shape (n, c), or cross-entropy with c classes). A network
+f(x) = Σ_j σ(x̃ᵀu_j) α_jᵀ, α_j ∈ R^c, with ℓ2 weight decay (β/2)Σ_j(‖u_j‖² + ‖α_j‖²) has, after
+rescaling each neuron, the penalty β Σ_j ‖u_j‖‖α_j‖ = β Σ_j ‖u_j α_jᵀ‖_F. Grouping its neurons by
+pattern gives blocks Σ_j u_j α_jᵀ whose columns are *signed* combinations of cone vectors, so
+the exact program would need a cone-constrained nuclear norm (a copositive program, Sahiner
+et al., ICLR 2021). cvxnn offers two tractable programs, both with blocks V_i, W_i ∈ R^{d×c}
+whose every column lies in K(D_i) and prediction Σ_i (aD_i + b(I − D_i))X(V_i − W_i):
+
+* ``vector_penalty="per_output"``: penalty β Σ_{i,k}(‖V_i[:, k]‖ + ‖W_i[:, k]‖). **Exact** for
+  networks whose neurons each feed a single output (output rows with one nonzero entry), and
+  more generally for the output penalty (β/2)Σ_j(‖u_j‖² + ‖α_j‖₁²) (THEORY §1.7: rescaled it is
+  β Σ_{j,k}‖u_j‖|α_jk|, unchanged by splitting a neuron into single-output ones). For a loss that
+  is a sum over outputs (squared) it is c independent scalar programs on one pattern list
+  (:func:`fit_per_output`); for cross-entropy the outputs are coupled through the loss but the
+  program stays exact. Φ gives one neuron per nonzero column (c·width neurons at most, block-sparse
+  output weights) with NC = program objective. Certificate: with all patterns, the lower bound
+  holds for every network of any width under the ‖α_j‖₁² output penalty.
+* ``vector_penalty="group"``: penalty β Σ_i(‖V_i‖_F + ‖W_i‖_F). A **relaxation** of training
+  *sign-consistent* networks (every α_j ≥ 0 or ≤ 0 entrywise) with ℓ2 weight decay: Ψ maps such a
+  network to feasible blocks with ‖Σ_j u_j α_jᵀ‖_F ≤ Σ_j ‖u_j‖‖α_j‖, so the program's optimum is at
+  most their best NC; it is **exact** when the optimal blocks are rank one (Φ then gives one neuron
+  per block with NC = objective), otherwise Φ splits the block into columns and
+  ``network_objective`` exceeds ``objective``. Networks with mixed-sign output rows are outside
+  this class. Certificate: with all patterns, the lower bound holds for every sign-consistent
+  network of any width (for a bound on *every* network with ℓ2 weight decay use
+  :func:`cvxnn.certify` with ``output_norm="l2"``).
+
+Bias (``bias=True``): a ones column is appended to X for every activation and loss, so the bias
+is the last weight of u_j, penalized with it, and cones and patterns are those of [X, 1];
+certificates then compare with networks whose neurons have a (penalized) bias.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .cones import decompose
-from .data import add_bias, as_matrix, as_targets
-from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, scaled_dual_value
-from .losses import SQUARED
-from .network import TwoLayerNet, convex_objective, convex_prediction, network_from_convex, prune
+from .data import add_bias, as_matrix
+from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, max_dual_constraint_vector, \
+    scaled_dual_value
+from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
+from .network import VECTOR_PENALTIES, TwoLayerNet, block_penalty, convex_objective, convex_prediction, \
+    network_from_convex, prune
 from .patterns import Patterns, count_patterns_bound, data_rank, drop_complements, enumerate_patterns, \
     sample_patterns
+from .progress import FitProgress
 from .operators import PatternOperator
-from .solvers.fista import solve_gated_fista
+from .solvers.augmented_lagrangian import solve_relu_al
+from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
+from .solvers.result import SolverOutput
+
+if TYPE_CHECKING:
+    from .pattern_search import SearchReport
 
 FORMULATIONS = ("relu", "gated")
-SOLVERS = ("auto", "reference", "fista")
+SOLVERS = ("auto", "reference", "fista", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
-SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",)}
-SOLVER_ACTIVATIONS = {"reference": ("relu", "leaky_relu", "abs", "two_piece"), "fista": ("relu",)}
+SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "al": ("relu",)}
+SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "al")}
+SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared",), "al": ("squared",)}
+SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar",), "al": ("scalar",)}
+SOLVER_WARM_STARTS = ("fista", "al")  # solvers that start from a given point (the others ignore it)
+AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses a first-order solver
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -45,14 +95,20 @@ class ConvexFit(GapReport):
     """The solution of a convex program and what it certifies.
 
     objective: value of the convex program at the returned variables.
-    lower_bound: d(tλ) for a feasible dual point of *this pattern list* (λ = y − ŷ scaled by t).
-        A lower bound on the program's optimum; a bound on every network only when
-        ``patterns.complete`` (then ``certified_global`` is True).
+    lower_bound: d(tλ) = −L*(−tλ) for a feasible dual point of *this pattern list* (λ = −∇L(ŷ),
+        or the solver's dual point, scaled by t). A lower bound on the program's optimum; a bound
+        on every network of the class ``network_class`` only when ``patterns.complete`` (then
+        ``certified_global`` is True).
     gap, relative_gap: objective − lower_bound and its ratio to max(objective, tiny).
-    network: the network Φ(v, w) with the fit's activation (after pruning to at most n + 1 neurons).
-    network_objective: its NC objective (equals ``objective`` for "relu").
-    v, w: (P, d) convex blocks; for "gated", u = v with w = 0 and ``decomposed`` holds (v, w)
-        after the cone decomposition.
+    network: the network Φ(v, w) with the fit's activation (after pruning to at most n + 1 neurons;
+        not pruned for vector outputs).
+    network_objective: its NC objective (equals ``objective`` for "relu", except for "group"
+        blocks that are not rank one).
+    v, w: (P, d) convex blocks, (P, d, c) for vector outputs; for "gated", u = v with w = 0.
+    loss: the :class:`~cvxnn.losses.Loss`; vector_penalty: the vector program (module docstring).
+    search: with ``fit(..., search=...)`` or ``init_nonconvex``: how the pattern list was built
+        (:class:`~cvxnn.pattern_search.SearchReport`: rounds, largest violation found, starts,
+        projections); None otherwise.
     """
 
     objective: float
@@ -72,11 +128,24 @@ class ConvexFit(GapReport):
     bias: bool = False
     history: list = field(default_factory=list)
     activation: Activation = RELU
+    loss: Loss = SQUARED
+    vector_penalty: str = "per_output"
+    search: SearchReport | None = None
 
     @property
     def certified_global(self) -> bool:
         """True when the lower bound holds for every network of any width (all patterns listed, cone program)."""
         return self.patterns.complete and self.formulation == "relu"
+
+    @property
+    def network_class(self) -> str:
+        """The networks the lower bound covers when ``certified_global`` (see the module docstring)."""
+        base = f"two-layer {self.activation.name} networks of any width ({self.loss.name} loss"
+        if self.v.ndim == 2:
+            return base + ", l2 weight decay)"
+        if self.vector_penalty == "per_output":
+            return base + ", output penalty ||alpha_j||_1^2; = l2 weight decay for single-output neurons)"
+        return base + ", l2 weight decay) whose output rows alpha_j are all >= 0 or all <= 0"
 
     @property
     def n_neurons(self) -> int:
@@ -131,77 +200,322 @@ def check_patterns_for(patterns: Patterns, activation: Activation) -> None:
                          f"activation (abs); the {activation.name!r} activation needs both.")
 
 
+@dataclass(frozen=True)
+class NonconvexInit:
+    """A short nonconvex run whose neuron patterns seed the pattern list (``fit(..., init_nonconvex=...)``).
+
+    :func:`cvxnn.nonconvex.train_nonconvex` with these settings (``seed`` None: fit's seed); its
+    network θ maps by Ψ to a feasible point of the program on a list holding its patterns, so the
+    fit's objective is at most NC(θ) (THEORY §1.2).
+    """
+
+    epochs: int = 200
+    width: int = 50
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Program:
+    """One convex program (data, β, formulation, activation, loss) and how to solve it, on any pattern list.
+
+    Used by :func:`fit`, by its pattern search (one solve per round) and by :func:`cvxnn.path`.
+    """
+
+    Xm: np.ndarray
+    y: np.ndarray
+    Xt: np.ndarray
+    beta: float
+    formulation: str = "relu"
+    solver: str = "auto"
+    activation: Activation = RELU
+    bias: bool = False
+    tol: float = 1e-6
+    dtype: torch.dtype = torch.float64
+    device: str = "cpu"
+    verbose: bool = False
+    prune_network: bool = True
+    loss: Loss = SQUARED
+    vector_penalty: str = "per_output"
+
+    @property
+    def vector(self) -> bool:
+        return self.y.ndim == 2
+
+    def solve(self, pats: Patterns, start: tuple[np.ndarray, np.ndarray] | None = None,
+              callback: Callable[[int, float, float], Any] | None = None,
+              time_limit: float | None = None) -> ConvexFit:
+        """Solve the program on ``pats``; solvers in SOLVER_WARM_STARTS start from ``start`` = (v, w).
+
+        ``callback(iteration, objective, lower_bound)`` and ``time_limit`` (seconds) reach the
+        first-order solvers. If ``start`` has a lower objective than the solver's answer (an
+        inexact stop), ``start`` is returned: the fit is never worse than its start.
+        """
+        solver = _choose_solver(self.solver, self.formulation, self.Xt.shape[0] * len(pats), self.activation,
+                                self.loss, self.vector)
+        if solver in ("fista", "al"):
+            on = dict(dtype=self.dtype, device=self.device)
+            op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
+            yt = torch.as_tensor(self.y, **on)
+            if solver == "fista":
+                weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
+                U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
+                out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, callback=callback,
+                                           time_limit=time_limit)
+            else:  # returns cone-feasible blocks (repaired in float64), so no polishing
+                V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
+                out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
+                                    time_limit=time_limit, design=self.Xt,
+                                    interior=None if pats.gates is None else pats.gates.T)
+        else:
+            out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
+                                  activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
+        res = self._finish(pats, out, solver, polish=solver == "reference")
+        if start is not None:
+            begin = self.at(pats, start[0], start[1], out.status)
+            if begin.objective < res.objective:
+                return begin
+        return res
+
+    def at(self, pats: Patterns, v: np.ndarray, w: np.ndarray, status: str) -> ConvexFit:
+        """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
+        return self._finish(pats, SolverOutput(v, w, status, 0, 0.0), "none", polish=False)
+
+    def _bound(self, pats: Patterns, lam: np.ndarray) -> tuple[float, DualCheck]:
+        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check."""
+        lam = self.loss.repair(lam, self.y)
+        if self.vector:
+            c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation)
+        else:
+            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation)
+        return scaled_dual_value(lam, self.y, c.value, self.beta, self.loss)[0], c
+
+    def _finish(self, pats: Patterns, out: SolverOutput, solver: str, polish: bool) -> ConvexFit:
+        Xt, yv, beta, act, loss = self.Xt, self.y, self.beta, self.activation, self.loss
+        form, vp = self.formulation, self.vector_penalty
+        solver_dual = _solver_dual(out.dual, yv, loss)
+        raw_lam = solver_dual if solver_dual is not None else \
+            loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
+        lower, check = self._bound(pats, raw_lam)
+        v, w = out.v, out.w
+        objective = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
+        if polish:  # interior-point dust; proximal methods return exact zeros
+            # λ is accurate to about the square root of the relative gap: the KKT test gets that much slack,
+            # and a polish that raises the objective (a real block taken for dust) is redone without it.
+            raw_gap = max(objective - lower, 0.0) / max(abs(objective), 1e-300)
+            kkt_rtol = max(1e-6, 10 * np.sqrt(raw_gap))
+            v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol)
+            polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
+            if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
+                v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
+                polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
+            objective = polished
+            # Any λ gives a valid bound once scaled: keep the best of the raw and the polished point's.
+            for lam in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
+                        loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
+                value, c = self._bound(pats, lam)
+                if value > lower:
+                    lower, check = value, c
+        if solver in ("al", "fista") and out.history:  # the solvers' own certificates hold for the same program
+            lower = max(lower, max(h[2] for h in out.history))
+        if form == "gated":
+            nv, nw = _decompose_all(Xt, pats, v)
+        else:
+            nv, nw = v, w
+        if self.prune_network and not self.vector:
+            nv, nw = prune(Xt, pats.masks, nv, nw, activation=act)
+        net = network_from_convex(nv, nw, bias=self.bias, activation=act, vector_penalty=vp)
+        return ConvexFit(objective=objective, lower_bound=lower, network=net,
+                         network_objective=net.objective(self.Xm, yv, beta, loss), v=v, w=w, patterns=pats,
+                         beta=beta, formulation=form, solver=solver, status=out.status, n_iter=out.n_iter,
+                         solve_time=out.time, dual_check=check, bias=self.bias, history=out.history, activation=act,
+                         loss=loss, vector_penalty=vp)
+
+
 def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
         bias: bool = False, seed: int | None = 0, max_patterns: int = AUTO_ENUMERATE_LIMIT,
         prune_network: bool = True, verbose: bool = False, tol: float = 1e-6,
         dtype: torch.dtype = torch.float64, device: str = "cpu", activation: Any = "relu",
-        negative_slope: float = DEFAULT_NEGATIVE_SLOPE) -> ConvexFit:
+        negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: Any = "squared",
+        vector_penalty: str = "per_output", search: Any = None, init_nonconvex: Any = None,
+        warm_start: Any = None, progress: bool = False, callback: Callable[[Any], Any] | None = None) -> ConvexFit:
     """Solve the convex program of a two-layer network with weight decay β.
 
-    The objective matched is NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²) (sum over samples).
-    ``bias=True`` appends a ones column to X, so each neuron gets a (penalized) bias.
+    The objective matched is NC = L(f(X)) + (β/2)Σ_j(‖u_j‖² + ‖α_j‖²) (sum over samples), with
+    L = ½‖· − y‖² by default. ``bias=True`` appends a ones column to X, so each neuron gets a
+    (penalized) bias.
 
     activation: σ(t) = a(t)_+ + b(t)_- — "relu", "leaky_relu" (slope ``negative_slope``), "abs",
     a pair (a, b) or an :class:`~cvxnn.activations.Activation` (THEORY §1.6). The program is
     (CVX) with (aD_i + b(I − D_i))X in place of D_iX in the fit term.
 
-    solver: "reference" (cvxpy + Clarabel, float64, both formulations), "fista" (accelerated
-    proximal gradient in PyTorch on ``device``/``dtype``, gated program and ReLU only, stops at
-    relative duality gap ``tol``), or "auto" (fista for large gated ReLU problems, else reference).
+    loss: "squared", "logistic" (y ∈ {−1, +1}), "hinge" (y ∈ {−1, +1}), "cross_entropy" (integer
+    classes 0..c−1 or one-hot rows; c outputs) or a :class:`~cvxnn.losses.Loss`.
+    y of shape (n, c) with the squared loss fits c outputs. vector_penalty: the vector-output
+    program, "per_output" (exact, single-output neurons) or "group" (module docstring).
+
+    solver: "reference" (cvxpy + Clarabel, float64, both formulations, every loss, vector
+    outputs), "fista" (accelerated proximal gradient in PyTorch on ``device``/``dtype``, then
+    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared loss, scalar
+    output; stops at relative duality gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU
+    program, squared loss, scalar output; stops at a certified relative gap ``tol``; slow to reach
+    small gaps, so never chosen automatically), or "auto" (fista for gated squared-loss problems
+    with n·P > 50 000, else reference). A solver refuses what it does not declare in
+    SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
+
+    search: False/None (solve once on ``patterns``), True (default
+    :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
+    (:func:`cvxnn.pattern_search.column_generation`) — solve, search for patterns violating the
+    dual constraint |λᵀσ(X̃u)| ≤ β at λ = y − ŷ, add them, re-solve, until none is found or the
+    budget is spent. ReLU program, squared loss, scalar output only. ``fit.search`` reports the
+    rounds and the largest violation found; without a complete list ``certified_global`` stays False.
+    init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of a short
+        nonconvex run seed the list (alone when ``patterns`` is None, else merged with it), and
+        its network (by Ψ) is the starting point, so the objective is at most the run's NC.
+    warm_start: a previous :class:`ConvexFit` (its blocks are matched to this list by pattern; its
+        list is used when ``patterns`` is None) or blocks (v, w) of shape (P, d) for this list.
+        Solvers in SOLVER_WARM_STARTS start there; the fit is never worse than the start.
+    progress: show the search rounds and the iterative solvers' progress (objective, gap) with rich
+        on stderr (the reference solver prints its own log when ``verbose``).
+    callback: with a search, called with each round's :class:`~cvxnn.pattern_search.RoundLog`;
+        raising KeyboardInterrupt there (or Ctrl-C) ends the search with the best fit so far
+        (status "interrupted").
     """
+    program = make_program(X, y, beta, formulation, solver, bias, activation, negative_slope, tol, dtype, device,
+                           verbose, prune_network, loss, vector_penalty)
+    Xt, act = program.Xt, program.activation
+    if patterns is None and isinstance(warm_start, ConvexFit):
+        patterns = warm_start.patterns
+    if init_nonconvex is None and not search:
+        pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
+        with FitProgress(progress, None) as bar:
+            return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1]), callback=bar.solver)
+    from .pattern_search import column_generation, search_options
+
+    options = search_options(search)
+    if options is not None and (formulation != "relu" or program.loss.name != "squared" or program.vector):
+        raise ValueError("the pattern search solves the ReLU program (formulation='relu') with the squared loss "
+                         f"and one output; got formulation={formulation!r}, loss={program.loss.name!r}"
+                         f"{' with vector outputs' if program.vector else ''}.")
+    return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
+                             seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback)
+
+
+def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver: str = "auto", bias: bool = False,
+                 activation: Any = "relu", negative_slope: float = DEFAULT_NEGATIVE_SLOPE, tol: float = 1e-6,
+                 dtype: torch.dtype = torch.float64, device: str = "cpu", verbose: bool = False,
+                 prune_network: bool = True, loss: Any = "squared", vector_penalty: str = "per_output") -> Program:
+    """Validate ``fit``'s arguments and return the :class:`Program` they describe."""
     Xm = as_matrix(X)
-    yv = as_targets(y, Xm.shape[0])
+    loss = loss_from(loss)
+    yv = loss.targets(y, Xm.shape[0])
+    vector = yv.ndim == 2
     beta = _check_beta(beta)
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
+    if vector_penalty not in VECTOR_PENALTIES:
+        raise ValueError(f"vector_penalty must be one of {VECTOR_PENALTIES}, got {vector_penalty!r}.")
+    if vector and formulation != "relu":
+        raise ValueError(f"vector outputs are supported by the 'relu' program only, not {formulation!r}.")
     act = activation_from(activation, negative_slope)
     Xt = add_bias(Xm) if bias else Xm
-    pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
-    solver = _choose_solver(solver, formulation, Xt.shape[0] * len(pats), act)
-    if solver == "fista":
-        op = PatternOperator(Xt, pats.masks, dtype=dtype, device=device)
-        out = solve_gated_fista(op, torch.as_tensor(yv, dtype=dtype, device=device), beta, tol=tol)
-    else:
-        out = solve_reference(Xt, yv, pats.masks, beta, formulation, verbose=verbose, activation=act)
-    if solver == "reference":  # interior-point dust; proximal methods return exact zeros
-        v, w = _polish(Xt, yv, pats.masks, out.v, out.w, beta, formulation, act)
-    else:
-        v, w = out.v, out.w
-    objective = _program_objective(Xt, yv, pats.masks, v, w, beta, formulation, act)
-    # Any λ gives a valid bound once scaled: keep the better of the raw and the polished residual.
-    lower, check = -np.inf, None
-    for bv, bw in ((out.v, out.w), (v, w)):
-        lam = SQUARED.dual_direction(convex_prediction(Xt, pats.masks, bv, bw, act), yv)
-        c = max_dual_constraint(Xt, pats.masks, lam, formulation, act)
-        value, _ = scaled_dual_value(lam, yv, c.value, beta)
-        if value > lower:
-            lower, check = value, c
-    if formulation == "gated":
-        nv, nw = _decompose_all(Xt, pats, v)
-    else:
-        nv, nw = v, w
-    if prune_network:
-        nv, nw = prune(Xt, pats.masks, nv, nw, activation=act)
-    net = network_from_convex(nv, nw, bias=bias, activation=act)
-    return ConvexFit(objective=objective, lower_bound=lower, network=net,
-                     network_objective=net.objective(Xm, yv, beta), v=v, w=w, patterns=pats, beta=beta,
-                     formulation=formulation, solver=solver, status=out.status, n_iter=out.n_iter,
-                     solve_time=out.time, dual_check=check, bias=bias, history=out.history, activation=act)
+    return Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, device, verbose, prune_network,
+                   loss, vector_penalty)
 
 
-def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU) -> str:
-    """Resolve "auto" and refuse combinations a solver does not declare (SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS)."""
+def warm_start_blocks(warm_start: Any, pats: Patterns, d: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The blocks (v, w) of ``warm_start`` on the list ``pats``: a ConvexFit's blocks matched by pattern
+    (zero for patterns it lacks), or a pair of (P, d) arrays checked against the list; None stays None."""
+    if warm_start is None:
+        return None
+    if isinstance(warm_start, ConvexFit):
+        return align_blocks(warm_start.patterns, warm_start.v, warm_start.w, pats)
+    try:
+        v, w = (np.asarray(b, dtype=float) for b in warm_start)
+    except (TypeError, ValueError):
+        raise TypeError("warm_start must be a ConvexFit, a pair (v, w) of arrays or None.") from None
+    if v.shape != (len(pats), d) or w.shape != (len(pats), d):
+        raise ValueError(f"warm_start blocks must have shape ({len(pats)}, {d}) for this pattern list, "
+                         f"got {v.shape} and {w.shape}.")
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
+        raise ValueError("warm_start blocks contain NaN or inf.")
+    return v, w
+
+
+def align_blocks(source: Patterns, v: np.ndarray, w: np.ndarray, target: Patterns
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks for the list ``target``: the block of each pattern also in ``source``, zero for the others."""
+    index = {source.masks[:, i].tobytes(): i for i in range(len(source))}
+    nv, nw = np.zeros((len(target), v.shape[1])), np.zeros((len(target), v.shape[1]))
+    for j in range(len(target)):
+        i = index.get(target.masks[:, j].tobytes())
+        if i is not None:
+            nv[j], nw[j] = v[i], w[i]
+    return nv, nw
+
+
+def fit_per_output(X: Any, Y: Any, beta: float, patterns: Any = None, **kwargs: Any) -> tuple[TwoLayerNet, list]:
+    """The exact one-network-per-output decomposition for the squared loss: c independent scalar fits.
+
+    ½‖F(X) − Y‖_F² = Σ_k ½‖F(X)_{:,k} − Y_{:,k}‖², so with single-output neurons (or the output
+    penalty ‖α_j‖₁², THEORY §1.7) the program splits into one scalar program per column, all on
+    one pattern list (resolved once from ``patterns``). Returns the combined network — the
+    neurons of all c networks, output row e_kᵀα for a neuron of network k, so c·width neurons
+    with block-sparse output weights — and the c :class:`ConvexFit` results; their objectives
+    and lower bounds add up to the combined network's. ``kwargs`` go to :func:`fit`.
+    """
+    Xm = as_matrix(X)
+    Ym = SQUARED.targets(Y, Xm.shape[0])
+    if Ym.ndim == 1:
+        Ym = Ym[:, None]
+    if kwargs.get("loss", "squared") not in ("squared", SQUARED):
+        raise ValueError("the per-output decomposition into independent programs needs the squared loss; use "
+                         "fit(..., vector_penalty='per_output') for other losses (one coupled program).")
+    bias = bool(kwargs.get("bias", False))
+    act = activation_from(kwargs.get("activation", "relu"), kwargs.get("negative_slope", DEFAULT_NEGATIVE_SLOPE))
+    Xt = add_bias(Xm) if bias else Xm
+    pats = resolve_patterns(Xt, patterns, seed=kwargs.get("seed", 0),
+                            max_patterns=kwargs.get("max_patterns", AUTO_ENUMERATE_LIMIT), activation=act)
+    fits = [fit(Xm, Ym[:, k], beta, patterns=pats, **kwargs) for k in range(Ym.shape[1])]
+    c = Ym.shape[1]
+    W1 = np.vstack([f.network.W1 for f in fits])
+    w2 = np.vstack([np.outer(f.network.w2, np.eye(c)[k]) for k, f in enumerate(fits)])
+    return TwoLayerNet(W1, w2, bias, act), fits
+
+
+def _solver_dual(dual: np.ndarray | None, y: np.ndarray, loss: Loss) -> np.ndarray | None:
+    """The solver's multiplier of z = prediction is ±λ (the sign depends on the solver's convention):
+    keep the sign whose repaired point has the larger dual value."""
+    if dual is None:
+        return None
+    options = [loss.repair(s * dual, y) for s in (1.0, -1.0)]
+    return max(options, key=lambda lam: loss.dual_value(lam, y))
+
+
+def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU,
+                   loss: Loss = SQUARED, vector: bool = False) -> str:
+    """Resolve "auto" and refuse combinations a solver does not declare (SOLVER_FORMULATIONS,
+    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS)."""
+    outputs = "vector" if vector else "scalar"
     if solver == "auto":
-        fista_ok = activation.name in SOLVER_ACTIVATIONS["fista"]
-        return "fista" if formulation == "gated" and size > 50_000 and fista_ok else "reference"
+        fista_ok = (activation.name in SOLVER_ACTIVATIONS["fista"] and loss.name in SOLVER_LOSSES["fista"]
+                    and outputs in SOLVER_OUTPUTS["fista"])
+        return "fista" if formulation == "gated" and size > AUTO_FAST_SIZE and fista_ok else "reference"
     if formulation not in SOLVER_FORMULATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "
                          f"it supports {', '.join(SOLVER_FORMULATIONS[solver])}. Use solver='reference'.")
     if activation.name not in SOLVER_ACTIVATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {activation.name!r} activation; "
                          f"it supports {', '.join(SOLVER_ACTIVATIONS[solver])}. Use solver='reference'.")
+    if loss.name not in SOLVER_LOSSES[solver]:
+        raise ValueError(f"solver {solver!r} does not support the {loss.name!r} loss; "
+                         f"it supports {', '.join(SOLVER_LOSSES[solver])}. Use solver='reference'.")
+    if outputs not in SOLVER_OUTPUTS[solver]:
+        raise ValueError(f"solver {solver!r} does not support {outputs} outputs; it supports "
+                         f"{', '.join(SOLVER_OUTPUTS[solver])} outputs. Use solver='reference'.")
     return solver
 
 
@@ -215,18 +529,29 @@ def _check_beta(beta: Any) -> float:
     return b
 
 
-def _polish(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, beta: float,
-            formulation: str, activation: Activation = RELU, rtol: float = 1e-10, kkt_rtol: float = 1e-6,
+def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, beta: float,
+            formulation: str, activation: Activation = RELU, vector_penalty: str = "per_output",
+            use_kkt: bool = True, rtol: float = 1e-10, kkt_rtol: float = 1e-6,
             cone_rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Zero the round-off "dust" an interior-point solver leaves in every block.
 
+    λ is the (approximately) optimal dual point: −∇L(ŷ) for a smooth loss, the solver's for hinge.
     A block is dust when (a) its norm is below ``rtol`` times the largest; or (b) its dual
-    constraint at λ = y − ŷ is clearly inactive, σ(λ) < β(1 − kkt_rtol), which by the KKT
+    constraint at λ is clearly inactive, σ(λ) < β(1 − kkt_rtol), which by the KKT
     conditions forces the block to zero at the optimum; or (c, ReLU) it violates its cone by
     more than ``cone_rtol`` relative to its own size (numerically a zero block: rescaling it
-    while pruning would turn the violation into a real error).
+    while pruning would turn the violation into a real error). ``use_kkt=False`` skips (b).
+    Vector outputs: "per_output" polishes each output column as a scalar program with λ[:, k];
+    "group" applies (a) and (c) to each column (the group constraint couples the columns, so (b)
+    is not used).
     """
-    lam = y - convex_prediction(Xt, masks, v, w, activation)
+    if v.ndim == 3:
+        v, w = v.copy(), w.copy()
+        for k in range(v.shape[2]):
+            v[:, :, k], w[:, :, k] = _polish(Xt, lam[:, k], masks, v[:, :, k], w[:, :, k], beta, formulation,
+                                             activation, use_kkt=use_kkt and vector_penalty == "per_output",
+                                             rtol=rtol, kkt_rtol=kkt_rtol, cone_rtol=cone_rtol)
+        return v, w
     weights = activation.fit_weights(masks)
     S = np.where(masks, 1.0, -1.0)
     scale = np.linalg.norm(Xt, axis=1).max()
@@ -235,7 +560,7 @@ def _polish(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: 
         b = blocks.copy()
         norms = np.linalg.norm(b, axis=1)
         b[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
-        for i in np.flatnonzero(np.linalg.norm(b, axis=1) > 0):
+        for i in np.flatnonzero(np.linalg.norm(b, axis=1) > 0) if use_kkt else ():
             c = sign * (Xt.T @ (weights[:, i] * lam))
             sigma = cone_sigma(Xt, masks[:, i], c)[0] if formulation == "relu" else float(np.linalg.norm(c))
             if sigma < beta * (1 - kkt_rtol):
@@ -247,11 +572,12 @@ def _polish(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: 
     return out[0], out[1]
 
 
-def _program_objective(Xt, y, masks, v, w, beta, formulation, activation: Activation = RELU) -> float:
+def _program_objective(Xt, y, masks, v, w, beta, formulation, activation: Activation = RELU,
+                       loss: Loss = SQUARED, vector_penalty: str = "per_output") -> float:
     if formulation == "relu":
-        return convex_objective(Xt, y, masks, v, w, beta, activation)
-    r = convex_prediction(Xt, masks, v, np.zeros_like(v), activation) - y
-    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(v, axis=1).sum())
+        return convex_objective(Xt, y, masks, v, w, beta, activation, loss, vector_penalty)
+    pred = convex_prediction(Xt, masks, v, np.zeros_like(v), activation)
+    return loss.value(pred, y) + beta * block_penalty(v, np.zeros_like(v))
 
 
 def _decompose_all(Xt: np.ndarray, pats: Patterns, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

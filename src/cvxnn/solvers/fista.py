@@ -97,10 +97,11 @@ def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float
 
 
 def group_norm_bounds(op: PatternOperator) -> torch.Tensor:
-    """Upper bounds min(‖D_iX‖_F, ‖X‖₂) ≥ ‖D_iX‖₂ for every group (float64, on the operator's device).
+    """Upper bounds min(‖W_iX‖_F, max(|a|, |b|)‖X‖₂) ≥ ‖W_iX‖₂ for every group, in float64 on the
+    operator's device, W_i = aD_i + b(I − D_i) the fit weights of the operator's activation.
 
-    ‖D_iX‖_F² = Σ_k [D_i]_kk ‖x_k‖² (one product of the masks with the row norms); ‖X‖₂ from the
-    eigenvalues of the d x d matrix XᵀX.
+    ‖W_iX‖_F² = a² Σ_k [D_i]_kk ‖x_k‖² + b² Σ_k (1 − [D_i]_kk) ‖x_k‖² (one product of the masks with
+    the row norms); ‖X‖₂ from the eigenvalues of the d x d matrix XᵀX.
     """
     X64 = op.X.double()
     row2 = (X64 * X64).sum(dim=1)
@@ -108,13 +109,15 @@ def group_norm_bounds(op: PatternOperator) -> torch.Tensor:
     step = op.chunk_rows
     for start in range(0, op.n, step):
         fro2 += row2[start:start + step] @ op.masks[start:start + step].double()
-    spec = float(torch.linalg.eigvalsh(X64.T @ X64).max().clamp(min=0.0)) ** 0.5
-    return torch.clamp(fro2.sqrt(), max=spec)
+    a, b = op.activation.a, op.activation.b
+    fro2 = a * a * fro2 + b * b * (float(row2.sum()) - fro2)
+    spec = max(abs(a), abs(b)) * float(torch.linalg.eigvalsh(X64.T @ X64).max().clamp(min=0.0)) ** 0.5
+    return torch.clamp(fro2.clamp(min=0.0).sqrt(), max=spec)
 
 
 def restrict(op: PatternOperator, idx: torch.Tensor) -> PatternOperator:
     """The operator of the groups ``idx`` only (masks[:, idx]); X is shared, not copied."""
-    return PatternOperator(op.X, op.masks[:, idx], dtype=op.dtype, device=op.device)
+    return PatternOperator(op.X, op.masks[:, idx], dtype=op.dtype, device=op.device, activation=op.activation)
 
 
 class _GatedSolve:
@@ -345,4 +348,4 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
             "relative_gap": s.relative_gap(),
             "dual_point": None if s.theta is None else s.theta.cpu().numpy()}
     return SolverOutput(s.best_U.detach().cpu().double().numpy(), torch.zeros_like(s.best_U).cpu().double().numpy(),
-                        status, s.n_iter, s.elapsed(), s.history, info)
+                        status, s.n_iter, s.elapsed(), s.history, info=info)

@@ -6,6 +6,14 @@ Gated program (THEORY §1.5):
     min ½‖Σ_i D_iXu_i − y‖² + β Σ_i ‖u_i‖.
 For a two-piece activation σ(t) = a(t)_+ + b(t)_- (THEORY §1.6) the fit term uses
 (aD_i + b(I − D_i))X in place of D_iX; the cone constraints stay (2D_i − I)X· ≥ 0.
+
+Any convex loss L (``loss``, see :mod:`cvxnn.losses`) replaces ½‖· − y‖² (THEORY §1.4).
+Vector outputs (y of shape (n, c)): blocks V_i, W_i ∈ R^{d×c} with every column in the cone of
+pattern i, prediction Σ_i D_iX(V_i − W_i) ∈ R^{n×c}, and penalty
+β Σ_{i,k}(‖V_i[:, k]‖ + ‖W_i[:, k]‖) ("per_output") or β Σ_i(‖V_i‖_F + ‖W_i‖_F) ("group");
+see :mod:`cvxnn.training` for what each one is equivalent to.
+For a nonsmooth loss (hinge) the prediction is a separate variable z with the constraint
+z = Σ_i D_iX(v_i − w_i), whose multiplier (an optimal dual point λ, up to sign) is returned.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import time
 import numpy as np
 
 from ..activations import RELU, Activation
+from ..losses import SQUARED, Loss
 from ..data import check_memory
 from .result import SolverOutput
 
@@ -31,47 +40,67 @@ def reference_memory_bytes(n: int, d: int, P: int, formulation: str) -> float:
     return 200.0 * n * d * P * (2 if formulation == "relu" else 1)
 
 
+VECTOR_PENALTIES = ("per_output", "group")
+
+
 def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: float, formulation: str = "relu",
-                    verbose: bool = False, activation: Activation = RELU) -> SolverOutput:
+                    verbose: bool = False, activation: Activation = RELU, loss: Loss = SQUARED,
+                    vector_penalty: str = "per_output") -> SolverOutput:
+    """Solve the program; y is (n,) (blocks returned as (P, d)) or (n, c) (blocks (P, d, c))."""
     import warnings
 
     import cvxpy as cp
 
     n, d = Xt.shape
     P = masks.shape[1]
-    check_memory(reference_memory_bytes(n, d, P, formulation),
-                 f"the reference solver on {n} samples x {d} features x {P} patterns",
+    c = 1 if y.ndim == 1 else y.shape[1]
+    check_memory(c * reference_memory_bytes(n, d, P, formulation),
+                 f"the reference solver on {n} samples x {d} features x {P} patterns x {c} outputs",
                  "use fewer patterns or a smaller problem.")
+    if formulation not in ("relu", "gated"):
+        raise ValueError(f"formulation must be 'relu' or 'gated', got {formulation!r}.")
+    if vector_penalty not in VECTOR_PENALTIES:
+        raise ValueError(f"vector_penalty must be one of {VECTOR_PENALTIES}, got {vector_penalty!r}.")
     M = masks.astype(float)
     F = activation.fit_weights(masks)
+    S = 2 * M - 1
     start = time.perf_counter()
-    V = cp.Variable((d, P))
+    Vs = [cp.Variable((d, P)) for _ in range(c)]
+    Ws = [cp.Variable((d, P)) for _ in range(c)] if formulation == "relu" else []
+    constraints = [cp.multiply(S, Xt @ B) >= 0 for B in Vs + Ws] if formulation == "relu" else []
     if formulation == "relu":
-        W = cp.Variable((d, P))
-        pred = cp.sum(cp.multiply(F, Xt @ (V - W)), axis=1)
-        S = 2 * M - 1
-        constraints = [cp.multiply(S, Xt @ V) >= 0, cp.multiply(S, Xt @ W) >= 0]
-        reg = cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0))
-    elif formulation == "gated":
-        W = None
-        pred = cp.sum(cp.multiply(F, Xt @ V), axis=1)
-        constraints = []
-        reg = cp.sum(cp.norm(V, 2, axis=0))
+        preds = [cp.sum(cp.multiply(F, Xt @ (V - W)), axis=1) for V, W in zip(Vs, Ws)]
     else:
-        raise ValueError(f"formulation must be 'relu' or 'gated', got {formulation!r}.")
-    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(pred - y) + beta * reg), constraints)
-    for settings in (CLARABEL_SETTINGS, CLARABEL_FALLBACK):
+        preds = [cp.sum(cp.multiply(F, Xt @ V), axis=1) for V in Vs]
+    if c == 1 or vector_penalty == "per_output":
+        reg = sum(cp.sum(cp.norm(B, 2, axis=0)) for B in Vs + Ws)
+    else:  # column norms of the stacked (c·d) x P matrix are the blocks' Frobenius norms
+        reg = sum(cp.sum(cp.norm(cp.vstack(group), 2, axis=0)) for group in (Vs, Ws) if group)
+    pred = preds[0] if y.ndim == 1 else cp.vstack(preds).T
+    link = None
+    if not loss.smooth:
+        z = cp.Variable(y.shape)
+        link = z == pred
+        constraints.append(link)
+        pred = z
+    problem = cp.Problem(cp.Minimize(loss.cvxpy(pred, y) + beta * reg), constraints)
+    for settings in (CLARABEL_SETTINGS, CLARABEL_FALLBACK, {}):
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                 problem.solve(solver=cp.CLARABEL, verbose=verbose, **settings)
             break
         except cp.error.SolverError:
-            continue  # Clarabel can stop with a numerical error at the tight settings: relax once
+            continue  # Clarabel can stop with a numerical error at tight settings (exp cones more often): relax
     elapsed = time.perf_counter() - start
-    if V.value is None or problem.status not in ACCEPTED_STATUSES:
-        raise RuntimeError(f"the reference solver failed: status {problem.status}.")
-    v = np.asarray(V.value).T.copy()
-    w = np.zeros_like(v) if W is None else np.asarray(W.value).T.copy()
+    if Vs[0].value is None or problem.status not in ACCEPTED_STATUSES:
+        raise RuntimeError(f"the reference solver failed: status {problem.status} (None: Clarabel stopped with a "
+                           "numerical error at every setting, seen with exponential-cone losses and very small "
+                           "beta); try a larger beta or fewer patterns.")
+    v = np.stack([np.asarray(V.value).T for V in Vs], axis=-1)
+    w = np.stack([np.asarray(W.value).T for W in Ws], axis=-1) if Ws else np.zeros_like(v)
+    if y.ndim == 1:
+        v, w = v[..., 0].copy(), w[..., 0].copy()
+    dual = None if link is None or link.dual_value is None else np.asarray(link.dual_value, dtype=float)
     iters = int(problem.solver_stats.num_iters or 0)
-    return SolverOutput(v, w, str(problem.status), iters, elapsed)
+    return SolverOutput(v, w, str(problem.status), iters, elapsed, dual=dual)

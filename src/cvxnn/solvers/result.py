@@ -11,8 +11,10 @@ import numpy as np
 @dataclass
 class SolverOutput:
     """Primal blocks (P, d): ``v`` and ``w`` for the ReLU program; for the gated program u is in
-    ``v`` and ``w`` is zero. ``history`` holds (seconds, objective, best lower bound) triples;
-    ``info`` holds solver-specific diagnostics (e.g. how many pattern groups were screened)."""
+    ``v`` and ``w`` is zero; for vector outputs the blocks are (P, d, c). ``history`` holds
+    (seconds, objective, best lower bound) triples. ``dual``: an optimal dual point of the loss
+    (±λ, sign unknown) when the solver reports one, else None. ``info`` holds solver-specific
+    diagnostics (e.g. how many pattern groups were screened)."""
 
     v: np.ndarray
     w: np.ndarray
@@ -20,4 +22,5 @@ class SolverOutput:
     n_iter: int
     time: float
     history: list[tuple[float, float, float]] = field(default_factory=list)
+    dual: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)

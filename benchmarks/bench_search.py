@@ -1,0 +1,89 @@
+"""Breast cancer: fit with pattern search (seeded by a short Adam run) against Adam (issue 3).
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--adam] [--time-limit S] [--solver NAME]
+                                                                     [--seed-exact STEPS ...] [--no-search]
+
+Data: scikit-learn's breast cancer (569 x 30), standardized, ones column (bias), targets ±1, β = 1,
+NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²). Adam: learning rates 1e-3, 1e-2, 1e-1, seeds 0-2, full
+batch, 5000 steps; for each run the final NC and the time it needs to get within 1 % of it.
+``--seed-exact STEPS ...``: for Adam (lr 1e-2, seed 2, the best run) stopped after each number of steps, the
+exact ReLU program on that network's patterns (``fit(patterns=Ψ's patterns)``, reference solver): how good a
+seed of that length can get without any search, and what the solve costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer
+
+import cvxnn
+from cvxnn import NonconvexInit, SearchOptions
+from cvxnn.network import convex_from_network
+from cvxnn.nonconvex import train_nonconvex
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_breast_cancer(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), np.where(y == 1, 1.0, -1.0)
+
+
+def adam_runs(X: np.ndarray, t: np.ndarray, width: int, epochs: int) -> None:
+    train_nonconvex(X[:2], t[:2], 1.0, 1, epochs=1)  # lazy imports off the clock
+    for lr in (1e-3, 1e-2, 1e-1):
+        for seed in range(3):
+            r = train_nonconvex(X, t, 1.0, width, lr=lr, epochs=epochs, seed=seed, bias=True, record_every=10)
+            obj, times = np.array(r.history.objectives), np.array(r.history.times)
+            within = times[np.argmax(obj <= 1.01 * r.final_objective)]
+            print(f"adam lr={lr:g} seed={seed}: final NC {r.final_objective:.4f}, {r.wall_time:.2f} s, "
+                  f"within 1% after {within:.2f} s", flush=True)
+
+
+def seed_exact(X: np.ndarray, t: np.ndarray, steps: list[int], width: int) -> None:
+    for k in steps:
+        run = train_nonconvex(X, t, 1.0, width, lr=1e-2, epochs=k, seed=2, bias=True, record_every=10)
+        pats, _, _ = convex_from_network(run.network, X)
+        start = time.perf_counter()
+        res = cvxnn.fit(X, t, 1.0, bias=True, patterns=pats)
+        print(f"adam lr=0.01 seed=2 stopped at {k} steps: NC {run.final_objective:.4f} ({run.wall_time:.2f} s), "
+              f"{len(pats)} patterns; exact program on them: NC {res.network_objective:.4f} (relative gap "
+              f"{res.relative_gap:.1e}, {time.perf_counter() - start:.1f} s)", flush=True)
+
+
+def search_run(X: np.ndarray, t: np.ndarray, time_limit: float, solver: str, epochs: int, width: int) -> None:
+    start = time.perf_counter()
+
+    def show(log):
+        print(f"  round {log.round}: {log.n_patterns} patterns, objective {log.objective:.4f}, max violation "
+              f"{log.max_violation:.3f}β, +{log.n_added}, solve {log.solve_time:.1f} s, search "
+              f"{log.search_time:.1f} s ({log.n_projections} projections, {log.n_screened} screened), "
+              f"elapsed {time.perf_counter() - start:.1f} s", flush=True)
+
+    res = cvxnn.fit(X, t, 1.0, bias=True, solver=solver, init_nonconvex=NonconvexInit(epochs=epochs, width=width),
+                    search=SearchOptions(time_limit=time_limit), callback=show)
+    s = res.search
+    print(f"search: seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s); final NC {res.network_objective:.4f} "
+          f"with {res.n_neurons} neurons, {len(res.patterns)} patterns, stopped {s.stopped}, max violation "
+          f"{s.max_violation:.3f}β, {s.n_projections} projections, total {s.total_time:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--adam", action="store_true")
+    parser.add_argument("--time-limit", type=float, default=300.0)
+    parser.add_argument("--solver", default="auto")
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--width", type=int, default=100)
+    parser.add_argument("--seed-exact", type=int, nargs="*", default=[])
+    parser.add_argument("--no-search", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    X, t = data()
+    if args.adam:
+        adam_runs(X, t, args.width, 5000)
+    seed_exact(X, t, args.seed_exact, args.width)
+    if not args.no_search:
+        search_run(X, t, args.time_limit, args.solver, args.epochs, args.width)

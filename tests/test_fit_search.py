@@ -1,0 +1,196 @@
+"""``cvxnn.fit(..., search=...)``: column generation inside fit, seeded by a nonconvex run, warm starts,
+interruption and progress.
+
+Ground truth on small data: the optimum over all enumerated patterns q*(𝒫) (THEORY §1.3, §2.4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cvxnn
+from cvxnn import NonconvexInit, SearchOptions
+from cvxnn.duality import max_dual_constraint
+from cvxnn.network import convex_prediction
+from cvxnn.pattern_search import search_violations
+
+BETA = 0.1
+
+
+def _planted(seed: int, n: int = 15, d: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian X and targets from a planted two-neuron net plus noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal(d), 0) - np.maximum(X @ rng.standard_normal(d), 0)
+    return X, y + 0.1 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_search_reaches_the_enumerated_optimum(seed):
+    """n = 15, d = 3 (212 patterns): from 5 sampled patterns the default search ends at q*(𝒫)."""
+    X, y = _planted(seed)
+    opt = cvxnn.fit(X, y, BETA, patterns="all")
+    res = cvxnn.fit(X, y, BETA, patterns=5, seed=seed, search=True)
+    report = res.search
+    assert report.stopped == "converged" and report.converged
+    assert res.objective == pytest.approx(opt.objective, rel=1e-7)
+    assert len(res.patterns) < len(opt.patterns) and not res.patterns.complete
+    assert not res.certified_global  # a search that finds nothing proves nothing...
+    assert cvxnn.certify(res.network, X, y, BETA).globally_optimal is True  # ...enumeration does
+    assert np.all(np.diff(report.objectives) <= 1e-9 * report.objectives[0])  # never increases
+    assert report.rounds[0].n_patterns <= 5 and report.rounds[-1].n_added == 0
+    assert report.max_violation == report.rounds[-1].max_violation <= 1 + 1e-6
+    assert report.n_projections == sum(r.n_projections for r in report.rounds) > 0
+    assert report.n_screened > report.n_projections and report.n_starts > 0
+
+
+def test_max_violation_is_exact_and_proves_suboptimality_when_stopped_early():
+    X, y = _planted(0)
+    res = cvxnn.fit(X, y, BETA, patterns=3, seed=0, search=SearchOptions(max_rounds=1))
+    assert res.search.stopped == "max_rounds" and len(res.search.rounds) == 1
+    lam = y - convex_prediction(X, res.patterns.masks, res.v, res.w)
+    exact = max_dual_constraint(X, cvxnn.enumerate_patterns(X).masks, lam).value / BETA
+    assert 1 < res.search.max_violation <= exact * (1 + 1e-9)
+    assert res.search.rounds[0].n_added > 0 and not res.certified_global
+    assert cvxnn.certify(res.network, X, y, BETA).globally_optimal is False
+
+
+def test_nonconvex_seed_gives_at_most_its_objective():
+    """Ψ(θ) is feasible on θ's patterns, so the program's optimum there is at most NC(θ)."""
+    X, y = _planted(1, n=30, d=4)
+    init = NonconvexInit(epochs=100, width=8, lr=1e-2, seed=3)
+    once = cvxnn.fit(X, y, BETA, init_nonconvex=init)
+    assert once.search.stopped == "no_search" and len(once.search.rounds) == 1
+    assert once.search.init_objective is not None and once.search.init_time > 0
+    assert once.objective <= once.search.init_objective + 1e-9
+    assert len(once.patterns) <= 8 and once.patterns.method == "network"
+    searched = cvxnn.fit(X, y, BETA, init_nonconvex=init, search=SearchOptions(max_rounds=3))
+    assert searched.objective <= once.objective * (1 + 1e-9)
+    assert searched.search.rounds[0].objective == pytest.approx(once.objective, rel=1e-9)
+    merged = cvxnn.fit(X, y, BETA, patterns=4, init_nonconvex=40)  # an int: Adam epochs, merged with samples
+    assert len(merged.patterns) > 4 or merged.patterns.method.startswith("sampled")
+
+
+def test_a_callback_raising_keyboard_interrupt_returns_the_best_fit_so_far():
+    X, y = _planted(3)
+    seen = []
+
+    def stop_after_two(log):
+        seen.append(log)
+        if log.round == 1:
+            raise KeyboardInterrupt
+
+    res = cvxnn.fit(X, y, BETA, patterns=3, seed=3, search=True, callback=stop_after_two)
+    assert res.status == "interrupted" and res.search.stopped == "interrupted"
+    assert [r.round for r in res.search.rounds] == [0, 1] and len(seen) == 2
+    assert res.objective == pytest.approx(seen[1].objective, rel=1e-12)
+    assert res.search.max_violation == seen[1].max_violation
+    assert res.lower_bound <= res.objective and res.gap >= 0  # the certificate of the returned fit
+    assert res.network_objective == pytest.approx(res.network.objective(X, y, BETA), rel=1e-12)
+
+
+def test_interrupt_during_the_first_solve_returns_the_start_with_its_certificate(monkeypatch):
+    import cvxnn.training as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    X, y = _planted(2, n=20, d=3)
+    monkeypatch.setattr(training, "solve_reference", interrupted)
+    res = cvxnn.fit(X, y, BETA, init_nonconvex=NonconvexInit(epochs=50, width=4), search=True)
+    assert res.status == "interrupted" and res.search.rounds == []
+    assert res.objective <= res.search.init_objective + 1e-9  # Ψ of the seed network
+    assert res.lower_bound <= res.objective
+    zero = cvxnn.fit(X, y, BETA, patterns=4, search=True)
+    assert zero.status == "interrupted" and zero.objective == pytest.approx(0.5 * y @ y)
+
+
+def test_time_limit_stops_the_search():
+    X, y = _planted(4)
+    res = cvxnn.fit(X, y, BETA, patterns=3, seed=4, search=SearchOptions(time_limit=1e-6))
+    assert res.search.stopped == "time_limit" and len(res.search.rounds) == 1
+
+
+def test_search_refuses_the_gated_program_and_bad_options():
+    X, y = _planted(0)
+    with pytest.raises(ValueError, match="ReLU program"):
+        cvxnn.fit(X, y, BETA, formulation="gated", search=True)
+    with pytest.raises(TypeError, match="search"):
+        cvxnn.fit(X, y, BETA, search="yes")
+    with pytest.raises(ValueError, match="max_rounds"):
+        SearchOptions(max_rounds=0)
+    with pytest.raises(ValueError, match="max_add"):
+        SearchOptions(max_add=0)
+    with pytest.raises(TypeError, match="init_nonconvex"):
+        cvxnn.fit(X, y, BETA, init_nonconvex="adam")
+
+
+def test_screened_starts_need_fewer_projections_and_report_exact_values():
+    """The batched screen moves 400 directions without projections; only promising ones are projected."""
+    X, y = _planted(6, n=40, d=4)
+    res = cvxnn.fit(X, y, BETA, patterns=4, seed=0)
+    lam = y - convex_prediction(X, res.patterns.masks, res.v, res.w)
+    plain = search_violations(X, lam, BETA, n_random=200, seed=0)
+    screened = search_violations(X, lam, BETA, n_random=0, n_screen=200, seed=0, max_ascents=20)
+    assert screened.n_projections < plain.n_projections / 3
+    assert screened.best_value >= 0.9 * plain.best_value > BETA
+    assert np.allclose(screened.achieved, screened.values, rtol=1e-9, atol=1e-12)
+    for i in np.flatnonzero(screened.local_maxima)[:5]:
+        mask = screened.patterns.masks[:, i]
+        from cvxnn.duality import cone_sigma
+        assert cone_sigma(X, mask, screened.signs[i] * (X.T @ (mask * lam)))[0] == pytest.approx(screened.values[i])
+
+
+def test_warm_start_from_a_previous_fit():
+    X, y = _planted(5, n=30, d=4)
+    cold = cvxnn.fit(X, y, BETA, patterns=30, formulation="gated", solver="fista", tol=1e-6)
+    warm = cvxnn.fit(X, y, BETA, formulation="gated", solver="fista", tol=1e-6, warm_start=cold)
+    assert warm.patterns is cold.patterns  # the previous list when none is given
+    assert warm.n_iter < cold.n_iter / 5
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-5)
+    pair = cvxnn.fit(X, y, BETA, patterns=cold.patterns, formulation="gated", solver="fista", tol=1e-6,
+                     warm_start=(cold.v, cold.w))
+    assert pair.n_iter == warm.n_iter
+    ref = cvxnn.fit(X, y, 2 * BETA, warm_start=cvxnn.fit(X, y, BETA, patterns=10))  # reference: start unused
+    assert ref.lower_bound <= ref.objective + 1e-9
+    with pytest.raises(ValueError, match="shape"):
+        cvxnn.fit(X, y, BETA, patterns=cold.patterns, warm_start=(cold.v[:2], cold.w[:2]))
+
+
+def test_progress_display_runs(capsys):
+    X, y = _planted(0)
+    res = cvxnn.fit(X, y, BETA, patterns=5, search=SearchOptions(max_rounds=2), progress=True)
+    assert len(res.search.rounds) <= 2
+    assert "pattern search" in capsys.readouterr().err
+
+
+def test_estimators_take_solver_search_and_tol():
+    from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ np.array([1.0, -2.0, 0.5]), 0) + 0.1 * rng.standard_normal(40)
+    plain = ConvexReLURegressor(alpha=0.01, n_patterns=4).fit(X, y)
+    searched = ConvexReLURegressor(alpha=0.01, n_patterns=4, search=SearchOptions(max_rounds=4)).fit(X, y)
+    assert searched.objective_ <= plain.objective_ * (1 + 1e-9)
+    assert searched.convex_fit_.search is not None and len(searched.convex_fit_.patterns) > 4
+    assert 0 <= searched.dual_gap_ < 1e-5 and isinstance(searched.n_iter_, int)
+    gated = ConvexReLUClassifier(alpha=0.01, n_patterns=20, formulation="gated", solver="fista", tol=1e-5,
+                                 loss="squared")
+    gated.fit(X, y > np.median(y))
+    assert gated.convex_fit_.solver == "fista" and gated.convex_fit_.relative_gap <= 1e-5
+    with pytest.raises(ValueError, match="solver"):
+        ConvexReLURegressor(solver="adam").fit(X, y)
+    with pytest.raises(ValueError, match="ReLU program"):
+        ConvexReLURegressor(formulation="gated", search=True).fit(X, y)
+    with pytest.raises(ValueError, match="tol"):
+        ConvexReLURegressor(tol=0).fit(X, y)
+
+
+def test_progress_of_a_single_fista_solve(capsys):
+    X, y = _planted(1, n=30, d=4)
+    res = cvxnn.fit(X, y, BETA, patterns=20, formulation="gated", solver="fista", progress=True)
+    assert res.relative_gap <= 1e-6
+    err = capsys.readouterr().err
+    assert "relative gap" in err and "pattern search" not in err

@@ -1,0 +1,62 @@
+"""Newton's method on the active support of the gated program, and the FISTA + Newton solver."""
+
+import numpy as np
+import pytest
+import torch
+
+import cvxnn
+from cvxnn.operators import PatternOperator
+from cvxnn.solvers.fista import gated_gap, solve_gated_fista
+from cvxnn.solvers.newton import newton_polish, solve_gated_polished
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((120, 6))
+    y = np.maximum(X @ rng.standard_normal(6), 0) - np.maximum(X @ rng.standard_normal(6), 0)
+    y += 0.1 * rng.standard_normal(120)
+    pats = cvxnn.sample_patterns(X, 25, seed=1)
+    return X, y, pats, 0.5
+
+
+def _gap(op, y, U, beta):
+    primal, dual, _ = gated_gap(op, y, U, beta)
+    return primal, (primal - dual) / primal
+
+
+def test_polish_turns_a_loose_solution_into_a_certified_one(problem):
+    X, y, pats, beta = problem
+    op = PatternOperator(X, pats.masks)
+    yt = torch.as_tensor(y)
+    loose = torch.as_tensor(solve_gated_fista(op, yt, beta, tol=1e-2).v)
+    before_value, before_gap = _gap(op, yt, loose, beta)
+    polished = newton_polish(op.X, op.masks.double(), yt, beta, loose)
+    after_value, after_gap = _gap(op, yt, polished, beta)
+    assert before_gap > 1e-4
+    assert after_value <= before_value
+    assert after_gap < 1e-8
+    ref = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="reference")
+    assert after_value == pytest.approx(ref.objective, rel=1e-9)
+
+
+def test_polish_with_a_wrong_support_is_caught_by_the_full_gap(problem):
+    X, y, pats, beta = problem
+    op = PatternOperator(X, pats.masks)
+    yt = torch.as_tensor(y)
+    dense = torch.as_tensor(np.random.default_rng(0).standard_normal((len(pats), X.shape[1])) * 1e-3)
+    out = solve_gated_polished(op, yt, beta, op.masks.double(), tol=1e-9, U0=dense)
+    value, gap = _gap(op, yt, torch.as_tensor(out.v), beta)
+    assert out.status == "optimal" and gap <= 1e-9
+    ref = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="reference")
+    assert value == pytest.approx(ref.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "abs"])
+def test_fit_fista_reaches_tight_certified_gaps(problem, activation):
+    X, y, pats, beta = problem
+    fast = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="fista", tol=1e-9, activation=activation)
+    ref = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="reference", activation=activation)
+    assert fast.status == "optimal" and fast.relative_gap <= 1e-9
+    assert fast.lower_bound <= ref.objective * (1 + 1e-12) and ref.lower_bound <= fast.objective * (1 + 1e-12)
+    assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
