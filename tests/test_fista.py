@@ -155,3 +155,22 @@ def test_warm_start_from_the_solution_stops_at_once(problem):
     first = _solve(X, y, masks, beta, tol=1e-8)
     again = _solve(X, y, masks, beta, tol=1e-8, U0=torch.as_tensor(first.v))
     assert again.status == "optimal" and again.n_iter <= first.n_iter // 2
+
+
+@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_operator_products_match_the_dense_formulas_in_chunks(monkeypatch, cached, activation):
+    """A(U) = Σ_i W_iXu_i and Aᵀ(r) = [XᵀW_ir]_i, W_i = aD_i + b(I − D_i), against dense NumPy, chunked."""
+    import cvxnn.operators as operators
+
+    if not cached:
+        monkeypatch.setattr(operators, "MASK_CACHE_BYTES", 0)
+    X, _, pats = _problem(seed=2, n=37, d=3, n_patterns=9)
+    act = cvxnn.activation_from(activation)
+    op = PatternOperator(X, pats.masks, chunk_rows=8, activation=act)
+    assert (op._mask_values is not None) == cached
+    rng = np.random.default_rng(3)
+    U, r = rng.standard_normal((len(pats), 3)), rng.standard_normal(37)
+    W = act.a * pats.masks + act.b * (~pats.masks)
+    np.testing.assert_allclose(op.matvec(torch.as_tensor(U)).numpy(), ((X @ U.T) * W).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(op.rmatvec(torch.as_tensor(r)).numpy(), (W * r[:, None]).T @ X, rtol=1e-12)
