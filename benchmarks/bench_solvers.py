@@ -98,11 +98,9 @@ def relu_value(X, y, masks, V, W, beta) -> tuple[float, float]:
 
 
 def scnn_available() -> bool:
-    try:
-        import scnn  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("scnn") is not None
 
 
 def _scnn_job(program: str, X, y, gates, beta, tol, queue) -> None:

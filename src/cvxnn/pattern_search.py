@@ -26,7 +26,7 @@ import numpy as np
 
 from .activations import RELU, Activation
 from .certificate import Certificate, _verdict
-from .data import add_bias, as_matrix, as_targets
+from .data import as_matrix, as_targets
 from .duality import DualCheck, cone_sigma, gated_norms, scaled_dual_value, spectral_dual_bound
 from .network import TwoLayerNet, convex_from_network, convex_prediction
 from .nonconvex import train_nonconvex
