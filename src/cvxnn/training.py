@@ -82,7 +82,7 @@ SOLVERS = ("auto", "reference", "fista", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
 SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "al": ("relu",)}
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "al")}
-SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared",), "al": ("squared",)}
+SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic"), "al": ("squared",)}
 SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar",), "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "al")  # solvers that start from a given point (the others ignore it)
 AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses a first-order solver
@@ -261,8 +261,8 @@ class Program:
             if solver == "fista":
                 weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
                 U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
-                out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, callback=callback,
-                                           time_limit=time_limit)
+                out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
+                                           callback=callback, time_limit=time_limit)
             else:  # returns cone-feasible blocks (repaired in float64), so no polishing
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
