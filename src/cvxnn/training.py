@@ -357,11 +357,11 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
 
     solver: "reference" (cvxpy + Clarabel, float64, both formulations, every loss, vector
     outputs), "fista" (accelerated proximal gradient in PyTorch on ``device``/``dtype``, then
-    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared loss, scalar
-    output; stops at relative duality gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU
+    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared or logistic
+    loss, scalar output; stops at relative duality gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU
     program, squared loss, scalar output; stops at a certified relative gap ``tol``; slow to reach
-    small gaps, so never chosen automatically), or "auto" (fista for gated squared-loss problems
-    with n·P > 50 000, else reference). A solver refuses what it does not declare in
+    small gaps, so never chosen automatically), or "auto" (fista for gated squared or logistic
+    problems with n·P > 50 000, else reference). A solver refuses what it does not declare in
     SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
 
     search: False/None (solve once on ``patterns``), True (default
