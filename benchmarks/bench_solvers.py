@@ -245,15 +245,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to each scnn/reference run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     args = parser.parse_args()
-    rows = []
+    meta = dict(machine_info(), scnn=scnn_available(), omp_threads=os.environ.get("OMP_NUM_THREADS"),
+                command="python benchmarks/bench_solvers.py " + " ".join(
+                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("quick", "out")) +
+                (" --quick" if args.quick else ""))
+    rows: list[dict] = []
     for key in args.problems.split(","):
         for P in (int(p) for p in args.patterns.split(",")):
             rows.extend(bench_problem(key, P, args.timeout, args.quick, key in args.relu.split(","), args.al_time))
-    meta = dict(machine_info(), scnn=scnn_available(), omp_threads=os.environ.get("OMP_NUM_THREADS"),
-                command="python benchmarks/bench_solvers.py " + " ".join(
-                    f"--{k} {v}" for k, v in vars(args).items() if k not in ("quick", "out")) +
-                (" --quick" if args.quick else ""))
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+            args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))  # an interrupted run keeps its rows
 
 
 if __name__ == "__main__":
