@@ -29,44 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cvxnn.data import load_bundled
 from cvxnn.operators import PatternOperator
 from cvxnn.patterns import sample_patterns
 from cvxnn.solvers.fista import solve_gated_fista
+from problems import breast_cancer, digits_binary, planted_problem
 
 MODES = {"plain": (False, False), "screen": (True, False), "ws": (False, True), "screen+ws": (True, True)}
 
 
-def planted(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """y = Σ_j (x_jᵀ t_j)_+ a_j + 0.1 ε for a random 5-neuron teacher (as in bench_solvers.py)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    teacher = rng.standard_normal((5, d))
-    y = np.maximum(X @ teacher.T, 0) @ rng.standard_normal(5) + 0.1 * rng.standard_normal(n)
-    return X, y
-
-
-def standardized_with_bias(X: np.ndarray) -> np.ndarray:
-    std = X.std(0)
-    Z = (X - X.mean(0)) / np.where(std > 0, std, 1.0)
-    return np.c_[Z, np.ones(len(Z))]
-
-
-def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
-    ds = load_bundled("breast_cancer")
-    return standardized_with_bias(ds.X), 2.0 * ds.y - 1
-
-
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    ds = load_bundled("digits")
-    return standardized_with_bias(ds.X), np.where(ds.y < 5, 1.0, -1.0)
-
-
 PROBLEMS = {
-    "planted_d20": lambda: planted(2000, 20),
-    "planted_d50": lambda: planted(2000, 50),
+    "planted_d20": lambda: planted_problem(2000, 20),
+    "planted_d50": lambda: planted_problem(2000, 50),
     "breast_cancer": breast_cancer,
-    "digits": digits,
+    "digits": digits_binary,
 }
 
 

@@ -38,36 +38,10 @@ import numpy as np
 import torch
 
 import cvxnn
-from cvxnn.data import load_bundled
+from cvxnn.network import convex_objective
 from cvxnn.operators import PatternOperator
 from cvxnn.solvers.augmented_lagrangian import solve_relu_al
-
-
-def planted_problem(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """y = Σ_j a_j (x·t_j)_+ + 0.1·noise from a 5-neuron teacher, x ~ N(0, I_d)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    teacher = rng.standard_normal((5, d))
-    y = np.maximum(X @ teacher.T, 0) @ rng.standard_normal(5) + 0.1 * rng.standard_normal(n)
-    return X, y
-
-
-def standardized_with_bias(X: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled (constant columns kept at scale 1), then a ones column."""
-    scale = X.std(0)
-    Z = (X - X.mean(0)) / np.where(scale > 0, scale, 1.0)
-    return np.c_[Z, np.ones(len(Z))]
-
-
-def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
-    ds = load_bundled("breast_cancer")
-    return standardized_with_bias(ds.X), 2.0 * ds.y - 1
-
-
-def digits_binary() -> tuple[np.ndarray, np.ndarray]:
-    """Digits (n = 1797, 64 pixels): ±1 for digit < 5 against ≥ 5."""
-    ds = load_bundled("digits")
-    return standardized_with_bias(ds.X), np.where(ds.y < 5, 1.0, -1.0)
+from problems import breast_cancer, digits_binary, planted_problem
 
 
 PROBLEMS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], float]] = {
@@ -78,22 +52,15 @@ PROBLEMS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], floa
 }
 
 
-def gated_value(X, y, masks, U, beta) -> float:
-    r = ((X @ U.T) * masks).sum(1) - y
-    return 0.5 * float(r @ r) + beta * float(np.linalg.norm(U, axis=1).sum())
-
-
-def relu_value(X, y, masks, V, W, beta) -> tuple[float, float]:
-    """(objective, largest cone violation relative to ‖X‖_max·‖block‖) of blocks V, W."""
-    r = ((X @ (V - W).T) * masks).sum(1) - y
-    obj = 0.5 * float(r @ r) + beta * float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
+def cone_violation_relative(X, masks, V, W) -> float:
+    """max over blocks b_i and samples k of (−((2D_i − I)Xb_i)_k)_+ / (max_k ‖x_k‖ · ‖b_i‖)."""
     S = np.where(masks, 1.0, -1.0)
     scale = np.linalg.norm(X, axis=1).max()
     viol = 0.0
     for B in (V, W):
         norms = np.maximum(np.linalg.norm(B, axis=1), 1e-300)
         viol = max(viol, float((np.maximum(-(S * (X @ B.T)), 0) / (scale * norms)).max()))
-    return obj, viol
+    return viol
 
 
 # ----------------------------------------------------------------------------- scnn
@@ -112,7 +79,6 @@ def _scnn_job(program: str, X, y, gates, beta, tol, queue) -> None:
     from scnn.regularizers import NeuronGL1
     from scnn.solvers import AL, RFISTA
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = ConvexGatedReLU(gates) if program == "gated" else ConvexReLU(gates)
     solver = RFISTA(model, tol=tol) if program == "gated" else AL(model, tol=tol, constraint_tol=tol)
     start = time.perf_counter()
@@ -121,18 +87,20 @@ def _scnn_job(program: str, X, y, gates, beta, tol, queue) -> None:
     elapsed = time.perf_counter() - start
     masks = (X @ np.asarray(cm.G)) >= 0
     params = [np.asarray(p)[0] for p in cm.parameters]
-    if program == "gated":
-        queue.put((elapsed, gated_value(X, y, masks, params[0], beta), 0.0, masks))
+    if program == "gated":  # u in v, w = 0; the gated program has no cone constraints
+        V, W = params[0], np.zeros_like(params[0])
+        viol = 0.0
     else:
-        obj, viol = relu_value(X, y, masks, params[0], params[1], beta)
-        queue.put((elapsed, obj, viol, masks))
+        V, W = params[0], params[1]
+        viol = cone_violation_relative(X, masks, V, W)
+    queue.put((elapsed, convex_objective(X, y, masks, V, W, beta), viol, masks))
 
 
-def run_scnn(program: str, X, y, gates, beta, tol, timeout: float):
-    """(time, objective, cone violation, masks) of one scnn solve in a child process, or None on timeout."""
+def in_child(job, args: tuple, timeout: float):
+    """``job(*args, queue)`` in a forked child process; what it puts on the queue, or None after ``timeout`` s."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_scnn_job, args=(program, X, y, gates, beta, tol, queue))
+    proc = ctx.Process(target=job, args=(*args, queue))
     proc.start()
     try:
         return queue.get(timeout=timeout)
@@ -147,20 +115,6 @@ def _reference_job(X, y, pats, beta, program, queue) -> None:
     start = time.perf_counter()
     fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver="reference")
     queue.put((time.perf_counter() - start, fit.objective, fit.relative_gap))
-
-
-def run_reference(X, y, pats, beta, program, timeout: float):
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_reference_job, args=(X, y, pats, beta, program, queue))
-    proc.start()
-    try:
-        return queue.get(timeout=timeout)
-    except Exception:
-        return None
-    finally:
-        proc.terminate()
-        proc.join()
 
 
 def run_al(X, y, pats, beta, tol, dtype, time_limit: float) -> tuple[float, float, float, str]:
@@ -189,7 +143,7 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
     programs = ["gated"] + (["relu"] if relu and P <= 100 else [])  # the ReLU program where the reference runs
     for program in programs:
         fast = "fista" if program == "gated" else "al"
-        reference = run_reference(X, y, pats, beta, program, timeout) if P <= 100 else None
+        reference = in_child(_reference_job, (X, y, pats, beta, program), timeout) if P <= 100 else None
         if program == "gated":  # certified to 1e-10 by FISTA + Newton
             p_star = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, tol=1e-10).objective
         else:  # the reference's optimum, certified by its own gap
@@ -217,7 +171,7 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
         if scnn_available():
             name = "R-FISTA" if program == "gated" else "AL"
             for tol in ((1e-6, 1e-8, 1e-10) if program == "gated" else (1e-6,)):
-                out = run_scnn(program, X, y, pats.gates, beta, tol, timeout)
+                out = in_child(_scnn_job, (program, X, y, pats.gates, beta, tol), timeout)
                 if out is None:
                     add(f"scnn {name} tol {tol:g}", None, None)
                     break

@@ -14,22 +14,15 @@ from cvxnn import NonconvexInit, SearchOptions
 from cvxnn.duality import max_dual_constraint
 from cvxnn.network import convex_prediction
 from cvxnn.pattern_search import search_violations
+from planted import planted_two_neuron
 
 BETA = 0.1
-
-
-def _planted(seed: int, n: int = 15, d: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian X and targets from a planted two-neuron net plus noise."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    y = np.maximum(X @ rng.standard_normal(d), 0) - np.maximum(X @ rng.standard_normal(d), 0)
-    return X, y + 0.1 * rng.standard_normal(n)
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_search_reaches_the_enumerated_optimum(seed):
     """n = 15, d = 3 (212 patterns): from 5 sampled patterns the default search ends at q*(𝒫)."""
-    X, y = _planted(seed)
+    X, y = planted_two_neuron(seed)
     opt = cvxnn.fit(X, y, BETA, patterns="all")
     res = cvxnn.fit(X, y, BETA, patterns=5, seed=seed, search=True)
     report = res.search
@@ -46,7 +39,7 @@ def test_search_reaches_the_enumerated_optimum(seed):
 
 
 def test_max_violation_is_exact_and_proves_suboptimality_when_stopped_early():
-    X, y = _planted(0)
+    X, y = planted_two_neuron(0)
     res = cvxnn.fit(X, y, BETA, patterns=3, seed=0, search=SearchOptions(max_rounds=1))
     assert res.search.stopped == "max_rounds" and len(res.search.rounds) == 1
     lam = y - convex_prediction(X, res.patterns.masks, res.v, res.w)
@@ -58,7 +51,7 @@ def test_max_violation_is_exact_and_proves_suboptimality_when_stopped_early():
 
 def test_nonconvex_seed_gives_at_most_its_objective():
     """Ψ(θ) is feasible on θ's patterns, so the program's optimum there is at most NC(θ)."""
-    X, y = _planted(1, n=30, d=4)
+    X, y = planted_two_neuron(1, n=30, d=4)
     init = NonconvexInit(epochs=100, width=8, lr=1e-2, seed=3)
     once = cvxnn.fit(X, y, BETA, init_nonconvex=init)
     assert once.search.stopped == "no_search" and len(once.search.rounds) == 1
@@ -73,7 +66,7 @@ def test_nonconvex_seed_gives_at_most_its_objective():
 
 
 def test_a_callback_raising_keyboard_interrupt_returns_the_best_fit_so_far():
-    X, y = _planted(3)
+    X, y = planted_two_neuron(3)
     seen = []
 
     def stop_after_two(log):
@@ -96,7 +89,7 @@ def test_interrupt_during_the_first_solve_returns_the_start_with_its_certificate
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    X, y = _planted(2, n=20, d=3)
+    X, y = planted_two_neuron(2, n=20, d=3)
     monkeypatch.setattr(training, "solve_reference", interrupted)
     res = cvxnn.fit(X, y, BETA, init_nonconvex=NonconvexInit(epochs=50, width=4), search=True)
     assert res.status == "interrupted" and res.search.rounds == []
@@ -107,13 +100,13 @@ def test_interrupt_during_the_first_solve_returns_the_start_with_its_certificate
 
 
 def test_time_limit_stops_the_search():
-    X, y = _planted(4)
+    X, y = planted_two_neuron(4)
     res = cvxnn.fit(X, y, BETA, patterns=3, seed=4, search=SearchOptions(time_limit=1e-6))
     assert res.search.stopped == "time_limit" and len(res.search.rounds) == 1
 
 
 def test_search_refuses_the_gated_program_and_bad_options():
-    X, y = _planted(0)
+    X, y = planted_two_neuron(0)
     with pytest.raises(ValueError, match="ReLU program"):
         cvxnn.fit(X, y, BETA, formulation="gated", search=True)
     with pytest.raises(TypeError, match="search"):
@@ -128,7 +121,7 @@ def test_search_refuses_the_gated_program_and_bad_options():
 
 def test_screened_starts_need_fewer_projections_and_report_exact_values():
     """The batched screen moves 400 directions without projections; only promising ones are projected."""
-    X, y = _planted(6, n=40, d=4)
+    X, y = planted_two_neuron(6, n=40, d=4)
     res = cvxnn.fit(X, y, BETA, patterns=4, seed=0)
     lam = y - convex_prediction(X, res.patterns.masks, res.v, res.w)
     plain = search_violations(X, lam, BETA, n_random=200, seed=0)
@@ -143,7 +136,7 @@ def test_screened_starts_need_fewer_projections_and_report_exact_values():
 
 
 def test_warm_start_from_a_previous_fit():
-    X, y = _planted(5, n=30, d=4)
+    X, y = planted_two_neuron(5, n=30, d=4)
     cold = cvxnn.fit(X, y, BETA, patterns=30, formulation="gated", solver="fista", tol=1e-6)
     warm = cvxnn.fit(X, y, BETA, formulation="gated", solver="fista", tol=1e-6, warm_start=cold)
     assert warm.patterns is cold.patterns  # the previous list when none is given
@@ -159,7 +152,7 @@ def test_warm_start_from_a_previous_fit():
 
 
 def test_progress_display_runs(capsys):
-    X, y = _planted(0)
+    X, y = planted_two_neuron(0)
     res = cvxnn.fit(X, y, BETA, patterns=5, search=SearchOptions(max_rounds=2), progress=True)
     assert len(res.search.rounds) <= 2
     assert "pattern search" in capsys.readouterr().err
@@ -189,7 +182,7 @@ def test_estimators_take_solver_search_and_tol():
 
 
 def test_progress_of_a_single_fista_solve(capsys):
-    X, y = _planted(1, n=30, d=4)
+    X, y = planted_two_neuron(1, n=30, d=4)
     res = cvxnn.fit(X, y, BETA, patterns=20, formulation="gated", solver="fista", progress=True)
     assert res.relative_gap <= 1e-6
     err = capsys.readouterr().err

@@ -15,16 +15,9 @@ from cvxnn.duality import cone_sigma, max_dual_constraint
 from cvxnn.figures import dual_constraint_circle, dual_constraint_curve, neuron_angles
 from cvxnn.network import TwoLayerNet, convex_prediction
 from cvxnn.pattern_search import certify_with_search, column_generation_fit, search_violations
+from planted import planted_two_neuron
 
 BETA = 0.1
-
-
-def _planted(seed: int, n: int = 15, d: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian X (no bias) and targets from a planted two-neuron net plus noise."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    y = np.maximum(X @ rng.standard_normal(d), 0) - np.maximum(X @ rng.standard_normal(d), 0)
-    return X, y + 0.1 * rng.standard_normal(n)
 
 
 def _suboptimal_duals(X: np.ndarray, y: np.ndarray, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -42,7 +35,7 @@ def _suboptimal_duals(X: np.ndarray, y: np.ndarray, seed: int) -> list[tuple[str
 
 
 def test_every_reported_value_is_an_exact_sigma_of_a_real_pattern():
-    X, y = _planted(0)
+    X, y = planted_two_neuron(0)
     _, lam, starts = _suboptimal_duals(X, y, 0)[1]
     res = search_violations(X, lam, BETA, starts=starts, n_random=10, seed=0)
     exact = max_dual_constraint(X, cvxnn.enumerate_patterns(X).masks, lam).value
@@ -65,7 +58,7 @@ def test_search_matches_the_exact_maximum_on_enumerable_data():
     violated (exact > 1.05β) and the search always finds a violation, even with 5 starts."""
     matches = {5: 0, 50: 0}
     for seed in range(10):
-        X, y = _planted(seed)
+        X, y = planted_two_neuron(seed)
         masks = cvxnn.enumerate_patterns(X).masks
         for kind, lam, starts in _suboptimal_duals(X, y, seed):
             exact = max_dual_constraint(X, masks, lam).value
@@ -78,7 +71,7 @@ def test_search_matches_the_exact_maximum_on_enumerable_data():
 
 
 def test_at_the_optimum_the_search_finds_no_violation_and_the_constraint_is_tight():
-    X, y = _planted(1)
+    X, y = planted_two_neuron(1)
     res = cvxnn.fit(X, y, BETA, patterns="all")
     lam = y - res.network.predict(X)
     found = search_violations(X, lam, BETA, starts=res.network.W1, n_random=50, seed=0)
@@ -88,7 +81,7 @@ def test_at_the_optimum_the_search_finds_no_violation_and_the_constraint_is_tigh
 
 def test_certify_with_search_never_certifies_a_suboptimal_network():
     for seed in range(3):
-        X, y = _planted(seed)
+        X, y = planted_two_neuron(seed)
         opt = cvxnn.fit(X, y, BETA, patterns="all")
         nets = [TwoLayerNet(opt.network.W1[:1], opt.network.w2[:1]),  # one neuron of the optimum
                 TwoLayerNet(np.zeros((1, 3)), np.zeros(1)),
@@ -110,7 +103,7 @@ def test_certify_with_search_never_certifies_a_suboptimal_network():
 
 
 def test_certify_with_search_on_the_optimal_network_proves_nothing_false():
-    X, y = _planted(2)
+    X, y = planted_two_neuron(2)
     opt = cvxnn.fit(X, y, BETA, patterns="all")
     cert = certify_with_search(opt.network, X, y, BETA, n_random=50)
     assert cert.globally_optimal is not False
@@ -133,7 +126,7 @@ def test_search_certificate_on_data_too_large_to_enumerate():
 
 def test_column_generation_reaches_the_enumerated_optimum():
     for seed in (0, 3, 5):
-        X, y = _planted(seed)
+        X, y = planted_two_neuron(seed)
         opt = cvxnn.fit(X, y, BETA, patterns="all")
         cg = column_generation_fit(X, y, BETA, patterns0=5, max_rounds=20, n_random=20, seed=seed)
         assert cg.converged
@@ -145,13 +138,13 @@ def test_column_generation_reaches_the_enumerated_optimum():
 
 
 def test_column_generation_with_a_budget_stops_and_says_so():
-    X, y = _planted(0)
+    X, y = planted_two_neuron(0)
     cg = column_generation_fit(X, y, BETA, patterns0=3, max_rounds=1, n_random=10, max_add=2)
     assert not cg.converged and len(cg.log) == 1 and cg.log[0].n_added == 2
 
 
 def test_bad_starts_are_rejected():
-    X, y = _planted(0)
+    X, y = planted_two_neuron(0)
     with pytest.raises(ValueError, match="starts"):
         search_violations(X, y, BETA, starts=np.ones((2, 4)))
     with pytest.raises(ValueError, match="n_random"):
@@ -180,7 +173,7 @@ def test_dual_constraint_circle_plots_the_exact_curve(theory_problem):
 
 
 def test_dual_constraint_circle_saves_and_checks_dimensions(tmp_path):
-    X, y = _planted(0, n=10, d=2)
+    X, y = planted_two_neuron(0, n=10, d=2)
     path = tmp_path / "circle.png"
     fig = dual_constraint_circle(X, y, 0.5, path=path)
     assert path.stat().st_size > 1000 and len(fig.axes[0].lines) == 3
