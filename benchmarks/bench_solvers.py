@@ -12,6 +12,7 @@ For each problem and pattern count P (Gaussian gates, seed 0, the same gates for
   ones), and the reference (P = 100 only);
 * ReLU program (the same with cone constraints, blocks v_i, w_i), P = 100 only: cvxnn's augmented
   Lagrangian ("al", float64 to gap 1e-6 and float32 to 1e-4, each within ``--al-time`` seconds),
+  cvxnn's interior-point method ("ipm", float64, certified gaps 1e-4 and 1e-6, through ``cvxnn.fit``),
   scnn's augmented Lagrangian and the reference.
 
 p* is, for the gated program, cvxnn's own float64 solve at a certified relative gap of 1e-10 (its
@@ -168,6 +169,12 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
                 seconds, objective, gap, status = time.perf_counter() - start, fit.objective, fit.relative_gap, \
                     fit.status
             add(f"cvxnn {fast} {str(dtype)[6:]} gap {tol:g}", seconds, objective, certified_gap=gap, status=status)
+        if program == "relu":  # the interior-point method, certified
+            for tol in (1e-4, 1e-6):
+                start = time.perf_counter()
+                fit = cvxnn.fit(X, y, beta, patterns=pats, solver="ipm", tol=tol)
+                add(f"cvxnn ipm float64 gap {tol:g}", time.perf_counter() - start, fit.objective,
+                    certified_gap=fit.relative_gap, status=fit.status)
         if scnn_available():
             name = "R-FISTA" if program == "gated" else "AL"
             for tol in ((1e-6, 1e-8, 1e-10) if program == "gated" else (1e-6,)):

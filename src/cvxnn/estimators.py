@@ -213,9 +213,9 @@ _PARAMS_DOC = """
         Standardize the features inside ``fit`` (mean 0, population std 1; constant features
         get scale 1). The statistics are stored in ``mean_`` and ``scale_`` and re-applied by
         ``predict``. The regularization acts on the standardized inputs.
-    solver : {"auto", "reference", "fista"}, default="auto"
+    solver : {"auto", "reference", "fista", "ipm", "al"}, default="auto"
         The solver of ``cvxnn.fit`` ("auto" picks by problem size and formulation; "fista" solves
-        the gated program only).
+        the gated program only, "ipm" and "al" the ReLU program only).
     search : None, bool or cvxnn.SearchOptions, default=None
         Pattern search (column generation) from the ``n_patterns`` list: True for the default
         budget, a ``cvxnn.SearchOptions`` for another; ReLU formulation only. The grown list of

@@ -1,6 +1,7 @@
 """`cvxnn.fit`: train a two-layer ReLU network by solving its convex program (THEORY §1).
 
-    fit(X, y, beta, patterns=..., formulation="relu" | "gated", solver="auto" | "reference" | "fista" | "al",
+    fit(X, y, beta, patterns=..., formulation="relu" | "gated",
+        solver="auto" | "reference" | "fista" | "ipm" | "al",
         activation="relu" | "leaky_relu" | "abs" | (a, b),
         loss="squared" | "logistic" | "hinge" | "cross_entropy", vector_penalty="per_output" | "group",
         search=False | True | SearchOptions(...), init_nonconvex=None | epochs | NonconvexInit(...),
@@ -70,6 +71,7 @@ from .patterns import Patterns, count_patterns_bound, data_rank, drop_complement
 from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.augmented_lagrangian import solve_relu_al
+from .solvers.interior_point import solve_relu_interior
 from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
 from .solvers.result import SolverOutput
@@ -78,14 +80,16 @@ if TYPE_CHECKING:
     from .pattern_search import SearchReport
 
 FORMULATIONS = ("relu", "gated")
-SOLVERS = ("auto", "reference", "fista", "al")
+SOLVERS = ("auto", "reference", "fista", "ipm", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
-SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "al": ("relu",)}
-SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "al")}
-SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic"), "al": ("squared",)}
-SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar",), "al": ("scalar",)}
-SOLVER_WARM_STARTS = ("fista", "al")  # solvers that start from a given point (the others ignore it)
-AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses a first-order solver
+SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu",), "al": ("relu",)}
+SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "ipm", "al")}
+SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic"), "ipm": ("squared", "logistic"),
+                 "al": ("squared",)}
+SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar",), "ipm": ("scalar",), "al": ("scalar",)}
+SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
+AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses fista (gated) or ipm (ReLU) instead of the reference
+IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration, about n²·2P·d flops (its n x n Woodbury matrix), stays below this
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -253,8 +257,8 @@ class Program:
         inexact stop), ``start`` is returned: the fit is never worse than its start.
         """
         solver = _choose_solver(self.solver, self.formulation, self.Xt.shape[0] * len(pats), self.activation,
-                                self.loss, self.vector)
-        if solver in ("fista", "al"):
+                                self.loss, self.vector, self.Xt.shape)
+        if solver in ("fista", "ipm", "al"):
             on = dict(dtype=self.dtype, device=self.device)
             op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
             yt = torch.as_tensor(self.y, **on)
@@ -263,6 +267,11 @@ class Program:
                 U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
                 out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
                                            callback=callback, time_limit=time_limit)
+            elif solver == "ipm":  # strictly cone-feasible iterates in float64
+                V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
+                out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
+                                          interior=None if pats.gates is None else torch.as_tensor(pats.gates.T),
+                                          callback=callback, time_limit=time_limit)
             else:  # returns cone-feasible blocks (repaired in float64), so no polishing
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
@@ -271,7 +280,7 @@ class Program:
         else:
             out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
                                   activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
-        res = self._finish(pats, out, solver, polish=solver == "reference")
+        res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm"))  # interior-point dust
         if start is not None:
             begin = self.at(pats, start[0], start[1], out.status)
             if begin.objective < res.objective:
@@ -317,7 +326,7 @@ class Program:
                 value, c = self._bound(pats, lam)
                 if value > lower:
                     lower, check = value, c
-        if solver in ("al", "fista") and out.history:  # the solvers' own certificates hold for the same program
+        if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
             lower = max(lower, max(h[2] for h in out.history))
         if form == "gated":
             nv, nw = _decompose_all(Xt, pats, v)
@@ -358,10 +367,13 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     solver: "reference" (cvxpy + Clarabel, float64, both formulations, every loss, vector
     outputs), "fista" (accelerated proximal gradient in PyTorch on ``device``/``dtype``, then
     Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared or logistic
-    loss, scalar output; stops at relative duality gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU
-    program, squared loss, scalar output; stops at a certified relative gap ``tol``; slow to reach
-    small gaps, so never chosen automatically), or "auto" (fista for gated squared or logistic
-    problems with n·P > 50 000, else reference). A solver refuses what it does not declare in
+    loss, scalar output; stops at relative duality gap ``tol``), "ipm" (primal-dual interior-point
+    method in PyTorch, float64, on ``device`` (:mod:`cvxnn.solvers.interior_point`); ReLU program,
+    squared or logistic loss, scalar output; holds one n x n matrix; stops at a certified relative
+    gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
+    slow to reach small gaps, so never chosen automatically), or "auto" (for n·P > 50 000 and a
+    combination they declare: fista for the gated program, ipm for the ReLU program while
+    n²·2P·d ≤ 1e11, its cost per iteration; else reference). A solver refuses what it does not declare in
     SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
 
     search: False/None (solve once on ``patterns``), True (default
@@ -496,14 +508,17 @@ def _solver_dual(dual: np.ndarray | None, y: np.ndarray, loss: Loss) -> np.ndarr
 
 
 def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU,
-                   loss: Loss = SQUARED, vector: bool = False) -> str:
-    """Resolve "auto" and refuse combinations a solver does not declare (SOLVER_FORMULATIONS,
+                   loss: Loss = SQUARED, vector: bool = False, design_shape: tuple[int, int] = (0, 0)) -> str:
+    """Resolve "auto" (size = n·P) and refuse combinations a solver does not declare (SOLVER_FORMULATIONS,
     SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS)."""
     outputs = "vector" if vector else "scalar"
     if solver == "auto":
-        fista_ok = (activation.name in SOLVER_ACTIVATIONS["fista"] and loss.name in SOLVER_LOSSES["fista"]
-                    and outputs in SOLVER_OUTPUTS["fista"])
-        return "fista" if formulation == "gated" and size > AUTO_FAST_SIZE and fista_ok else "reference"
+        fast = "fista" if formulation == "gated" else "ipm"
+        capable = (activation.name in SOLVER_ACTIVATIONS[fast] and loss.name in SOLVER_LOSSES[fast]
+                   and outputs in SOLVER_OUTPUTS[fast])
+        n, d = design_shape
+        large = size > AUTO_FAST_SIZE and (fast == "fista" or 2.0 * n * size * d <= IPM_AUTO_FLOPS)
+        return fast if capable and large else "reference"
     if formulation not in SOLVER_FORMULATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "
                          f"it supports {', '.join(SOLVER_FORMULATIONS[solver])}. Use solver='reference'.")

@@ -1,0 +1,102 @@
+"""The primal-dual interior-point solver of the ReLU program (solvers/interior_point.py): it reaches the
+reference optimum to the requested gap for every activation, the squared and logistic losses, sampled
+and enumerated patterns; its bounds bracket the optimum; its points are cone feasible."""
+
+import numpy as np
+import pytest
+import torch
+
+import cvxnn
+from cvxnn.activations import activation_from
+from cvxnn.data import add_bias
+from cvxnn.losses import loss_from
+from cvxnn.network import cone_violation, convex_objective
+from cvxnn.operators import PatternOperator
+from cvxnn.solvers.interior_point import solve_relu_interior
+from cvxnn.training import _choose_solver
+
+ACTIVATIONS = ["relu", "leaky_relu", "abs"]
+
+
+def _problem(seed=0, n=30, d=3, loss="squared"):
+    rng = np.random.default_rng(seed)
+    X = add_bias(rng.standard_normal((n, d)))
+    y = np.maximum(X @ rng.standard_normal(d + 1), 0) - np.maximum(X @ rng.standard_normal(d + 1), 0)
+    y = y + 0.2 * rng.standard_normal(n)
+    if loss == "logistic":  # a larger β: Clarabel's exponential cones fail on nearly separable data at small β
+        return X, np.where(y > np.median(y), 1.0, -1.0), 2.0
+    return X, y, 0.1
+
+
+def _solve(X, y, beta, pats, act="relu", loss="squared", **kw):
+    op = PatternOperator(X, pats.masks, activation=activation_from(act))
+    gates = None if pats.gates is None else torch.as_tensor(pats.gates.T)
+    return solve_relu_interior(op, torch.as_tensor(y), beta, interior=gates, loss=loss_from(loss), **kw)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("patterns", ["sampled", "enumerated"])
+def test_ipm_reaches_the_reference_optimum_to_the_gap(act, loss, patterns):
+    X, y, beta = _problem(loss=loss)
+    pats = cvxnn.sample_patterns(X, 25, seed=1) if patterns == "sampled" else \
+        cvxnn.enumerate_patterns(X[:12])
+    if patterns == "enumerated":
+        X, y = X[:12], y[:12]
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference", activation=act, loss=loss)
+    out = _solve(X, y, beta, pats, act, loss, tol=1e-7)
+    assert out.status == "optimal"
+    _, primal, lower = out.history[-1]
+    objective = convex_objective(X, y, pats.masks, out.v, out.w, beta, activation_from(act), loss_from(loss))
+    assert objective == pytest.approx(out.info["objective"], rel=1e-12)
+    assert lower <= ref.objective * (1 + 1e-9) and ref.objective <= objective * (1 + 1e-9)
+    assert objective - lower <= 1e-7 * objective
+    scale = np.abs(X).max() * max(np.abs(out.v).max(), np.abs(out.w).max())
+    assert max(cone_violation(X, pats.masks, out.v), cone_violation(X, pats.masks, out.w)) <= 1e-12 * scale
+
+
+def test_every_bound_in_the_history_brackets_the_optimum_and_a_stopped_solve_returns_its_best_point():
+    X, y, beta = _problem(seed=3, n=40)
+    pats = cvxnn.sample_patterns(X, 30, seed=0)
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
+    out = _solve(X, y, beta, pats, max_iter=6)
+    assert out.status == "max_iter" and out.n_iter == 6
+    assert all(lower <= ref.objective * (1 + 1e-9) <= primal * (1 + 2e-9) for _, primal, lower in out.history)
+    objective = convex_objective(X, y, pats.masks, out.v, out.w, beta)
+    assert objective == pytest.approx(min(h[1] for h in out.history), rel=1e-12)
+    assert objective > ref.objective * (1 + 1e-6)  # six iterations are not enough: the check means something
+
+
+def test_warm_start_from_the_optimum_and_a_cone_without_interior():
+    X, y, beta = _problem(seed=4)
+    pats = cvxnn.sample_patterns(X, 20, seed=0)
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
+    warm = _solve(X, y, beta, pats, V0=torch.as_tensor(ref.v), W0=torch.as_tensor(ref.w), tol=1e-7)
+    assert warm.status == "optimal" and warm.info["objective"] == pytest.approx(ref.objective, rel=1e-7)
+    # the row −x_0 with the mask of row 0 forces x_0ᵀu = 0 in every cone: none has an interior, all blocks stay 0
+    Xd = np.vstack([X, -X[:1]])
+    masks = np.vstack([pats.masks, pats.masks[:1]])
+    degenerate = cvxnn.Patterns(masks, None, complete=False, method="given")
+    out = _solve(Xd, np.r_[y, 0.0], beta, degenerate, tol=1e-7)
+    ref_d = cvxnn.fit(Xd, np.r_[y, 0.0], beta, patterns=degenerate, solver="reference")
+    assert out.info["empty_interior"] == len(pats)
+    assert ref_d.objective <= out.info["objective"] * (1 + 1e-9)
+    assert out.history[-1][2] <= ref_d.objective * (1 + 1e-9)
+
+
+def test_fit_uses_ipm_for_large_relu_programs_and_it_refuses_what_it_lacks():
+    assert _choose_solver("auto", "relu", 569 * 100, design_shape=(569, 31)) == "ipm"  # breast cancer, P = 100
+    assert _choose_solver("auto", "relu", 4000 * 4000, design_shape=(4000, 20)) == "reference"  # 2.6e12 flops/step
+    assert _choose_solver("auto", "relu", 569 * 100, loss=loss_from("hinge"), design_shape=(569, 31)) == "reference"
+    assert _choose_solver("auto", "relu", 1000, design_shape=(100, 5)) == "reference"
+    with pytest.raises(ValueError, match="does not support the 'gated' program"):
+        _choose_solver("ipm", "gated", 10)
+    with pytest.raises(ValueError, match="does not support the 'hinge' loss"):
+        _choose_solver("ipm", "relu", 10, loss=loss_from("hinge"))
+    X, y, beta = _problem(seed=5)
+    res = cvxnn.fit(X, y, beta, patterns=20, solver="ipm", tol=1e-7)
+    ref = cvxnn.fit(X, y, beta, patterns=20, solver="reference")
+    assert res.solver == "ipm" and res.status == "optimal"
+    assert res.objective == pytest.approx(ref.objective, rel=1e-6)
+    assert res.network_objective == pytest.approx(res.objective, rel=1e-9)
+    assert res.lower_bound <= ref.objective * (1 + 1e-9)
