@@ -449,11 +449,12 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     loss: a loss of :data:`FISTA_LOSSES` (as a :class:`~cvxnn.losses.Loss`); y holds its targets:
     (n,) for one output (labels in {−1, +1} for the logistic loss), (n, c) for c outputs (one-hot
     rows for the cross-entropy), then the blocks are (P, d, c) with the groups of ``vector_penalty``
-    ("per_output": columns, "group": blocks; see :class:`GroupNorm`).
+    ("per_output": columns, "group": blocks; see :class:`GroupNorm`). Screening, working sets and
+    ``info`` count patterns (a pattern's c columns together); with one output they are the groups.
     screening: remove groups proved zero by the gap-safe test (checked at every gap evaluation).
     working_set: solve on the support plus the best-scored groups (at least ``ws_start`` and twice
-    the support; doubled when an outer iteration did not halve the gap), each inner solve to a relative gap of
-    max(tol, inner_ratio · the current global relative gap).
+    the support; doubled when an outer iteration did not halve the gap), each inner solve to a
+    relative gap of max(tol, inner_ratio · the current global relative gap).
     ``max_iter`` counts FISTA iterations over all inner solves. Ctrl-C stops the solve and returns
     the best iterate with its certificate. The returned U is the best iterate seen; ``history``
     holds (seconds, objective, best certified lower bound). ``info`` reports "screened" (groups
