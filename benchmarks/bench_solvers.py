@@ -3,7 +3,7 @@ cvxnn's fast solvers against the cvxpy + Clarabel reference and against scnn (Mi
 ICML 2022, ``pip install --no-deps pyscnn``; skipped with a note when it is not installed).
 
     .venv/bin/python benchmarks/bench_solvers.py [--quick] [--problems planted20,breast] [--patterns 100,500]
-                                                 [--timeout 300] [--out benchmarks/results.json]
+                                                 [--relu-only] [--timeout 300] [--out benchmarks/results.json]
 
 For each problem and pattern count P (Gaussian gates, seed 0, the same gates for every solver):
 
@@ -133,7 +133,8 @@ def run_al(X, y, pats, beta, tol, dtype, time_limit: float) -> tuple[float, floa
 # ----------------------------------------------------------------------------- one problem
 
 
-def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_time: float) -> list[dict]:
+def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_time: float,
+                  gated: bool = True) -> list[dict]:
     label, make, beta = PROBLEMS[key]
     X, y = make()
     if quick:
@@ -141,7 +142,7 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
     pats = cvxnn.sample_patterns(X, P, seed=0)
     base = {"problem": label, "n": X.shape[0], "d": X.shape[1], "P": len(pats), "beta": beta}
     rows: list[dict] = []
-    programs = ["gated"] + (["relu"] if relu and P <= 100 else [])  # the ReLU program where the reference runs
+    programs = (["gated"] if gated else []) + (["relu"] if relu and P <= 100 else [])  # ReLU: where the reference runs
     for program in programs:
         fast = "fista" if program == "gated" else "al"
         reference = in_child(_reference_job, (X, y, pats, beta, program), timeout) if P <= 100 else None
@@ -202,18 +203,21 @@ def main() -> None:
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--patterns", default="100,500")
     parser.add_argument("--relu", default="planted20,breast", help="problems whose ReLU program is also run (P ≤ 100)")
+    parser.add_argument("--relu-only", action="store_true", help="skip the gated program")
     parser.add_argument("--al-time", type=float, default=60.0, help="seconds allowed to cvxnn's augmented Lagrangian")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to each scnn/reference run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     args = parser.parse_args()
     meta = dict(machine_info(), scnn=scnn_available(), omp_threads=os.environ.get("OMP_NUM_THREADS"),
                 command="python benchmarks/bench_solvers.py " + " ".join(
-                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("quick", "out")) +
-                (" --quick" if args.quick else ""))
+                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                    if k not in ("quick", "out", "relu_only")) +
+                (" --quick" if args.quick else "") + (" --relu-only" if args.relu_only else ""))
     rows: list[dict] = []
     for key in args.problems.split(","):
         for P in (int(p) for p in args.patterns.split(",")):
-            rows.extend(bench_problem(key, P, args.timeout, args.quick, key in args.relu.split(","), args.al_time))
+            rows.extend(bench_problem(key, P, args.timeout, args.quick, key in args.relu.split(","), args.al_time,
+                                      gated=not args.relu_only))
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))  # an interrupted run keeps its rows
 
 

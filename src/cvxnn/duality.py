@@ -175,7 +175,7 @@ VECTOR_CONSTRAINTS = ("per_output", "group", "l2")
 
 
 def max_dual_constraint_vector(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, kind: str = "per_output",
-                               activation: Activation = RELU) -> DualCheck:
+                               activation: Activation = RELU, formulation: str = "relu") -> DualCheck:
     """The largest dual-constraint value at Λ ∈ R^{n×c} (vector outputs) over the listed patterns.
 
     With C_i = XᵀW_iΛ (d × c), W_i = aD_i + b(I − D_i), and per-column cone values
@@ -192,14 +192,19 @@ def max_dual_constraint_vector(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarra
 
     The cheap screen ‖C_i‖_F (√2‖C_i‖_F for "l2") bounds the value of pattern i; patterns are
     visited in decreasing screen order and the loop stops when the screen falls below the best.
+
+    formulation="gated": the gated program's constraints, plain norms instead of cone values —
+    max_{i,k} ‖C_i[:, k]‖ ("per_output") or max_i ‖C_i‖_F ("group"); "l2" is for ReLU networks only.
     """
     if kind not in VECTOR_CONSTRAINTS:
         raise ValueError(f"kind must be one of {VECTOR_CONSTRAINTS}, got {kind!r}.")
+    if formulation not in ("relu", "gated") or (formulation == "gated" and kind == "l2"):
+        raise ValueError(f"the {kind!r} vector dual constraint is not defined for formulation {formulation!r}.")
     if kind == "per_output":
         best = DualCheck(0.0, -1, 1, np.zeros(Xt.shape[1]), 0)
         solved = 0
         for k in range(lam.shape[1]):
-            c = max_dual_constraint(Xt, masks, lam[:, k], "relu", activation)
+            c = max_dual_constraint(Xt, masks, lam[:, k], formulation, activation)
             solved += c.n_solved
             if c.value > best.value or best.pattern < 0:
                 best = DualCheck(c.value, c.pattern, c.sign, c.direction, 0, k)
@@ -208,6 +213,11 @@ def max_dual_constraint_vector(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarra
     factor = np.sqrt(2.0) if kind == "l2" else 1.0
     C_all = np.einsum("nd,ni,nk->idk", Xt, weights, lam)
     screens = factor * np.linalg.norm(C_all.reshape(masks.shape[1], -1), axis=1)
+    if formulation == "gated" and screens.size:  # the group constraint ‖C_i‖_F ≤ β itself
+        i = int(np.argmax(screens))
+        columns = C_all[i].T[np.any(C_all[i], axis=0)]  # the nonzero columns of C_i
+        direction = columns[0] / np.linalg.norm(columns[0]) if len(columns) else np.zeros(Xt.shape[1])
+        return DualCheck(float(screens[i]), i, 1, direction, 0)
     best = DualCheck(0.0, -1, 1, np.zeros(Xt.shape[1]), 0)
     solved = 0
     for i in np.argsort(-screens):

@@ -15,6 +15,12 @@ at the dense matmul rate:
     Σ_i D_i X u_i = rowsum((M U) ∘ X)        (M U: n x d)
     [Xᵀ D_i r]_i = Mᵀ (r ∘ X)                (r ∘ X: row k scaled by r_k)
 
+Vector outputs (THEORY §1.7): blocks U of shape (P, d, c) and residuals R of shape (n, c) use the same
+two products with U as the (P, d·c) matrix [vec U_i]_i and R ∘ X as the (n, d·c) matrix of the outer
+products x_k r_kᵀ:
+
+    Σ_i D_i X U_i = [x_kᵀ (M U)_k]_k  ((M U)_k: row k viewed as d x c)      [Xᵀ D_i R]_i = Mᵀ (R ∘ X)
+
 M is kept in the compute dtype when it fits in ``MASK_CACHE_BYTES``; otherwise each chunk of
 samples is converted from the boolean masks when used, so memory stays O(chunk · P) beyond X,
 the masks and the n x P arguments and results of G and Gᵀ themselves.
@@ -69,11 +75,21 @@ class PatternOperator:
         return self._mask_values[sl] if self._mask_values is not None else self.masks[sl].to(self.dtype)
 
     def matvec(self, U: torch.Tensor) -> torch.Tensor:
-        """Σ_i W_i X u_i = (a − b) rowsum((M U) ∘ X) + b X Σ_i u_i for U of shape (P, d)."""
+        """Σ_i W_i X u_i = (a − b) rowsum((M U) ∘ X) + b X Σ_i u_i for U of shape (P, d), an (n,) result.
+
+        Blocks U of shape (P, d, c) give Σ_i W_i X U_i of shape (n, c): M multiplies U as a (P, d·c)
+        matrix, and row k of the product, viewed as d x c, is contracted with x_k over d.
+        """
         a, b = self.activation.a, self.activation.b
-        out = torch.empty(self.n, dtype=self.dtype, device=self.device)
+        vector = U.ndim == 3
+        flat = U.flatten(1) if vector else U
+        out = torch.empty((self.n, *U.shape[2:]), dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            out[sl] = ((self._mask_chunk(sl) @ U) * self.X[sl]).sum(dim=1)
+            MU, Xs = self._mask_chunk(sl) @ flat, self.X[sl]
+            if vector:
+                out[sl] = (MU.view(-1, self.d, U.shape[2]) * Xs[:, :, None]).sum(dim=1)
+            else:
+                out[sl] = (MU * Xs).sum(dim=1)
         if a - b != 1:
             out *= a - b
         if b != 0:
@@ -82,18 +98,27 @@ class PatternOperator:
 
     def rmatvec(self, r: torch.Tensor, M: torch.Tensor | None = None) -> torch.Tensor:
         """[Xᵀ W_i r]_i = (a − b) Mᵀ(r ∘ X) + b 1(Xᵀr)ᵀ as a (P, d) tensor; with cone multipliers
-        M (n, P) given, also + Gᵀ(M) = (S ⊙ M)ᵀX."""
+        M (n, P) given, also + Gᵀ(M) = (S ⊙ M)ᵀX.
+
+        r of shape (n, c) gives [Xᵀ W_i r]_i of shape (P, d, c): r ∘ X is then the (n, d·c) matrix
+        whose row k is the outer product x_k r_kᵀ (cone multipliers need an (n,) r).
+        """
         a, b = self.activation.a, self.activation.b
-        # accumulated transposed, (d, P) = (r ∘ X)ᵀ M: M is read in its stored row-major layout,
+        vector = r.ndim == 2
+        width = self.d * r.shape[1] if vector else self.d
+        # accumulated transposed, (d·c, P) = (r ∘ X)ᵀ M: M is read in its stored row-major layout,
         # 1.2–1.9x faster than multiplying by the transposed view Mᵀ (benchmarks/bench_operator.py)
-        out = torch.zeros(self.d, self.P, dtype=self.dtype, device=self.device)
+        out = torch.zeros(width, self.P, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            out.addmm_((r[sl, None] * self.X[sl]).T, self._mask_chunk(sl), alpha=a - b)
+            Xs = self.X[sl]
+            rX = (Xs[:, :, None] * r[sl, None, :]).view(-1, width) if vector else r[sl, None] * Xs
+            out.addmm_(rX.T, self._mask_chunk(sl), alpha=a - b)
             if M is not None:
-                out.addmm_(self.X[sl].T, torch.where(self.masks[sl], M[sl], -M[sl]))
+                out.addmm_(Xs.T, torch.where(self.masks[sl], M[sl], -M[sl]))
         if b != 0:
-            out += b * (self.X.T @ r)[:, None]
-        return out.T.contiguous()
+            out += b * (self.X.T @ r).reshape(width, 1)
+        out = out.T.contiguous()
+        return out.view(self.P, self.d, r.shape[1]) if vector else out
 
     def cone_products(self, U: torch.Tensor) -> torch.Tensor:
         """G(U) = S ⊙ (X Uᵀ): (2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""

@@ -44,6 +44,20 @@ whose every column lies in K(D_i) and prediction Σ_i (aD_i + b(I − D_i))X(V_i
   network of any width (for a bound on *every* network with ℓ2 weight decay use
   :func:`cvxnn.certify` with ``output_norm="l2"``).
 
+Gated program with vector outputs (``formulation="gated"``): blocks U_i ∈ R^{d×c} without cone
+constraints, prediction Σ_i (aD_i + b(I − D_i))XU_i, penalty β Σ_{i,k}‖U_i[:, k]‖ ("per_output") or
+β Σ_i ‖U_i‖_F ("group"); dual constraints ‖((aD_i + b(I − D_i))X)ᵀλ_k‖ ≤ β for every (i, k), or
+‖((aD_i + b(I − D_i))X)ᵀΛ‖_F ≤ β for every i. It **relaxes the same network class** as the ReLU
+program with that penalty — networks of single-output neurons (output penalty ‖α_j‖₁²) for
+"per_output", sign-consistent networks with ℓ2 weight decay for "group": a feasible (V, W) of the ReLU
+program gives U = V − W with the same prediction and a penalty no larger (triangle inequality per
+column, or per block), so the gated optimum is at most the ReLU program's, hence at most the best NC
+of the class on the listed patterns (of any width, with all patterns). The network returned decomposes
+every nonzero column, U_i[:, k] = v − w with v, w ∈ K(D_i) (:func:`~cvxnn.cones.decompose`), and maps
+the columns by Φ (one neuron per column for "per_output"; see :func:`~cvxnn.network.network_from_convex`
+for "group"): same prediction, penalty Σ_k(‖V_i[:, k]‖ + ‖W_i[:, k]‖) ≥ the gated penalty, so it is a
+network of the class with ``network_objective`` ≥ ``objective`` ≥ the gated optimum ≥ ``lower_bound``.
+
 Bias (``bias=True``): a ones column is appended to X for every activation and loss, so the bias
 is the last weight of u_j, penalized with it, and cones and patterns are those of [X, 1];
 certificates then compare with networks whose neurons have a (penalized) bias.
@@ -84,11 +98,12 @@ SOLVERS = ("auto", "reference", "fista", "ipm", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
 SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu",), "al": ("relu",)}
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "ipm", "al")}
-SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic"), "ipm": ("squared", "logistic"),
-                 "al": ("squared",)}
-SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar",), "ipm": ("scalar",), "al": ("scalar",)}
+SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy"),
+                 "ipm": ("squared", "logistic"), "al": ("squared",)}
+SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector"), "ipm": ("scalar",),
+                  "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
-AUTO_FAST_SIZE = 50_000  # n·P above which "auto" uses fista (gated) or ipm (ReLU) instead of the reference
+AUTO_FAST_SIZE = 50_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference
 IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration, about n²·2P·d flops (its n x n Woodbury matrix), stays below this
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
@@ -157,6 +172,18 @@ class ConvexFit(GapReport):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.network.predict(X)
+
+    def predict_gated(self, X: Any) -> np.ndarray:
+        """The gated model itself at new inputs: Σ_i (aD_i(X) + b(I − D_i(X)))X̃u_i with the gates
+        D_i(x) = 1[x̃ᵀg_i ≥ 0] of ``patterns.gates`` (on the training inputs, the program's prediction)."""
+        if self.formulation != "gated" or self.patterns.gates is None:
+            raise ValueError("predict_gated needs a formulation='gated' fit whose patterns have gates "
+                             f"(this one: formulation={self.formulation!r}, gates "
+                             f"{'missing' if self.patterns.gates is None else 'present'}).")
+        Xt = self.network.design(X)
+        Z = Xt @ self.patterns.gates
+        masks = Z > 0 if self.patterns.info.get("tie") == ">" else Z >= 0
+        return convex_prediction(Xt, masks, self.v, np.zeros_like(self.v), self.activation)
 
 
 def resolve_patterns(Xt: np.ndarray, patterns: Any, seed: int | None = 0,
@@ -256,8 +283,9 @@ class Program:
         first-order solvers. If ``start`` has a lower objective than the solver's answer (an
         inexact stop), ``start`` is returned: the fit is never worse than its start.
         """
-        solver = _choose_solver(self.solver, self.formulation, self.Xt.shape[0] * len(pats), self.activation,
-                                self.loss, self.vector, self.Xt.shape)
+        size = self.y.size * len(pats)  # n·P·c
+        solver = _choose_solver(self.solver, self.formulation, size, self.activation, self.loss, self.vector,
+                                self.Xt.shape)
         if solver in ("fista", "ipm", "al"):
             on = dict(dtype=self.dtype, device=self.device)
             op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
@@ -266,7 +294,8 @@ class Program:
                 weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
                 U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
                 out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
-                                           callback=callback, time_limit=time_limit)
+                                           vector_penalty=self.vector_penalty, callback=callback,
+                                           time_limit=time_limit)
             elif solver == "ipm":  # strictly cone-feasible iterates in float64
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
@@ -295,7 +324,8 @@ class Program:
         """d(tλ) for the repaired λ scaled into feasibility, and the constraint check."""
         lam = self.loss.repair(lam, self.y)
         if self.vector:
-            c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation)
+            c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation,
+                                           self.formulation)
         else:
             c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation)
         return scaled_dual_value(lam, self.y, c.value, self.beta, self.loss)[0], c
@@ -366,15 +396,16 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
 
     solver: "reference" (cvxpy + Clarabel, float64, both formulations, every loss, vector
     outputs), "fista" (accelerated proximal gradient in PyTorch on ``device``/``dtype``, then
-    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared or logistic
-    loss, scalar output; stops at relative duality gap ``tol``), "ipm" (primal-dual interior-point
-    method in PyTorch, float64, on ``device`` (:mod:`cvxnn.solvers.interior_point`); ReLU program,
-    squared or logistic loss, scalar output; holds one n x n matrix; stops at a certified relative
-    gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
-    slow to reach small gaps, so never chosen automatically), or "auto" (for n·P > 50 000 and a
-    combination they declare: fista for the gated program, ipm for the ReLU program while
-    n²·2P·d ≤ 1e11, its cost per iteration; else reference). A solver refuses what it does not declare in
-    SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
+    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic or
+    cross-entropy loss, scalar or vector outputs; stops at relative duality gap ``tol``), "ipm"
+    (primal-dual interior-point method in PyTorch, float64, on ``device``
+    (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared or logistic loss, scalar output;
+    holds one n x n matrix; stops at a certified relative gap ``tol``), "al" (augmented Lagrangian in
+    PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
+    automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they declare: fista
+    for the gated program, ipm for the ReLU program while n²·2P·d ≤ 1e11, its cost per iteration;
+    else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
+    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
 
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
@@ -422,7 +453,6 @@ def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver:
     Xm = as_matrix(X)
     loss = loss_from(loss)
     yv = loss.targets(y, Xm.shape[0])
-    vector = yv.ndim == 2
     beta = _check_beta(beta)
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
@@ -430,8 +460,6 @@ def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     if vector_penalty not in VECTOR_PENALTIES:
         raise ValueError(f"vector_penalty must be one of {VECTOR_PENALTIES}, got {vector_penalty!r}.")
-    if vector and formulation != "relu":
-        raise ValueError(f"vector outputs are supported by the 'relu' program only, not {formulation!r}.")
     act = activation_from(activation, negative_slope)
     Xt = add_bias(Xm) if bias else Xm
     return Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, device, verbose, prune_network,
@@ -509,7 +537,7 @@ def _solver_dual(dual: np.ndarray | None, y: np.ndarray, loss: Loss) -> np.ndarr
 
 def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU,
                    loss: Loss = SQUARED, vector: bool = False, design_shape: tuple[int, int] = (0, 0)) -> str:
-    """Resolve "auto" (size = n·P) and refuse combinations a solver does not declare (SOLVER_FORMULATIONS,
+    """Resolve "auto" (size = n·P·c) and refuse combinations a solver does not declare (SOLVER_FORMULATIONS,
     SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS)."""
     outputs = "vector" if vector else "scalar"
     if solver == "auto":
@@ -592,10 +620,15 @@ def _program_objective(Xt, y, masks, v, w, beta, formulation, activation: Activa
     if formulation == "relu":
         return convex_objective(Xt, y, masks, v, w, beta, activation, loss, vector_penalty)
     pred = convex_prediction(Xt, masks, v, np.zeros_like(v), activation)
-    return loss.value(pred, y) + beta * block_penalty(v, np.zeros_like(v))
+    return loss.value(pred, y) + beta * block_penalty(v, np.zeros_like(v), vector_penalty)
 
 
 def _decompose_all(Xt: np.ndarray, pats: Patterns, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gated blocks u → cone blocks (v, w) with v − w = u (:func:`~cvxnn.cones.decompose`), block by
+    block, and for (P, d, c) blocks column by column: each column of V_i, W_i lies in K(D_i)."""
+    if u.ndim == 3:
+        pairs = [_decompose_all(Xt, pats, u[:, :, k]) for k in range(u.shape[2])]
+        return np.stack([p[0] for p in pairs], axis=-1), np.stack([p[1] for p in pairs], axis=-1)
     v, w = np.zeros_like(u), np.zeros_like(u)
     for i in np.flatnonzero(np.linalg.norm(u, axis=1) > 0):
         gate = None if pats.gates is None else pats.gates[:, i]

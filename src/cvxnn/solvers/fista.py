@@ -3,8 +3,18 @@ and working sets:
 
     min_U  F(U) = L(A(U)) + β Σ_i ‖u_i‖₂,      A(U) = Σ_i W_i X u_i,
 
-for the squared loss L(z) = ½‖z − y‖² (the default) and the logistic loss
-L(z) = Σ_k log(1 + exp(−y_k z_k)), y_k ∈ {−1, +1} (see :class:`SmoothLoss`).
+for the squared loss L(z) = ½‖z − y‖² (the default), the logistic loss
+L(z) = Σ_k log(1 + exp(−y_k z_k)), y_k ∈ {−1, +1}, and the softmax cross-entropy
+L(Z) = Σ_k [logsumexp(z_k) − z_kᵀy_k] (one-hot rows y_k; see :class:`SmoothLoss`).
+
+**Vector outputs** (targets Y of shape (n, c)): blocks U_i ∈ R^{d×c}, A(U) = Σ_i W_i X U_i ∈ R^{n×c},
+and the groups of the penalty (:class:`GroupNorm`) are the columns U_i[:, k] (``"per_output"``,
+β Σ_{i,k} ‖U_i[:, k]‖) or the blocks U_i (``"group"``, β Σ_i ‖U_i‖_F). Everything below holds with
+λ, θ ∈ R^{n×c}, the dual constraints ‖(W_iX)ᵀθ_k‖ ≤ β for every (i, k) or ‖(W_iX)ᵀθ‖_F ≤ β for
+every i, and prox steps that soft-threshold columns or whole blocks. Screening and working sets act
+on patterns: the constraint value of pattern i is the largest over its groups (max_k ‖(W_iX)ᵀθ_k‖,
+or ‖(W_iX)ᵀθ‖_F), and ‖(W_iX)ᵀ(θ − θ*)‖ ≤ ‖W_iX‖₂‖θ − θ*‖_F bounds each column and the block alike,
+so the test below removes pattern i when all of its groups are proved zero.
 
 **FISTA** with backtracking line search on the smooth part U ↦ L(A(U)) (gradient Aᵀ∇L(A(U)),
 Lipschitz constant at most κ‖A‖₂² with κ the loss's ``curvature``) and gradient-based adaptive
@@ -13,7 +23,8 @@ u_i ← max(0, 1 − tβ/‖u_i‖) u_i.
 
 **Certificate.** The dual is max_θ d(θ) = −L*(−θ) s.t. ‖(W_iX)ᵀθ‖ ≤ β for every group i
 (squared: d(θ) = θᵀy − ½‖θ‖²; logistic: d(θ) = Σ_k H(θ_k y_k), H the binary entropy, finite iff
-every θ_k y_k ∈ [0, 1]). With λ = −∇L(A(U)) and s = max_i ‖(W_iX)ᵀλ‖ (one adjoint product),
+every θ_k y_k ∈ [0, 1]; cross-entropy: d(Θ) = −Σ Q log Q with Q = Y − Θ, finite iff every row of Q is
+in the simplex). With λ = −∇L(A(U)) and s = max_i ‖(W_iX)ᵀλ‖ (one adjoint product),
 θ = tλ is feasible for every t ∈ [0, β/s] inside the loss's domain, and t maximizes d(tλ) there
 (:meth:`~cvxnn.losses.Loss.best_scale`; squared: t = clip(λᵀy/‖λ‖², 0, β/s)), so d(θ) is a
 lower bound; the solve stops when the relative gap (F(U) − d(θ)) / F(U) ≤ tol. The returned
@@ -21,10 +32,10 @@ certificate is always computed over **all** groups.
 
 **Gap-safe screening** (Fercoq, Gramfort & Salmon 2015; Ndiaye et al. 2017). ∇L is κ-Lipschitz,
 so L* is (1/κ)-strongly convex and d is (1/κ)-strongly concave (κ = 1 squared, κ = ¼ logistic:
-ℓ'' = sigmoid·(1 − sigmoid) ≤ ¼). For a feasible θ, optimality of θ* over the feasible set gives
-(1/(2κ))‖θ − θ*‖² ≤ d(θ*) − d(θ) ≤ G := F(U) − d(θ) for any primal value F(U) ≥ d(θ*). The optimal
-dual point θ* = −∇L(A(U*)) is unique (the same for every primal solution U*), and u_i* ≠ 0 forces
-‖(W_iX)ᵀθ*‖ = β (KKT). Hence
+ℓ'' = sigmoid·(1 − sigmoid) ≤ ¼, κ = ½ cross-entropy: diag(p) − ppᵀ ⪯ ½I). For a feasible θ,
+optimality of θ* over the feasible set gives (1/(2κ))‖θ − θ*‖² ≤ d(θ*) − d(θ) ≤ G := F(U) − d(θ)
+for any primal value F(U) ≥ d(θ*). The optimal dual point θ* = −∇L(A(U*)) is unique (the same for
+every primal solution U*), and u_i* ≠ 0 forces ‖(W_iX)ᵀθ*‖ = β (KKT). Hence
 
     ‖(W_iX)ᵀθ‖ + ‖W_iX‖₂ √(2κG) < β   ⟹   u_i* = 0 in every solution,
 
@@ -57,19 +68,26 @@ from ..operators import PatternOperator
 from .result import SolverOutput
 
 SCREEN_FRACTION = 0.05  # shrink the operator once this share of its groups is screened
-FISTA_LOSSES = ("squared", "logistic")
+FISTA_LOSSES = ("squared", "logistic", "cross_entropy")
+
+
+def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
+    """⟨a, b⟩ = Σ a ∘ b for tensors of any (equal) shape."""
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
 class SmoothLoss:
-    """A loss of :data:`FISTA_LOSSES` on torch tensors: what FISTA and its certificate evaluate.
+    """A loss of :data:`FISTA_LOSSES` on torch tensors: what FISTA, Newton and the certificate evaluate.
 
-    squared:  L(z) = ½‖z − y‖²,                  ∇L(z) = z − y;
-    logistic: L(z) = Σ_k log(1 + exp(−y_k z_k)),  ∇L(z) = −y ∘ sigmoid(−y ∘ z).
+    squared:       L(z) = ½‖z − y‖²,                    ∇L(z) = z − y            (y: (n,) or (n, c));
+    logistic:      L(z) = Σ_k log(1 + exp(−y_k z_k)),   ∇L(z) = −y ∘ sigmoid(−y ∘ z);
+    cross-entropy: L(Z) = Σ_k logsumexp(z_k) − ⟨Y, Z⟩,  ∇L(Z) = softmax(Z) − Y    (rows z_k, one-hot Y).
 
     FISTA's values and gradients are in the dtype of z. The certificate's pieces are in float64:
     the dual direction λ = −∇L(z) with L(z), and d(tλ) on that ray. For the squared loss they
-    are closed forms on z's device; for the logistic loss the dual value and the best scale come
-    from :class:`~cvxnn.losses.LogisticLoss` (NumPy, one transfer of λ per certificate).
+    are closed forms on z's device; for the logistic and cross-entropy losses the dual value and the
+    best scale come from :class:`~cvxnn.losses.LogisticLoss` / :class:`~cvxnn.losses.CrossEntropyLoss`
+    (NumPy, one transfer of λ per certificate).
     """
 
     def __init__(self, loss: Loss, y: torch.Tensor) -> None:
@@ -77,57 +95,109 @@ class SmoothLoss:
             raise ValueError(f"the gated FISTA solver supports the losses {FISTA_LOSSES}, not {loss.name!r}.")
         self.loss, self.y, self.y64 = loss, y, y.double()
         self.squared = loss.name == "squared"
+        self.softmax = loss.name == "cross_entropy"
         self.curvature = float(loss.curvature)  # κ: ∇L is κ-Lipschitz
         self._y_np = None if self.squared else self.y64.cpu().numpy()
 
+    def _value(self, z: torch.Tensor, y: torch.Tensor) -> float:
+        """L(z) for targets y of z's dtype."""
+        if self.squared:
+            r = z - y
+            return 0.5 * _inner(r, r)
+        if self.softmax:
+            return float(torch.logsumexp(z, dim=1).sum()) - _inner(y, z)
+        m = -y * z
+        return float(torch.logaddexp(m, torch.zeros_like(m)).sum())
+
+    def _gradient(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """∇L(z) for targets y of z's dtype."""
+        if self.squared:
+            return z - y
+        if self.softmax:
+            return torch.softmax(z, dim=1) - y
+        return -y * torch.sigmoid(-y * z)
+
     def value(self, z: torch.Tensor) -> float:
         """L(z), accumulated in z's dtype."""
-        if self.squared:
-            r = z - self.y
-            return 0.5 * float(r @ r)
-        m = -self.y * z
-        return float(torch.logaddexp(m, torch.zeros_like(m)).sum())
+        return self._value(z, self.y)
 
     def value_and_gradient(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
         """(L(z), ∇L(z)) in z's dtype."""
         if self.squared:
             r = z - self.y
-            return 0.5 * float(r @ r), r
-        m = -self.y * z
-        return float(torch.logaddexp(m, torch.zeros_like(m)).sum()), -self.y * torch.sigmoid(m)
+            return 0.5 * _inner(r, r), r
+        return self._value(z, self.y), self._gradient(z, self.y)
 
-    def curvature_diagonal(self, z: torch.Tensor) -> torch.Tensor:
-        """The diagonal Hessian ∇²L(z) = diag(h): h = 1 (squared), h = σ(1 − σ) with σ = sigmoid(−y ∘ z) (logistic)."""
+    def hessian_blocks(self, z: torch.Tensor) -> torch.Tensor:
+        """The per-sample Hessian blocks of L at z (n x c, or n for one output), an (n, c, c) tensor:
+        I (squared), diag(σ(1 − σ)) with σ = sigmoid(−y ∘ z) (logistic), diag(p) − ppᵀ with
+        p = softmax(z_k) (cross-entropy)."""
+        z2 = z.view(z.shape[0], -1)
+        if self.softmax:
+            p = torch.softmax(z2, dim=1)
+            return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
         if self.squared:
-            return torch.ones_like(z)
-        p = torch.sigmoid(-self.y * z)
-        return p * (1 - p)
+            return torch.diag_embed(torch.ones_like(z2))
+        q = torch.sigmoid(-self.y.view(z2.shape) * z2)
+        return torch.diag_embed(q * (1 - q))
 
     def dual_direction(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
         """(L(z), λ = −∇L(z)) in float64 (squared: λ = y − z formed in z's dtype, then widened)."""
         if self.squared:
             lam = (self.y - z).double()
-            return 0.5 * float(lam @ lam), lam
-        m = -self.y64 * z.double()
-        return float(torch.logaddexp(m, torch.zeros_like(m)).sum()), self.y64 * torch.sigmoid(m)
+            return 0.5 * _inner(lam, lam), lam
+        z64 = z.double()
+        return self._value(z64, self.y64), -self._gradient(z64, self.y64)
 
     def best_scale(self, lam: torch.Tensor, t_max: float) -> float:
-        """argmax of t ↦ d(tλ) over [0, t_max] within the domain (squared: clip(λᵀy/‖λ‖², 0, t_max))."""
+        """argmax of t ↦ d(tλ) over [0, t_max] within the domain (squared: clip(⟨λ, y⟩/‖λ‖², 0, t_max))."""
         if self.squared:
-            nrm2 = float(lam @ lam)
-            return 0.0 if nrm2 == 0 else min(max(float(lam @ self.y64) / nrm2, 0.0), t_max)
+            nrm2 = _inner(lam, lam)
+            return 0.0 if nrm2 == 0 else min(max(_inner(lam, self.y64) / nrm2, 0.0), t_max)
         return self.loss.best_scale(lam.cpu().numpy(), self._y_np, t_max)
 
     def dual_on_ray(self, lam: torch.Tensor, t: float) -> float:
-        """d(tλ) = −L*(−tλ) (squared: t λᵀy − ½t²‖λ‖²)."""
+        """d(tλ) = −L*(−tλ) (squared: t⟨λ, y⟩ − ½t²‖λ‖²)."""
         if self.squared:
-            return t * float(lam @ self.y64) - 0.5 * t * t * float(lam @ lam)
+            return t * _inner(lam, self.y64) - 0.5 * t * t * _inner(lam, lam)
         return self.loss.dual_value(t * lam.cpu().numpy(), self._y_np)
 
 
-def group_soft_threshold(U: torch.Tensor, thresh: float) -> torch.Tensor:
-    norms = U.norm(dim=1, keepdim=True)
+def group_soft_threshold(U: torch.Tensor, thresh: float, dims: tuple[int, ...] = (1,)) -> torch.Tensor:
+    """The prox of thresh·Σ_g ‖U_g‖: U_g ← max(0, 1 − thresh/‖U_g‖) U_g, the groups U_g being the
+    slices of U over the axes ``dims`` (rows of a (P, d) U by default)."""
+    norms = U.norm(dim=dims, keepdim=True)
     return U * torch.clamp(1 - thresh / torch.clamp(norms, min=1e-300), min=0.0)
+
+
+@dataclass(frozen=True)
+class GroupNorm:
+    """The penalty Σ_g ‖U_g‖ of the gated program and its dual constraint values per pattern.
+
+    Groups are the slices of U over the axes ``dims``: (1,) gives the rows u_i of a (P, d) U, or the
+    columns U_i[:, k] of (P, d, c) blocks ("per_output"); (1, 2) the blocks U_i ("group", Frobenius).
+    """
+
+    dims: tuple[int, ...] = (1,)
+
+    @classmethod
+    def of(cls, vector_penalty: str, vector: bool) -> "GroupNorm":
+        """The groups of the program: "group" with vector outputs → blocks; otherwise rows / columns."""
+        return cls((1, 2) if vector and vector_penalty == "group" else (1,))
+
+    def value(self, U: torch.Tensor) -> float:
+        """Σ_g ‖U_g‖, accumulated in float64."""
+        return float(U.double().norm(dim=self.dims).sum())
+
+    def prox(self, U: torch.Tensor, thresh: float) -> torch.Tensor:
+        """Group soft-thresholding, the prox of thresh·Σ_g ‖U_g‖."""
+        return group_soft_threshold(U, thresh, self.dims)
+
+    def pattern_values(self, G: torch.Tensor) -> torch.Tensor:
+        """max over the groups g of pattern i of ‖G_g‖, for G = Aᵀ(λ) (float64, length P): pattern i's
+        dual constraint value (‖(W_iX)ᵀλ‖; max_k ‖(W_iX)ᵀλ_k‖ per output; ‖(W_iX)ᵀλ‖_F per block)."""
+        norms = G.double().norm(dim=self.dims)
+        return norms if norms.ndim == 1 else norms.amax(dim=1)
 
 
 @dataclass
@@ -135,7 +205,8 @@ class GatedCertificate:
     """A feasible dual point θ = tλ of the gated program for one pattern list.
 
     primal: F(U); dual: d(θ) ≤ optimal value; lam: λ = −∇L(A(U)) (squared: y − A(U); float64,
-    length n); scale: t; norms: ‖(W_iX)ᵀλ‖ for every group of the operator (float64, length P).
+    shaped as y); scale: t; norms: the dual constraint value of every pattern of the operator at λ
+    (:meth:`GroupNorm.pattern_values`; float64, length P).
     """
 
     primal: float
@@ -150,24 +221,26 @@ class GatedCertificate:
 
 
 def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float,
-                      prediction: torch.Tensor | None = None, loss: Loss | SmoothLoss = SQUARED
-                      ) -> GatedCertificate:
-    """Primal value, dual direction λ = −∇L(A(U)) and the best feasible multiple of λ (accumulated in float64).
+                      prediction: torch.Tensor | None = None, loss: Loss | SmoothLoss = SQUARED,
+                      penalty: GroupNorm = GroupNorm()) -> GatedCertificate:
+    """Primal value F(U) = L(A(U)) + β Σ_g ‖U_g‖, dual direction λ = −∇L(A(U)) and the best feasible
+    multiple tλ, t ≤ β / max_i (pattern i's constraint value at λ) (accumulated in float64).
 
     ``prediction``: A(U) when already computed."""
     smooth = loss if isinstance(loss, SmoothLoss) else SmoothLoss(loss, y)
     value, lam = smooth.dual_direction(op.matvec(U) if prediction is None else prediction)
-    primal = value + beta * float(U.double().norm(dim=1).sum())
-    norms = op.rmatvec(lam.to(op.dtype)).double().norm(dim=1) if op.P else torch.zeros(0, dtype=torch.float64)
+    primal = value + beta * penalty.value(U)
+    norms = penalty.pattern_values(op.rmatvec(lam.to(op.dtype))) if op.P else torch.zeros(0, dtype=torch.float64)
     s = float(norms.max()) if op.P else 0.0
     t = smooth.best_scale(lam, float("inf") if s <= 0 else beta / s)
     return GatedCertificate(primal, smooth.dual_on_ray(lam, t), lam, t, norms)
 
 
-def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float, loss: Loss = SQUARED
-              ) -> tuple[float, float, torch.Tensor]:
-    """(primal, dual lower bound, dual direction λ = −∇L(A(U))); see :func:`gated_certificate`."""
-    c = gated_certificate(op, y, U, beta, loss=loss)
+def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float, loss: Loss = SQUARED,
+              vector_penalty: str = "per_output") -> tuple[float, float, torch.Tensor]:
+    """(primal, dual lower bound, dual direction λ = −∇L(A(U))); see :func:`gated_certificate`.
+    For (P, d, c) blocks U, ``vector_penalty`` picks the groups (:meth:`GroupNorm.of`)."""
+    c = gated_certificate(op, y, U, beta, loss=loss, penalty=GroupNorm.of(vector_penalty, U.ndim == 3))
     return c.primal, c.dual, c.lam
 
 
@@ -200,12 +273,14 @@ class _GatedSolve:
 
     def __init__(self, op: PatternOperator, y: torch.Tensor, beta: float, U0: torch.Tensor | None,
                  max_iter: int, gap_every: int, time_limit: float | None, callback: Callable | None,
-                 screening: bool, loss: Loss) -> None:
+                 screening: bool, loss: Loss, vector_penalty: str) -> None:
         self.start = time.perf_counter()
         self.op, self.y, self.beta = op, y.to(op.dtype), float(beta)
         self.loss = SmoothLoss(loss, self.y)
-        self.U = torch.zeros(op.P, op.d, dtype=op.dtype, device=op.device) if U0 is None else \
-            U0.to(dtype=op.dtype, device=op.device).clone()
+        self.penalty = GroupNorm.of(vector_penalty, y.ndim == 2)
+        shape = (op.P, op.d, *y.shape[1:])  # blocks (P, d), or (P, d, c) for c outputs
+        self.U = torch.zeros(shape, dtype=op.dtype, device=op.device) if U0 is None else \
+            U0.to(dtype=op.dtype, device=op.device).reshape(shape).clone()
         self.best_U, self.best_primal, self.best_lower = self.U.clone(), float("inf"), -float("inf")
         self.max_iter, self.gap_every, self.time_limit, self.callback = max_iter, gap_every, time_limit, callback
         self.active = torch.ones(op.P, dtype=torch.bool, device=op.device)
@@ -247,15 +322,15 @@ class _GatedSolve:
 
     def certify(self, notify: bool = True) -> GatedCertificate:
         """The certificate of the best iterate over all groups (screened ones included)."""
-        c = gated_certificate(self.op, self.y, self.best_U, self.beta, loss=self.loss)
+        c = gated_certificate(self.op, self.y, self.best_U, self.beta, loss=self.loss, penalty=self.penalty)
         self.record(c.primal, None, None, c.dual, c.scale * c.lam, notify)
         return c
 
     def offer_dual(self, idx: torch.Tensor, lam: torch.Tensor, scale: float) -> None:
         """Make θ = scale·λ, feasible for the groups idx, feasible for all groups and keep it if it is the best.
 
-        With s = max ‖(W_iX)ᵀλ‖ over the other groups, t = min(scale, β/s) is feasible everywhere, and
-        it maximizes the concave d(tλ) on that ray because scale already does on the ray's part
+        With s the largest constraint value at λ over the other patterns, t = min(scale, β/s) is feasible
+        everywhere, and it maximizes the concave d(tλ) on that ray because scale already does on the ray's part
         feasible for idx (and inside the loss's domain).
         """
         rest = torch.ones(self.op.P, dtype=torch.bool, device=self.op.device)
@@ -263,14 +338,15 @@ class _GatedSolve:
         t = scale
         if bool(rest.any()):
             others = restrict(self.op, torch.nonzero(rest).flatten()).rmatvec(lam.to(self.op.dtype))
-            s = float(others.double().norm(dim=1).max())
+            s = float(self.penalty.pattern_values(others).max())
             t = min(t, self.beta / s) if s > 0 else t
         dual = self.loss.dual_on_ray(lam, t)
         if dual > self.best_lower:
             self.best_lower, self.theta = dual, t * lam
 
     def screen(self, idx: torch.Tensor, theta_norms: torch.Tensor, gap: float) -> torch.Tensor:
-        """Groups of idx (with ‖(W_iX)ᵀθ‖ = theta_norms) that the gap-safe sphere ‖θ − θ*‖ ≤ √(2κG) proves zero."""
+        """Patterns of idx (with constraint values theta_norms at θ) that the gap-safe sphere ‖θ − θ*‖ ≤ √(2κG)
+        proves zero: theta_norms + ‖W_iX‖₂√(2κG) < β."""
         radius = math.sqrt(2.0 * max(gap, 0.0) * self.loss.curvature)
         return theta_norms + self.bounds[idx] * radius < self.beta * (1.0 - self.margin)
 
@@ -294,7 +370,7 @@ class _GatedSolve:
         group. Returns "converged", "max_iter" or "time_limit".
         """
         sub = restrict(self.op, idx)
-        y, beta, loss = self.y, self.beta, self.loss
+        y, beta, loss, penalty = self.y, self.beta, self.loss, self.penalty
         U = self.U[idx].clone()
         if self.L is None:  # ∇(L∘A) is κ‖A‖₂²-Lipschitz
             self.L = max(loss.curvature * sub.lipschitz(iters=15), 1e-12)
@@ -315,7 +391,7 @@ class _GatedSolve:
                 grad = sub.rmatvec(g)
                 fresh = False
                 while True:  # backtracking on the smooth part
-                    U_new = group_soft_threshold(Y - grad / L, beta / L)
+                    U_new = penalty.prox(Y - grad / L, beta / L)
                     D = U_new - Y
                     AU_new = sub.matvec(U_new)
                     bound = fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum())
@@ -336,7 +412,7 @@ class _GatedSolve:
                 L *= 0.9  # let the step grow again
                 if k % self.gap_every:
                     continue
-                c = gated_certificate(sub, y, U, beta, prediction=AU, loss=loss)
+                c = gated_certificate(sub, y, U, beta, prediction=AU, loss=loss, penalty=penalty)
                 if c.dual > best_dual:
                     best_dual, best_point = c.dual, (idx, c.lam, c.scale)
                 best_primal = min(best_primal, c.primal)
@@ -366,24 +442,28 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
                       tol: float = 1e-6, max_iter: int = 20_000, gap_every: int = 10,
                       time_limit: float | None = None, callback: Callable | None = None,
                       screening: bool = True, working_set: bool = True, ws_start: int = 16,
-                      inner_ratio: float = 0.1, loss: Loss = SQUARED) -> SolverOutput:
+                      inner_ratio: float = 0.1, loss: Loss = SQUARED, vector_penalty: str = "per_output"
+                      ) -> SolverOutput:
     """Minimize the gated program from U0 (zeros by default) until the relative gap ≤ tol.
 
-    loss: a loss of :data:`FISTA_LOSSES` ("squared" or "logistic", as a :class:`~cvxnn.losses.Loss`);
-    y holds its targets (labels in {−1, +1} for the logistic loss).
+    loss: a loss of :data:`FISTA_LOSSES` (as a :class:`~cvxnn.losses.Loss`); y holds its targets:
+    (n,) for one output (labels in {−1, +1} for the logistic loss), (n, c) for c outputs (one-hot
+    rows for the cross-entropy), then the blocks are (P, d, c) with the groups of ``vector_penalty``
+    ("per_output": columns, "group": blocks; see :class:`GroupNorm`). Screening, working sets and
+    ``info`` count patterns (a pattern's c columns together); with one output they are the groups.
     screening: remove groups proved zero by the gap-safe test (checked at every gap evaluation).
     working_set: solve on the support plus the best-scored groups (at least ``ws_start`` and twice
-    the support; doubled when an outer iteration did not halve the gap), each inner solve to a relative gap of
-    max(tol, inner_ratio · the current global relative gap).
+    the support; doubled when an outer iteration did not halve the gap), each inner solve to a
+    relative gap of max(tol, inner_ratio · the current global relative gap).
     ``max_iter`` counts FISTA iterations over all inner solves. Ctrl-C stops the solve and returns
     the best iterate with its certificate. The returned U is the best iterate seen; ``history``
     holds (seconds, objective, best certified lower bound). ``info`` reports "screened" (groups
     removed), "screened_groups" (their indices), "screen_events" ((seconds, groups removed so
     far)), "working_sets" (sizes per outer iteration), "outer_iterations", "objective",
     "lower_bound" and "relative_gap" (certified over all groups) and "dual_point" (the θ of that
-    lower bound, feasible for every group, as a NumPy vector).
+    lower bound, feasible for every group, as a NumPy array shaped as y).
     """
-    s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening, loss)
+    s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening, loss, vector_penalty)
     ws_sizes: list[int] = []
     status, outer, previous_gap = "max_iter", 0, float("inf")
     try:
@@ -403,7 +483,7 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
                                                                       s.best_primal - cert.dual) & s.active)
             idx = torch.nonzero(s.active).flatten()
             if working_set and idx.numel():
-                support = s.U.norm(dim=1) > 0
+                support = s.U.flatten(1).norm(dim=1) > 0
                 size = max(ws_start, 2 * int(support.sum()), ws_sizes[-1] if ws_sizes else 0)
                 if ws_sizes and s.relative_gap() > 0.5 * previous_gap:  # too little progress: grow
                     size = max(size, 2 * ws_sizes[-1])

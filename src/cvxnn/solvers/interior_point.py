@@ -117,7 +117,7 @@ class _System:
         R = R + tangential[..., None, None] * torch.eye(d, dtype=U.dtype, device=U.device)
         R = R + (radial - tangential)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
         L = _cholesky(R)
-        root_h = self.smooth.curvature_diagonal(z).clamp(min=0.0).sqrt()
+        root_h = self.smooth.hessian_blocks(z).reshape(-1).clamp(min=0.0).sqrt()  # one output: diagonal
         K = _woodbury_matrix(self.op.X, L, self.weights, root_h)
         return L, _cholesky(K[None])[0], root_h
 
