@@ -89,7 +89,7 @@ class ConeRepair:
         self.ok = ((self.SXC > 0) | ~self.nonzero_rows[:, None]).all(dim=0) & (self.C.norm(dim=1) > 0)
         self.tried = self.ok.clone()
 
-    def _find_interior(self, patterns: torch.Tensor) -> None:
+    def find_interior(self, patterns: torch.Tensor) -> None:
         """Solve the interior-point LP for the listed patterns not yet tried."""
         todo = patterns[~self.tried[patterns]].tolist()
         if not todo:
@@ -143,7 +143,7 @@ class ConeRepair:
         bad = viol.any(dim=1)
         if not bool(bad.any()):
             return U
-        self._find_interior(torch.nonzero(bad.any(dim=0)).flatten())
+        self.find_interior(torch.nonzero(bad.any(dim=0)).flatten())
         ratio = torch.where(viol & self.ok[None, None, :], -G / torch.where(self.SXC > 0, self.SXC, 1.0), 0.0)
         tau = ratio.amax(dim=1) * (1 + REPAIR_MARGIN)
         shift = tau[..., None] * self.C[None]

@@ -56,11 +56,11 @@ from typing import Callable
 
 import torch
 
-from ..cones import interior_point
 from ..data import check_memory
 from ..duality import cone_sigma
 from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
+from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
 from .result import SolverOutput
 
@@ -129,22 +129,13 @@ class _System:
         return Rinv - torch.cholesky_solve(self.fit_adjoint(root_h * q)[..., None], L)[..., 0]
 
 
-def _interior_directions(op: PatternOperator, live: torch.Tensor, interior: torch.Tensor | None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit directions c_i with S_iXc_i > 0 on the live rows, and which patterns have one.
-
-    The given ``interior`` directions (e.g. gates) are used where they are strictly interior; the
-    others come from the sharpness LP of :func:`~cvxnn.cones.interior_point`."""
-    C = torch.zeros(op.P, op.d, dtype=op.dtype, device=op.device)
-    if interior is not None:
-        C.copy_(torch.as_tensor(interior).to(dtype=op.dtype, device=op.device))
-    ok = (op.cone_products(C)[live] > 0).all(dim=0) & (C.norm(dim=1) > 0)
-    Xn = op.X.cpu().double().numpy()
-    for i in torch.nonzero(~ok).flatten().tolist():
-        c, sharp = interior_point(Xn, op.masks[:, i].cpu().numpy())
-        if sharp > 0:
-            C[i] = torch.as_tensor(c, dtype=op.dtype, device=op.device)
-            ok[i] = True
+def _interior_directions(op: PatternOperator, interior: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit directions c_i with S_iXc_i > 0 on the rows with x_k ≠ 0, and which patterns have one: the given
+    ``interior`` directions (e.g. gates) where strictly interior, else the sharpness LP
+    (:class:`~cvxnn.solvers.augmented_lagrangian.ConeRepair`, shared with the augmented Lagrangian)."""
+    cones = ConeRepair(op, interior)
+    cones.find_interior(torch.arange(op.P, device=op.device))
+    C, ok = cones.C.clone(), cones.ok.clone()
     C[ok] /= C[ok].norm(dim=1, keepdim=True)
     return C, ok
 
@@ -194,7 +185,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     n, d, P = op.n, op.d, op.P
     smooth = SmoothLoss(loss, torch.as_tensor(y, **f64))
     live = op.X.norm(dim=1) > 0
-    C, ok = _interior_directions(op, live, interior)
+    C, ok = _interior_directions(op, interior)
     keep = torch.nonzero(ok).flatten()
     Pk = int(keep.numel())
     check_memory(8.0 * (n * n + 2 * n * d * Pk + n * d * d + 8 * n * Pk),
