@@ -205,10 +205,11 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
         """Upper bound at U, lower bound d(tλ) with the cone multipliers m; keep the best of each."""
         value, lam = smooth.dual_direction(z)
         primal = value + beta * float(U.norm(dim=2).sum())
-        M = torch.zeros(2, n, P, **f64)
-        M[:, :, keep] = m
-        bounds = torch.stack([op.rmatvec(sign * lam, M[k]).norm(dim=1) for k, sign in enumerate((1.0, -1.0))])
-        bound = _sharpen(op, lam, bounds, beta)
+        fit_part = op.rmatvec(lam)  # XᵀW_iλ, shared by both sides and the exact recomputation
+        cone_part = torch.zeros(2, P, d, **f64)
+        cone_part[:, keep] = system.cone_adjoint(m)  # XᵀS_im_j
+        bounds = torch.stack([(fit_part + cone_part[0]).norm(dim=1), (-fit_part + cone_part[1]).norm(dim=1)])
+        bound = _sharpen(op, fit_part, bounds, beta)
         t = smooth.best_scale(lam, math.inf if bound <= 0 else beta / bound)
         if primal < best["primal"]:
             best["primal"], best["U"] = primal, U.clone()
@@ -266,14 +267,15 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
                         info=info)
 
 
-def _sharpen(op: PatternOperator, lam: torch.Tensor, bounds: torch.Tensor, beta: float) -> float:
+def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, beta: float) -> float:
     """max_j of the bounds (2, P) on σ_j(λ), with at most EXACT_BLOCKS of those above β replaced by the
-    exact cone norm ‖Π_K(s_jXᵀW_iλ)‖ (NNLS, :func:`~cvxnn.duality.cone_sigma`): near the solution the
-    multipliers of a few nearly-zero blocks lag behind, and the exact value removes them from the bound."""
+    exact cone norm ‖Π_K(s_jXᵀW_iλ)‖ (NNLS, :func:`~cvxnn.duality.cone_sigma`; fit_part: the (P, d) XᵀW_iλ):
+    near the solution the multipliers of a few nearly-zero blocks lag behind, and the exact value removes
+    them from the bound."""
     over = torch.nonzero(bounds > beta)
     if 0 < over.shape[0] <= EXACT_BLOCKS:
         Xn = op.X.cpu().numpy()
-        c = op.rmatvec(lam).cpu().numpy()
+        c = fit_part.cpu().numpy()
         bounds = bounds.clone()
         for side, i in over.tolist():
             exact = cone_sigma(Xn, op.masks[:, i].cpu().numpy(), (1.0 - 2.0 * side) * c[i])[0]
