@@ -99,13 +99,15 @@ class DualCheck:
 
 
 def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, formulation: str = "relu",
-                        activation: Activation = RELU) -> DualCheck:
+                        activation: Activation = RELU, values: dict[tuple[int, int], float] | None = None
+                        ) -> DualCheck:
     """max over the listed patterns of the dual constraint at λ, for the activation σ = a(·)_+ + b(·)_-.
 
     With W_i = aD_i + b(I − D_i): σ_i^± = max{±λᵀW_iXu : u ∈ K(D_i), ‖u‖ ≤ 1} = ‖Π_K(±XᵀW_iλ)‖
     ("relu", the cone program) or ‖XᵀW_iλ‖ ("gated"). For "relu", patterns are visited in
     decreasing order of the screen ‖XᵀW_iλ‖ ≥ σ_i^±; once it falls below the best exact value
-    found, the rest cannot exceed it.
+    found, the rest cannot exceed it. ``values``, if given, receives every exact σ_i^± computed, keyed
+    (i, ±1), for callers that need them again at the same λ.
     """
     weights = activation.fit_weights(masks)
     screens = gated_norms(Xt, weights, lam)
@@ -127,6 +129,8 @@ def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, form
         for sign in (1, -1):
             val, u = cone_sigma(Xt, masks[:, i], sign * c)
             solved += 1
+            if values is not None:
+                values[(int(i), sign)] = val
             if val > best.value:
                 best = DualCheck(val, int(i), sign, u, 0)
     return DualCheck(best.value, best.pattern, best.sign, best.direction, solved)

@@ -320,14 +320,16 @@ class Program:
         """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
         return self._finish(pats, SolverOutput(v, w, status, 0, 0.0), "none", polish=False)
 
-    def _bound(self, pats: Patterns, lam: np.ndarray) -> tuple[float, DualCheck]:
-        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check."""
+    def _bound(self, pats: Patterns, lam: np.ndarray, values: dict[tuple[int, int], float] | None = None
+               ) -> tuple[float, DualCheck]:
+        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check (scalar outputs: the
+        exact cone values computed are left in ``values``)."""
         lam = self.loss.repair(lam, self.y)
         if self.vector:
             c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation,
                                            self.formulation)
         else:
-            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation)
+            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation, values)
         return scaled_dual_value(lam, self.y, c.value, self.beta, self.loss)[0], c
 
     def _finish(self, pats: Patterns, out: SolverOutput, solver: str, polish: bool) -> ConvexFit:
@@ -336,7 +338,8 @@ class Program:
         solver_dual = _solver_dual(out.dual, yv, loss)
         raw_lam = solver_dual if solver_dual is not None else \
             loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
-        lower, check = self._bound(pats, raw_lam)
+        sigmas: dict[tuple[int, int], float] = {}  # exact cone values at the repaired λ, reused by the polish
+        lower, check = self._bound(pats, raw_lam, sigmas)
         v, w = out.v, out.w
         objective = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
         if polish:  # interior-point dust; proximal methods return exact zeros
@@ -344,16 +347,20 @@ class Program:
             # and a polish that raises the objective (a real block taken for dust) is redone without it.
             raw_gap = max(objective - lower, 0.0) / max(abs(objective), 1e-300)
             kkt_rtol = max(1e-6, 10 * np.sqrt(raw_gap))
-            v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol)
+            lam = loss.repair(raw_lam, yv)
+            v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol, known=sigmas)
             polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
             if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
-                v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
+                v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
                 polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
             objective = polished
-            # Any λ gives a valid bound once scaled: keep the best of the raw and the polished point's.
-            for lam in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
-                        loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
-                value, c = self._bound(pats, lam)
+            # Any λ gives a valid bound once scaled: while the gap is above tol, try the polished point's
+            # and the solver's primal point's (each an all-pattern check, so a λ already checked is skipped).
+            for cand in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
+                         loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
+                if objective - lower <= self.tol * abs(objective) or np.array_equal(cand, raw_lam):
+                    continue
+                value, c = self._bound(pats, cand)
                 if value > lower:
                     lower, check = value, c
         if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
@@ -575,7 +582,8 @@ def _check_beta(beta: Any) -> float:
 def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, beta: float,
             formulation: str, activation: Activation = RELU, vector_penalty: str = "per_output",
             use_kkt: bool = True, rtol: float = 1e-10, kkt_rtol: float = 1e-6,
-            cone_rtol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+            cone_rtol: float = 1e-6, known: dict[tuple[int, int], float] | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Zero the round-off "dust" an interior-point solver leaves in every block.
 
     λ is the (approximately) optimal dual point: −∇L(ŷ) for a smooth loss, the solver's for hinge.
@@ -586,7 +594,7 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
     while pruning would turn the violation into a real error). ``use_kkt=False`` skips (b).
     Vector outputs: "per_output" polishes each output column as a scalar program with λ[:, k];
     "group" applies (a) and (c) to each column (the group constraint couples the columns, so (b)
-    is not used).
+    is not used). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1) (scalar outputs).
     """
     if v.ndim == 3:
         v, w = v.copy(), w.copy()
@@ -605,7 +613,12 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
         b[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
         for i in np.flatnonzero(np.linalg.norm(b, axis=1) > 0) if use_kkt else ():
             c = sign * (Xt.T @ (weights[:, i] * lam))
-            sigma = cone_sigma(Xt, masks[:, i], c)[0] if formulation == "relu" else float(np.linalg.norm(c))
+            if formulation != "relu":
+                sigma = float(np.linalg.norm(c))
+            elif known is not None and (int(i), int(sign)) in known:
+                sigma = known[(int(i), int(sign))]
+            else:
+                sigma = cone_sigma(Xt, masks[:, i], c)[0]
             if sigma < beta * (1 - kkt_rtol):
                 b[i] = 0.0
         if formulation == "relu":
