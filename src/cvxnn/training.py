@@ -310,10 +310,9 @@ class Program:
             out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
                                   activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
         res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm"))  # interior-point dust
-        if start is not None:
-            begin = self.at(pats, start[0], start[1], out.status)
-            if begin.objective < res.objective:
-                return begin
+        if start is not None and _program_objective(self.Xt, self.y, pats.masks, *start, self.beta, self.formulation,
+                                                    self.activation, self.loss, self.vector_penalty) < res.objective:
+            return self.at(pats, start[0], start[1], out.status)
         return res
 
     def at(self, pats: Patterns, v: np.ndarray, w: np.ndarray, status: str) -> ConvexFit:

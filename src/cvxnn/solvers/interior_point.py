@@ -38,8 +38,9 @@ for both the predictor and the corrector.
 **Certificate at every iteration.** With λ = −∇L(A(U)) and the multipliers m ≥ 0, Moreau's
 decomposition (duality.py) bounds the dual constraint of block j by ‖s_jXᵀW_iλ + XᵀS_im_j‖ (at r_d = 0
 it is β‖u_j‖/t_μ < β). With σ_max the largest bound, θ = tλ is dual feasible for t ∈ [0, β/σ_max] and
-d(tλ) at the best such t is a lower bound. When only a few blocks exceed β (the multipliers of
-nearly-zero blocks converge last), their bound is replaced by the exact ‖Π_K(s_jXᵀW_iλ)‖ (NNLS). The iterate is strictly feasible, so its objective
+d(tλ) at the best such t is a lower bound. The multipliers of nearly-zero blocks converge last, so
+the (at most EXACT_BLOCKS) largest bounds above β(1 + tol/10) are replaced by the exact ‖Π_K(s_jXᵀW_iλ)‖
+(NNLS); the active blocks' bounds exceed β only by round-off. The iterate is strictly feasible, so its objective
 L(A(U)) + β Σ‖u_j‖ is an upper bound. The solve stops when their relative gap is ≤ ``tol``.
 
 Blocks of a pattern whose cone has empty interior are held at zero: with every full-dimensional
@@ -66,7 +67,7 @@ from .result import SolverOutput
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_j factors formed at once
 BOUNDARY_FRACTION = 0.99
-EXACT_BLOCKS = 8  # blocks whose dual bound is recomputed exactly when only this many exceed β
+EXACT_BLOCKS = 8  # the largest dual bounds above β recomputed exactly per iteration
 
 
 class _System:
@@ -209,7 +210,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
         cone_part = torch.zeros(2, P, d, **f64)
         cone_part[:, keep] = system.cone_adjoint(m)  # XᵀS_im_j
         bounds = torch.stack([(fit_part + cone_part[0]).norm(dim=1), (-fit_part + cone_part[1]).norm(dim=1)])
-        bound = _sharpen(op, fit_part, bounds, beta)
+        bound = _sharpen(op, fit_part, bounds, beta, 0.1 * tol)
         t = smooth.best_scale(lam, math.inf if bound <= 0 else beta / bound)
         if primal < best["primal"]:
             best["primal"], best["U"] = primal, U.clone()
@@ -267,28 +268,29 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
                         info=info)
 
 
-def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, beta: float) -> float:
-    """max_j of the bounds (2, P) on σ_j(λ), with at most EXACT_BLOCKS of those above β replaced by the
-    exact cone norm ‖Π_K(s_jXᵀW_iλ)‖ (NNLS, :func:`~cvxnn.duality.cone_sigma`; fit_part: the (P, d) XᵀW_iλ):
-    near the solution the multipliers of a few nearly-zero blocks lag behind, and the exact value removes
-    them from the bound."""
-    over = torch.nonzero(bounds > beta)
-    if 0 < over.shape[0] <= EXACT_BLOCKS:
+def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, beta: float, slack: float) -> float:
+    """max_j of the bounds (2, P) on σ_j(λ), with the EXACT_BLOCKS largest of those above β(1 + slack) replaced
+    by the exact cone norm ‖Π_K(s_jXᵀW_iλ)‖ (NNLS, :func:`~cvxnn.duality.cone_sigma`; fit_part: the (P, d)
+    XᵀW_iλ). Near the solution the multipliers of a few nearly-zero blocks lag behind, and the exact value
+    removes them from the bound; the active blocks' bounds exceed β only by round-off, below the slack."""
+    flat = bounds.flatten()
+    over = torch.nonzero(flat > beta * (1.0 + slack)).flatten()
+    if over.numel():
         Xn = op.X.cpu().numpy()
         c = fit_part.cpu().numpy()
-        bounds = bounds.clone()
-        for side, i in over.tolist():
-            exact = cone_sigma(Xn, op.masks[:, i].cpu().numpy(), (1.0 - 2.0 * side) * c[i])[0]
-            bounds[side, i] = min(float(bounds[side, i]), exact)
-    return float(bounds.max()) if bounds.numel() else 0.0
+        flat = flat.clone()
+        for j in over[torch.argsort(flat[over], descending=True)[:EXACT_BLOCKS]].tolist():
+            side, i = divmod(j, bounds.shape[1])
+            flat[j] = min(float(flat[j]), cone_sigma(Xn, op.masks[:, i].cpu().numpy(), (1.0 - 2.0 * side) * c[i])[0])
+    return float(flat.max()) if flat.numel() else 0.0
 
 
 def _step_length(x: torch.Tensor, dx: torch.Tensor) -> float:
     """min(1, 0.99 · the largest α with x + αdx ≥ 0) over the entries with x > 0."""
-    shrink = (dx < 0) & (x > 0)
-    if not bool(shrink.any()):
+    if x.numel() == 0:
         return 1.0
-    return min(1.0, BOUNDARY_FRACTION * float((-x[shrink] / dx[shrink]).min()))
+    ratio = torch.where((dx < 0) & (x > 0), x / dx, -math.inf).max()  # −(the largest α) if any shrink
+    return min(1.0, BOUNDARY_FRACTION * -float(ratio))
 
 
 def _cholesky(R: torch.Tensor) -> torch.Tensor:
@@ -312,16 +314,20 @@ def _cholesky(R: torch.Tensor) -> torch.Tensor:
 
 
 def _woodbury_matrix(X: torch.Tensor, L: torch.Tensor, Wfit: torch.Tensor, root_h: torch.Tensor) -> torch.Tensor:
-    """K = I + Σ_j F_jF_jᵀ with F_j = diag(√h ∘ w_i) X L_j^{-T} (the sign s_j cancels), chunked over blocks."""
+    """K = I + Σ_j F_jF_jᵀ with F_j = diag(√h ∘ w_i) X L_j^{-T} (the sign s_j cancels), chunked over patterns.
+
+    The two sides of pattern i share diag(√h ∘ w_i)X, so their terms add up to one per pattern:
+    K = I + Σ_i F_iF_iᵀ with F_i = diag(√h ∘ w_i)XC_i, C_iC_iᵀ = M_i = R_{i+}⁻¹ + R_{i−}⁻¹ (d x d):
+    half the n²d products of forming each side's term, and XC_i for a chunk of patterns is one product.
+    """
     n, d = X.shape
-    two, P = L.shape[:2]
+    P = L.shape[1]
     K = torch.eye(n, dtype=X.dtype, device=X.device)
+    C = _cholesky(torch.cholesky_inverse(L.reshape(2 * P, d, d)).reshape(2, P, d, d).sum(dim=0))  # (P, d, d)
+    scale = (root_h[:, None] * Wfit).repeat_interleave(d, dim=1)  # (n, P·d): √h ∘ w_i for each column of F_i
     step = max(1, BLOCK_CHUNK_BYTES // (8 * n * d))
-    Lf = L.reshape(two * P, d, d)
-    scale = (root_h[:, None] * Wfit).T.repeat(two, 1)  # (2P, n): √h ∘ w_i for each block
-    for a in range(0, two * P, step):
-        b = min(two * P, a + step)
-        Y = torch.linalg.solve_triangular(Lf[a:b], X.T.expand(b - a, d, n), upper=False)  # L_j⁻¹Xᵀ: (k, d, n)
-        F = (Y * scale[a:b, None, :]).permute(2, 0, 1).reshape(n, (b - a) * d)
+    for a in range(0, P, step):
+        b = min(P, a + step)
+        F = (X @ C[a:b].permute(1, 0, 2).reshape(d, (b - a) * d)) * scale[:, a * d:b * d]  # [F_a … F_b]
         K.addmm_(F, F.T)
     return K
