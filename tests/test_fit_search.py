@@ -187,3 +187,28 @@ def test_progress_of_a_single_fista_solve(capsys):
     assert res.relative_gap <= 1e-6
     err = capsys.readouterr().err
     assert "relative gap" in err and "pattern search" not in err
+
+
+@pytest.mark.parametrize("loss,vector_penalty", [("squared", "per_output"), ("squared", "group"),
+                                                 ("cross_entropy", "per_output"), ("logistic", "per_output")])
+def test_nonconvex_seed_uses_the_programs_loss_and_outputs(loss, vector_penalty):
+    """The seed run trains with the program's loss and activation; its Ψ blocks ((P, d, c) for vector outputs)
+    start the solve, so the fit is at most the program objective at Ψ(θ), itself at most NC_l1(θ)."""
+    from cvxnn.network import convex_from_network, convex_objective
+    from cvxnn.nonconvex import train_nonconvex
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 3))
+    y = {"squared": rng.standard_normal((30, 2)), "cross_entropy": rng.integers(0, 3, 30),
+         "logistic": np.sign(rng.standard_normal(30))}[loss]
+    init = NonconvexInit(epochs=80, width=6, seed=1)
+    res = cvxnn.fit(X, y, 0.5, init_nonconvex=init, loss=loss, vector_penalty=vector_penalty, activation="leaky_relu",
+                    solver="reference")
+    run = train_nonconvex(X, y, 0.5, 6, epochs=80, seed=1, record_every=4, loss=loss, activation="leaky_relu")
+    assert res.search.init_objective == pytest.approx(run.final_objective, rel=1e-9)
+    program_loss = cvxnn.losses.loss_from(loss)
+    targets = program_loss.targets(y, 30)
+    pats, v, w = convex_from_network(run.network, X)
+    at_seed = convex_objective(X, targets, pats.masks, v, w, 0.5, run.network.activation, program_loss, vector_penalty)
+    assert at_seed <= run.network.objective(X, y, 0.5, loss, output_norm="l1") + 1e-9
+    assert res.objective <= at_seed + 1e-9 and res.relative_gap <= 1e-6

@@ -120,3 +120,50 @@ def test_save_leaves_nothing_behind_on_failure(tmp_path):
     with pytest.raises(Exception):
         net.save(tmp_path / "no_such_dir" / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_psi_for_vector_outputs_matches_the_network_and_bounds_its_objective():
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((14, 3)), rng.standard_normal((14, 4))
+    for trial in range(6):
+        W1, A = rng.standard_normal((7, 3)), rng.standard_normal((7, 4))
+        if trial % 2:  # sign-consistent output rows
+            A = np.abs(A) * np.sign(rng.standard_normal(7))[:, None]
+        net = TwoLayerNet(W1, A)
+        pats, v, w = convex_from_network(net, X)
+        assert v.shape == w.shape == (len(pats), 3, 4)
+        assert np.allclose(convex_prediction(X, pats.masks, v, w), net.predict(X))
+        S = np.where(pats.masks, 1.0, -1.0)
+        for k in range(4):  # every column in its pattern cone
+            assert np.all(S * (X @ v[:, :, k].T) >= -1e-12) and np.all(S * (X @ w[:, :, k].T) >= -1e-12)
+        l1 = net.objective(X, Y, 0.3, output_norm="l1")
+        for vp in ("per_output", "group"):
+            assert convex_objective(X, Y, pats.masks, v, w, 0.3, vector_penalty=vp) <= l1 + 1e-12
+        group = convex_objective(X, Y, pats.masks, v, w, 0.3, vector_penalty="group")
+        if trial % 2:
+            assert group <= net.objective(X, Y, 0.3) + 1e-12
+    # one neuron per output row with a single nonzero entry: Ψ is exact for per_output
+    net = TwoLayerNet(rng.standard_normal((4, 3)), np.eye(4) * np.array([1.5, -0.5, 2.0, -1.0])[:, None])
+    pats, v, w = convex_from_network(net.balanced(), X)
+    if len(pats) == 4:
+        assert convex_objective(X, Y, pats.masks, v, w, 0.3) == pytest.approx(net.balanced().objective(X, Y, 0.3))
+
+
+def test_prune_per_output_blocks_column_by_column():
+    rng = np.random.default_rng(6)
+    X, Y = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+    P = cvxnn.enumerate_patterns(X)
+    res = cvxnn.fit(X, Y, 0.01, patterns=P, prune_network=False)
+    masks = np.hstack([P.masks, P.masks])
+    v, w = np.concatenate([res.v / 2, res.v / 2]), np.concatenate([res.w / 2, res.w / 2])
+    before = convex_objective(X, Y, masks, v, w, 0.01)
+    assert min(np.sum(np.linalg.norm(np.concatenate([v, w])[:, :, k], axis=1) > 0) for k in range(2)) > len(X) + 1
+    pv, pw = prune(X, masks, v, w)
+    assert convex_objective(X, Y, masks, pv, pw, 0.01) == pytest.approx(before, rel=1e-9)
+    assert np.allclose(convex_prediction(X, masks, pv, pw), convex_prediction(X, masks, v, w))
+    for k in range(2):
+        nonzero = np.sum(np.linalg.norm(pv[:, :, k], axis=1) > 0) + np.sum(np.linalg.norm(pw[:, :, k], axis=1) > 0)
+        assert nonzero <= len(X) + 1
+    fitted = cvxnn.fit(X, Y, 0.01, patterns=P)
+    assert fitted.network.width <= 2 * (len(X) + 1)
+    assert fitted.network_objective == pytest.approx(fitted.objective, rel=1e-7)

@@ -321,25 +321,31 @@ def convex_from_network(net: TwoLayerNet, X: Any, tie: str = ">=") -> tuple[Patt
     """Ψ: the net's patterns and blocks (v, w), each (P, d), with v_i − w_i summing the neurons of pattern i.
 
     The same grouping for every two-piece σ (the fit weights aD_i + b(I − D_i) depend on the pattern only).
+
+    Vector outputs (w2 of shape (m, c)): blocks (P, d, c) with V_i = Σ_j u_j (α_j)₊ᵀ and W_i = Σ_j u_j (α_j)₋ᵀ
+    over the neurons j of pattern i, so every column is a non-negative combination of cone vectors and
+    Σ_i (aD_i + b(I − D_i))X(V_i − W_i) = f(X). Both vector penalties are at most Σ_j ‖u_j‖‖α_j‖₁ ≤ the
+    network's penalty with output norm "l1"; "group" is at most Σ_j ‖u_j‖‖α_j‖ ≤ the "l2" one when
+    every α_j is sign-consistent (all entries ≥ 0 or all ≤ 0).
     """
     Xt = net.design(X)
     Z = Xt @ net.W1.T
     masks_all = Z >= 0 if tie == ">=" else Z > 0
-    active = net.w2 != 0
+    out = net.w2.reshape(net.width, -1)  # (m, c), c = 1 for a scalar output
+    active = np.any(out != 0, axis=1)
     keep = _unique_columns(masks_all[:, active])
     idx_active = np.flatnonzero(active)
     masks = masks_all[:, idx_active[keep]]
     packed = np.packbits(masks, axis=0)
-    v = np.zeros((masks.shape[1], Xt.shape[1]))
+    v = np.zeros((masks.shape[1], Xt.shape[1], out.shape[1]))
     w = np.zeros_like(v)
     for j in idx_active:
         col = np.packbits(masks_all[:, j])
         i = int(np.flatnonzero(np.all(packed == col[:, None], axis=0))[0])
-        z = net.W1[j] * abs(net.w2[j])
-        if net.w2[j] > 0:
-            v[i] += z
-        else:
-            w[i] += z
+        v[i] += np.outer(net.W1[j], np.clip(out[j], 0.0, None))
+        w[i] += np.outer(net.W1[j], np.clip(-out[j], 0.0, None))
+    if net.w2.ndim == 1:
+        v, w = v[:, :, 0], w[:, :, 0]
     gates = net.W1[idx_active[keep]].T
     return Patterns(masks, gates, complete=False, method="network", info={"tie": tie}), v, w
 
@@ -393,7 +399,13 @@ def prune(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, tol: 
     With a_k = ±(aD_i + b(I − D_i)) X z_k/‖z_k‖ and c_k = ‖z_k‖ the fit is Σ c_k a_k and the penalty β Σ c_k.
     While more than n + 1 blocks are nonzero, a null vector δ of [a_k; 1] exists; moving
     c ← c − tδ keeps both unchanged and zeroes a block (positive rescaling keeps cone membership).
+
+    Blocks (P, d, c) are pruned output by output, which keeps every column's fit and norm: the
+    "per_output" penalty is unchanged (not the "group" one, whose blocks couple the columns).
     """
+    if v.ndim == 3:
+        cols = [prune(Xt, masks, v[:, :, k], w[:, :, k], tol, activation) for k in range(v.shape[2])]
+        return np.stack([col[0] for col in cols], axis=-1), np.stack([col[1] for col in cols], axis=-1)
     n = Xt.shape[0]
     Z = np.vstack([v, w]).copy()
     signs = np.r_[np.ones(len(v)), -np.ones(len(w))]

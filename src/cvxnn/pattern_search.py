@@ -610,9 +610,10 @@ def _nonconvex_seed(program: Program, spec: Any, seed: int | None) -> tuple[TwoL
         raise TypeError(f"init_nonconvex must be None, an int (epochs) or a NonconvexInit, got {spec!r}.")
     run_seed = spec.seed if spec.seed is not None else (0 if seed is None else seed)
     run = train_nonconvex(program.Xm, program.y, program.beta, spec.width, optimizer=spec.optimizer, lr=spec.lr,
-                          epochs=spec.epochs, seed=run_seed, bias=program.bias, record_every=max(1, spec.epochs // 20))
-    net = TwoLayerNet(run.network.W1, run.network.w2, program.bias, program.activation)
-    return net, net.objective(program.Xm, program.y, program.beta), run.wall_time
+                          epochs=spec.epochs, seed=run_seed, bias=program.bias, record_every=max(1, spec.epochs // 20),
+                          activation=program.activation, loss=program.loss)
+    net = run.network
+    return net, net.objective(program.Xm, program.y, program.beta, program.loss), run.wall_time
 
 
 def _round_starts(res: ConvexFit, pats: Patterns) -> np.ndarray:

@@ -119,8 +119,8 @@ class ConvexFit(GapReport):
         on every network of the class ``network_class`` only when ``patterns.complete`` (then
         ``certified_global`` is True).
     gap, relative_gap: objective − lower_bound and its ratio to max(objective, tiny).
-    network: the network Φ(v, w) with the fit's activation (after pruning to at most n + 1 neurons;
-        not pruned for vector outputs).
+    network: the network Φ(v, w) with the fit's activation (after pruning to at most n + 1 neurons,
+        per output for "per_output" vector blocks; "group" blocks are not pruned).
     network_objective: its NC objective (equals ``objective`` for "relu", except for "group"
         blocks that are not rank one).
     v, w: (P, d) convex blocks, (P, d, c) for vector outputs; for "gated", u = v with w = 0.
@@ -368,7 +368,7 @@ class Program:
             nv, nw = _decompose_all(Xt, pats, v)
         else:
             nv, nw = v, w
-        if self.prune_network and not self.vector:
+        if self.prune_network and (not self.vector or vp == "per_output"):
             nv, nw = prune(Xt, pats.masks, nv, nw, activation=act)
         net = network_from_convex(nv, nw, bias=self.bias, activation=act, vector_penalty=vp)
         return ConvexFit(objective=objective, lower_bound=lower, network=net,
@@ -495,7 +495,7 @@ def align_blocks(source: Patterns, v: np.ndarray, w: np.ndarray, target: Pattern
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Blocks for the list ``target``: the block of each pattern also in ``source``, zero for the others."""
     index = {source.masks[:, i].tobytes(): i for i in range(len(source))}
-    nv, nw = np.zeros((len(target), v.shape[1])), np.zeros((len(target), v.shape[1]))
+    nv, nw = np.zeros((len(target),) + v.shape[1:]), np.zeros((len(target),) + v.shape[1:])
     for j in range(len(target)):
         i = index.get(target.masks[:, j].tobytes())
         if i is not None:
