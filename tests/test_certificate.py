@@ -70,3 +70,18 @@ def test_without_enumeration_the_certificate_is_honest():
     summary = cert.summary()
     assert set(summary) >= {"objective", "lower_bound", "gap", "globally_optimal", "method", "checked",
                             "not_checked"}
+
+
+def test_gated_fit_over_all_patterns_bounds_every_relu_network(small_problem):
+    """With every pattern listed, the gated program's dual point is feasible for the ReLU program: its bound
+    is global, below the ReLU optimum, and the gated network's NC lies above that optimum."""
+    X, y, beta = small_problem
+    for vp, Y in (("per_output", y), ("group", np.c_[y, -0.5 * y + 0.1])):
+        relu = cvxnn.fit(X, Y, beta, patterns="all", vector_penalty=vp)
+        gated = cvxnn.fit(X, Y, beta, patterns="all", formulation="gated", vector_penalty=vp)
+        assert gated.certified_global and relu.certified_global
+        assert gated.lower_bound <= gated.objective + 1e-9
+        assert gated.lower_bound <= relu.objective + 1e-9
+        assert relu.objective <= gated.network_objective + 1e-9
+    sampled = cvxnn.fit(X, y, beta, patterns=3, formulation="gated")
+    assert not sampled.certified_global

@@ -153,8 +153,13 @@ class ConvexFit(GapReport):
 
     @property
     def certified_global(self) -> bool:
-        """True when the lower bound holds for every network of any width (all patterns listed, cone program)."""
-        return self.patterns.complete and self.formulation == "relu"
+        """True when the lower bound holds for every network of ``network_class``: all patterns are listed.
+
+        For "gated" too: its dual constraints ‖XᵀW_iλ‖ ≤ β bound the cone ones (σ_i^± ≤ ‖XᵀW_iλ‖), so its
+        dual point is feasible for the ReLU program. Its objective may lie below that program's optimum,
+        so the network's own certified suboptimality is ``network_objective − lower_bound``.
+        """
+        return self.patterns.complete
 
     @property
     def network_class(self) -> str:
