@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cvxnn import enumerate_patterns, fit, sample_patterns
+from cvxnn.cones import min_norm_split
 from cvxnn.network import cone_violation, convex_objective, convex_prediction, network_from_convex
 from cvxnn.patterns import Patterns
 from cvxnn.theory import relaxation, subsampling
@@ -67,7 +68,26 @@ def test_gate_split_network_objective_is_the_reported_value(tiny):
     reported = relaxation.relaxation_values(X, y, beta, sampled)["decomposed_gate"]
     assert reported == pytest.approx(network_from_convex(V, W).objective(X, y, beta), rel=1e-10)
     assert reported == pytest.approx(convex_objective(X, y, sampled.masks, V, W, beta), rel=1e-10)
-    assert reported == pytest.approx(gated.network_objective, rel=1e-8)
+    # fit's own split (least-norm w) is never worse than the gate split and at least the cheapest one
+    cheapest = relaxation.relaxation_values(X, y, beta, sampled)["decomposed_optimal"]
+    assert cheapest * (1 - 1e-7) <= gated.network_objective <= reported * (1 + 1e-10)
+
+
+def test_min_norm_split_is_feasible_and_within_three_of_the_cheapest(tiny):
+    X, y, beta, _, _, sampled = tiny
+    U = np.random.default_rng(7).standard_normal((len(sampled), X.shape[1]))
+    V, W = relaxation.optimal_split(X, sampled, U)
+    for i in range(len(sampled)):
+        v, w = min_norm_split(X, sampled.masks[:, i], U[i])
+        S = np.where(sampled.masks[:, i], 1.0, -1.0)
+        np.testing.assert_allclose(v - w, U[i], atol=1e-12)
+        scale = np.abs(X).max() * (np.linalg.norm(v) + np.linalg.norm(w))
+        assert (S * (X @ v)).min() >= -1e-12 * scale and (S * (X @ w)).min() >= -1e-12 * scale
+        cost, best = np.linalg.norm(v) + np.linalg.norm(w), np.linalg.norm(V[i]) + np.linalg.norm(W[i])
+        assert best * (1 - 1e-6) <= cost <= 3 * best
+    inside = 2.0 * sampled.gates[:, 0]  # a block already in its cone (its generating gate) splits as (u, 0)
+    v, w = min_norm_split(X, sampled.masks[:, 0], inside)
+    assert np.array_equal(v, inside) and not np.any(w)
 
 
 def test_subset_of_patterns_never_beats_all(tiny):

@@ -1,11 +1,11 @@
 """Pattern cones K(D) = {u : (2D − I)Xu ≥ 0}: interior points and the decomposition of a gated
-block into two cone-feasible blocks (THEORY §1.5).
+block into two cone-feasible blocks (THEORY §1.5): along an interior direction, or of least norm.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog
+from scipy.optimize import linprog, nnls
 
 
 def interior_point(Xt: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
@@ -47,3 +47,31 @@ def decompose(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray, gate: np.ndarray 
     # a tiny relative margin so rounding cannot leave v just outside the cone
     t *= 1.0 + 1e-12
     return u + t * c, t * c
+
+
+def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """u = v − w with v, w ∈ K(D) and ‖w‖ least: w = argmin ‖w‖ s.t. Aw ≥ b, A = (2D − I)X, b = (−Au)₊.
+
+    A least-distance program, solved as one NNLS (Lawson & Hanson, ch. 23): x ≥ 0 minimizing
+    ‖Ex − f‖ with E = [Aᵀ; bᵀ], f = e_{d+1}, residual r = Ex − f, gives w = −r_{1..d}/r_{d+1}
+    (r = 0: infeasible). Rows are scaled to unit norm first (the constraints are unchanged).
+
+    Penalty: with w* optimal for min ‖v‖ + ‖w‖ = ‖u + w‖ + ‖w‖ on the same set, that optimum is at
+    least max(‖u‖, 2‖w*‖ − ‖u‖) ≥ max(‖u‖, 2‖w‖ − ‖u‖), while this split costs at most ‖u‖ + 2‖w‖:
+    within a factor 3 of the cheapest split, and exact (w = 0) when u is already in K(D).
+    """
+    norms = np.linalg.norm(Xt, axis=1)
+    nz = norms > 0
+    A = (np.where(mask, 1.0, -1.0)[:, None] * Xt)[nz] / norms[nz, None]
+    b = np.maximum(-(A @ u), 0.0)
+    if not np.any(b > 0):
+        return u.copy(), np.zeros_like(u)
+    E = np.vstack([A.T, b[None, :]])
+    f = np.zeros(E.shape[0])
+    f[-1] = 1.0
+    x, _ = nnls(E, f, maxiter=50 * max(E.shape))
+    r = E @ x - f
+    if r[-1] >= -1e-12:
+        raise ValueError("the pattern cone and its shift by the block do not meet; cannot decompose the gated block.")
+    w = -r[:-1] / r[-1]
+    return u + w, w

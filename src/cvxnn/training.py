@@ -53,7 +53,8 @@ program with that penalty — networks of single-output neurons (output penalty 
 program gives U = V − W with the same prediction and a penalty no larger (triangle inequality per
 column, or per block), so the gated optimum is at most the ReLU program's, hence at most the best NC
 of the class on the listed patterns (of any width, with all patterns). The network returned decomposes
-every nonzero column, U_i[:, k] = v − w with v, w ∈ K(D_i) (:func:`~cvxnn.cones.decompose`), and maps
+every nonzero column, U_i[:, k] = v − w with v, w ∈ K(D_i) and ‖w‖ least (:func:`~cvxnn.cones.min_norm_split`,
+within a factor 3 of the cheapest split's ‖v‖ + ‖w‖), and maps
 the columns by Φ (one neuron per column for "per_output"; see :func:`~cvxnn.network.network_from_convex`
 for "group"): same prediction, penalty Σ_k(‖V_i[:, k]‖ + ‖W_i[:, k]‖) ≥ the gated penalty, so it is a
 network of the class with ``network_objective`` ≥ ``objective`` ≥ the gated optimum ≥ ``lower_bound``.
@@ -73,7 +74,7 @@ import numpy as np
 import torch
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
-from .cones import decompose
+from .cones import min_norm_split
 from .data import add_bias, as_matrix
 from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, max_dual_constraint_vector, \
     scaled_dual_value
@@ -641,13 +642,12 @@ def _program_objective(Xt, y, masks, v, w, beta, formulation, activation: Activa
 
 
 def _decompose_all(Xt: np.ndarray, pats: Patterns, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gated blocks u → cone blocks (v, w) with v − w = u (:func:`~cvxnn.cones.decompose`), block by
+    """Gated blocks u → cone blocks (v, w) with v − w = u (:func:`~cvxnn.cones.min_norm_split`), block by
     block, and for (P, d, c) blocks column by column: each column of V_i, W_i lies in K(D_i)."""
     if u.ndim == 3:
         pairs = [_decompose_all(Xt, pats, u[:, :, k]) for k in range(u.shape[2])]
         return np.stack([p[0] for p in pairs], axis=-1), np.stack([p[1] for p in pairs], axis=-1)
     v, w = np.zeros_like(u), np.zeros_like(u)
     for i in np.flatnonzero(np.linalg.norm(u, axis=1) > 0):
-        gate = None if pats.gates is None else pats.gates[:, i]
-        v[i], w[i] = decompose(Xt, pats.masks[:, i], u[i], gate)
+        v[i], w[i] = min_norm_split(Xt, pats.masks[:, i], u[i])
     return v, w
