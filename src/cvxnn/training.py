@@ -281,7 +281,8 @@ class Program:
 
         ``callback(iteration, objective, lower_bound)`` and ``time_limit`` (seconds) reach the
         first-order solvers. If ``start`` has a lower objective than the solver's answer (an
-        inexact stop), ``start`` is returned: the fit is never worse than its start.
+        inexact stop), ``start`` is returned, with the better of the two lower bounds: the fit is
+        never worse than its start.
         """
         size = self.y.size * len(pats)  # n·P·c
         solver = _choose_solver(self.solver, self.formulation, size, self.activation, self.loss, self.vector,
@@ -313,6 +314,8 @@ class Program:
         if start is not None:
             begin = self.at(pats, start[0], start[1], out.status)
             if begin.objective < res.objective:
+                if res.lower_bound > begin.lower_bound:  # both bound the same program: keep the solver's
+                    begin.lower_bound, begin.dual_check = res.lower_bound, res.dual_check
                 return begin
         return res
 
