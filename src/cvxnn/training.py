@@ -104,7 +104,7 @@ SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector
                   "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
 AUTO_FAST_SIZE = 50_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference
-IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops: about n²·2P·d·c) stays below this
+IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops) stays below this
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -404,13 +404,14 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     (primal-dual interior-point method in PyTorch, float64, on ``device``
     (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared, logistic or cross-entropy loss,
     scalar or vector outputs with either vector penalty; holds c n x n matrices, or one (n·c) x (n·c)
-    for the cross-entropy and "group"; stops at a certified relative gap ``tol``), "al" (augmented
-    Lagrangian in PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so
-    never chosen automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they
-    declare: fista for the gated program, ipm for the ReLU program while its cost per iteration,
-    about n²·2P·d·c plus the factorization of its Woodbury matrix
-    (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11; else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
-    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
+    for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; stops at a certified relative
+    gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
+    slow to reach small gaps, so never chosen automatically), or "auto" (for n·P·c > 50 000, c
+    outputs, and a combination they declare: fista for the gated program, ipm for the ReLU program
+    while its cost per iteration, about n²·2P·d·c plus the factorization of its Woodbury matrix
+    (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11; else reference). A
+    solver refuses what it does not declare in SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS,
+    SOLVER_LOSSES, SOLVER_OUTPUTS.
 
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
