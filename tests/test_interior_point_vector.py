@@ -111,6 +111,9 @@ def test_warm_start_from_the_reference_and_through_fit(vector_penalty):
         assert again.objective <= cold.objective * (1 + 1e-12) and again.relative_gap <= 1e-7
     with pytest.raises(ValueError, match=r"warm_start blocks must have shape \(12, 4, 3\)"):
         cvxnn.fit(X, y, beta, warm_start=(cold.v[:, :, 0], cold.w[:, :, 0]), **kw)
+    one_output = cvxnn.fit(X, (y == 0).astype(float), beta, patterns=pats, bias=True, solver="ipm")
+    with pytest.raises(ValueError, match=r"a fit with 1 output\(s\); this program has 3"):
+        cvxnn.fit(X, y, beta, warm_start=one_output, **kw)
 
 
 def test_per_output_squared_is_c_scalar_programs():

@@ -482,6 +482,9 @@ def warm_start_blocks(warm_start: Any, pats: Patterns, d: int, outputs: tuple[in
     if warm_start is None:
         return None
     if isinstance(warm_start, ConvexFit):
+        if warm_start.v.shape[2:] != tuple(outputs):
+            raise ValueError(f"warm_start is a fit with {(*warm_start.v.shape[2:], 1)[0]} output(s); this program "
+                             f"has {(*outputs, 1)[0]}.")
         return align_blocks(warm_start.patterns, warm_start.v, warm_start.w, pats)
     try:
         v, w = (np.asarray(b, dtype=float) for b in warm_start)

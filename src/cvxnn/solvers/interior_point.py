@@ -38,9 +38,13 @@ groups. The cone rows act on each column separately: with C_jk = Xᵀdiag(m_jk/g
 * "per_output" (and one output): R_jk = C_jk + ∇²φ_μ(U_j[:, k]), a d x d block, Cholesky-factored as is;
 * "group": R_j = B_j + (ρ − τ)ûûᵀ on vec U_j (dc x dc) with B_j = blockdiag_k(C_jk + τI) — the Cholesky
   factors of the c blocks C_jk + τI and Sherman–Morrison give R_j⁻¹ = B_j⁻¹ + γ_jw_jw_jᵀ,
-  w_j = B_j⁻¹û, γ_j = (τ − ρ)/(ûᵀB_j⁻¹(C_j + ρI)û) — the denominator, 1 − (τ − ρ)ûᵀB_j⁻¹û rewritten with
-  I − τB_j⁻¹ = B_j⁻¹C_j, is a sum of non-negative terms, free of cancellation. The dc x dc matrix is never
-  formed: c d x d factors per block instead of one dc x dc factor (c² times less work).
+  w_j = B_j⁻¹û, γ_j = (τ − ρ)/(ûᵀB_j⁻¹(C_j + ρI)û) (the denominator 1 − (τ − ρ)ûᵀB_j⁻¹û, rewritten with
+  I − τB_j⁻¹ = B_j⁻¹C_j, without the subtraction). The dc x dc matrix is never formed: c d x d factors per
+  block instead of one dc x dc factor (c² times less work). Near a solution the radial curvature ûᵀR_jû of
+  a nonzero block is O(μ) while ‖C_j‖ is O(1/μ), so the denominator is known only to about ε‖B_j‖/τ: it is
+  floored there (RADIAL_FLOOR), as :func:`_cholesky` shifts an indefinite d x d block — without the floor,
+  γ_j came out zero or wrong by orders of magnitude, with Newton-step errors of 10–60 % that the
+  refinement below could not repair (a 30-sample problem at μ ~ 1e-10).
 
 **Woodbury, in O(n²·2P·d·c).** With H_k = J_kJ_kᵀ (:meth:`~cvxnn.solvers.fista.SmoothLoss.hessian_factor`:
 J_k = H_k^½ diagonal, r = c columns, for squared and logistic; J_k = Q(QᵀH_kQ)^½ with Q a basis of 1⊥,
@@ -58,6 +62,12 @@ loss these are the c independent scalar programs, solved together); otherwise (c
 "group" with c > 1) it is one (n·r) x (n·r) matrix, K[(a,r),(b,s)] = δ + Σ_k J_a[k,r](M_k)_{ab}J_b[k,s]
 + Σ_j γ_j(J_aᵀf_j[a])_r(J_bᵀf_j[b])_s. :func:`iteration_flops` estimates the cost.
 
+**Iterative refinement.** R⁻¹ is large (O(1/μ)) along the radial directions of nonzero blocks, where the
+fit term supplies the curvature, so the Woodbury correction cancels against R⁻¹ there and loses digits
+as μ → 0. Each solve
+is therefore refined with the Newton matrix applied matrix-free (AᵀHA + Gᵀdiag(m/g)G + ∇²φ_μ, O(n·P·d·c)),
+x ← x + W(rhs − Nx) with W the Woodbury solve, up to REFINEMENT_STEPS times while the residual halves.
+
 **Certificate at every iteration.** With Λ = −∇L(A(U)) (n x c) and the multipliers m ≥ 0, Moreau's
 decomposition (duality.py) bounds the dual constraint of column k of block j by
 b_jk = ‖s_jXᵀW_iΛ[:, k] + XᵀS_im_jk‖ ≥ ‖Π_K(D_i)(s_jXᵀW_iΛ[:, k])‖ (at r_d = 0 it is the group's
@@ -66,8 +76,10 @@ b_jk = ‖s_jXᵀW_iΛ[:, k] + XᵀS_im_jk‖ ≥ ‖Π_K(D_i)(s_jXᵀW_iΛ[:, k
 With σ_max the largest, θ = tΛ is dual feasible for t ∈ [0, β/σ_max] within the loss's domain (the
 cross-entropy needs the rows of Y − tΛ in the simplex: t ≤ min{Y_kj/Λ_kj : Λ_kj > 0}, and λ = Y − softmax
 has rows summing to 0), and d(tΛ) at the best such t (:meth:`~cvxnn.losses.Loss.best_scale`) is a lower
-bound. When only a few groups exceed β (the multipliers of nearly-zero blocks converge last), their
-column bounds are replaced by the exact ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (NNLS). The iterate is strictly feasible,
+bound. When only a few groups exceed β (the multipliers of nearly-zero blocks converge last), or when
+the gap would close were every group within β (|F − d(Λ)| ≤ tol·|F|: then the bounds of nonzero blocks,
+≈ β − μ/‖U_g‖ + O(‖r_d‖), exceed β only because μ has reached the accuracy of the steps), their column
+bounds are replaced by the exact ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (NNLS). The iterate is strictly feasible,
 so its objective L(A(U)) + β Σ_g ‖U_g‖ is an upper bound. The solve stops when their relative gap is
 ≤ ``tol``.
 
