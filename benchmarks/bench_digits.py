@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--formulation", choices=("relu", "gated"), default="relu")
-    ap.add_argument("--solver", choices=("auto", "reference", "fista", "al"), default="auto")
+    ap.add_argument("--solver", choices=("auto", "reference", "fista", "ipm", "al"), default="auto")
     ap.add_argument("--vector-penalty", choices=("per_output", "group"), default="per_output")
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--adam-widths", type=int, nargs="+", default=[0], help="0: the convex network's width")

@@ -21,6 +21,8 @@ products x_k r_kᵀ:
 
     Σ_i D_i X U_i = [x_kᵀ (M U)_k]_k  ((M U)_k: row k viewed as d x c)      [Xᵀ D_i R]_i = Mᵀ (R ∘ X)
 
+and the cone map acts on every column: G(U) = [S_i X U_i[:, k]]_{i,k} (n x P x c), Gᵀ(M) = [Xᵀ S_i M_{:,i,k}]_{i,k}.
+
 M is kept in the compute dtype when it fits in ``MASK_CACHE_BYTES``; otherwise each chunk of
 samples is converted from the boolean masks when used, so memory stays O(chunk · P) beyond X,
 the masks and the n x P arguments and results of G and Gᵀ themselves.
@@ -121,8 +123,19 @@ class PatternOperator:
         return out.view(self.P, self.d, r.shape[1]) if vector else out
 
     def cone_products(self, U: torch.Tensor) -> torch.Tensor:
-        """G(U) = S ⊙ (X Uᵀ): (2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone)."""
-        return self.matvec_and_cone(U)[1]
+        """G(U) = S ⊙ (X Uᵀ): (2D_i − I) X u_i for every i, as an (n, P) tensor (≥ 0 iff each u_i is in its cone).
+
+        Blocks U of shape (P, d, c) give the (n, P, c) tensor of (2D_i − I) X U_i[:, k], one cone per column.
+        """
+        if U.ndim == 2:
+            return self.matvec_and_cone(U)[1]
+        P, d, c = U.shape
+        flat = U.permute(1, 0, 2).reshape(d, P * c)  # column (i, k) is U_i[:, k]
+        out = torch.empty(self.n, P, c, dtype=self.dtype, device=self.device)
+        for sl in self._chunks():
+            Z = (self.X[sl] @ flat).view(sl.stop - sl.start, P, c)
+            out[sl] = torch.where(self.masks[sl, :, None], Z, -Z)
+        return out
 
     def matvec_and_cone(self, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(A(U), G(U)) from one product X Uᵀ per chunk."""
@@ -136,11 +149,16 @@ class PatternOperator:
         return fit, cone
 
     def cone_adjoint(self, M: torch.Tensor) -> torch.Tensor:
-        """Gᵀ(M) = (S ⊙ M)ᵀ X = [Xᵀ S_i m_i]_i as a (P, d) tensor, for M of shape (n, P)."""
-        out = torch.zeros(self.P, self.d, dtype=self.dtype, device=self.device)
+        """Gᵀ(M) = (S ⊙ M)ᵀ X = [Xᵀ S_i m_i]_i as a (P, d) tensor, for M of shape (n, P).
+
+        M of shape (n, P, c) (one multiplier column per output) gives the (P, d, c) blocks [Xᵀ S_i M[:, i, k]]_{i,k}.
+        """
+        c = M.shape[2] if M.ndim == 3 else 1
+        out = torch.zeros(self.P * c, self.d, dtype=self.dtype, device=self.device)
         for sl in self._chunks():
-            out += torch.where(self.masks[sl], M[sl], -M[sl]).T @ self.X[sl]
-        return out
+            masks = self.masks[sl, :, None] if M.ndim == 3 else self.masks[sl]
+            out += torch.where(masks, M[sl], -M[sl]).reshape(sl.stop - sl.start, self.P * c).T @ self.X[sl]
+        return out.view(self.P, c, self.d).transpose(1, 2).contiguous() if M.ndim == 3 else out
 
     def lipschitz(self, iters: int = 30, seed: int = 0) -> float:
         """‖A‖₂² by power iteration on AᵀA (an estimate from below; callers back off by line search)."""

@@ -86,7 +86,7 @@ from .patterns import Patterns, count_patterns_bound, data_rank, drop_complement
 from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.augmented_lagrangian import solve_relu_al
-from .solvers.interior_point import solve_relu_interior
+from .solvers.interior_point import iteration_flops, solve_relu_interior
 from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
 from .solvers.result import SolverOutput
@@ -100,12 +100,12 @@ SOLVERS = ("auto", "reference", "fista", "ipm", "al")
 SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu",), "al": ("relu",)}
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "ipm", "al")}
 SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy"),
-                 "ipm": ("squared", "logistic"), "al": ("squared",)}
-SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector"), "ipm": ("scalar",),
+                 "ipm": ("squared", "logistic", "cross_entropy"), "al": ("squared",)}
+SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector"), "ipm": ("scalar", "vector"),
                   "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
 AUTO_FAST_SIZE = 50_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference
-IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration, about n²·2P·d flops (its n x n Woodbury matrix), stays below this
+IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops) stays below this
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -287,11 +287,12 @@ class Program:
 
         ``callback(iteration, objective, lower_bound)`` and ``time_limit`` (seconds) reach the
         first-order solvers. If ``start`` has a lower objective than the solver's answer (an
-        inexact stop), ``start`` is returned: the fit is never worse than its start.
+        inexact stop), ``start`` is returned, with the better of the two lower bounds: the fit is
+        never worse than its start.
         """
         size = self.y.size * len(pats)  # n·P·c
         solver = _choose_solver(self.solver, self.formulation, size, self.activation, self.loss, self.vector,
-                                self.Xt.shape)
+                                self.Xt.shape, self.y.shape[1] if self.vector else 1, self.vector_penalty)
         if solver in ("fista", "ipm", "al"):
             on = dict(dtype=self.dtype, device=self.device)
             op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
@@ -306,7 +307,7 @@ class Program:
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
                                           interior=None if pats.gates is None else torch.as_tensor(pats.gates.T),
-                                          callback=callback, time_limit=time_limit)
+                                          callback=callback, time_limit=time_limit, vector_penalty=self.vector_penalty)
             else:  # returns cone-feasible blocks (repaired in float64), so no polishing
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
@@ -318,7 +319,10 @@ class Program:
         res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm"))  # interior-point dust
         if start is not None and _program_objective(self.Xt, self.y, pats.masks, *start, self.beta, self.formulation,
                                                     self.activation, self.loss, self.vector_penalty) < res.objective:
-            return self.at(pats, start[0], start[1], out.status)
+            begin = self.at(pats, start[0], start[1], out.status)
+            if res.lower_bound > begin.lower_bound:  # both bound the same program: keep the solver's
+                begin.lower_bound, begin.dual_check = res.lower_bound, res.dual_check
+            return begin
         return res
 
     def at(self, pats: Patterns, v: np.ndarray, w: np.ndarray, status: str) -> ConvexFit:
@@ -411,13 +415,16 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic or
     cross-entropy loss, scalar or vector outputs; stops at relative duality gap ``tol``), "ipm"
     (primal-dual interior-point method in PyTorch, float64, on ``device``
-    (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared or logistic loss, scalar output;
-    holds one n x n matrix; stops at a certified relative gap ``tol``), "al" (augmented Lagrangian in
-    PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
-    automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they declare: fista
-    for the gated program, ipm for the ReLU program while n²·2P·d ≤ 1e11, its cost per iteration;
-    else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
-    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS.
+    (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared, logistic or cross-entropy loss,
+    scalar or vector outputs with either vector penalty; holds c n x n matrices, or one (n·c) x (n·c)
+    for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; stops at a certified relative
+    gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
+    slow to reach small gaps, so never chosen automatically), or "auto" (for n·P·c > 50 000, c
+    outputs, and a combination they declare: fista for the gated program, ipm for the ReLU program
+    while its cost per iteration, about n²·2P·d·c plus the factorization of its Woodbury matrix
+    (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11; else reference). A
+    solver refuses what it does not declare in SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS,
+    SOLVER_LOSSES, SOLVER_OUTPUTS.
 
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
@@ -429,7 +436,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         nonconvex run seed the list (alone when ``patterns`` is None, else merged with it), and
         its network (by Ψ) is the starting point, so the objective is at most the run's NC.
     warm_start: a previous :class:`ConvexFit` (its blocks are matched to this list by pattern; its
-        list is used when ``patterns`` is None) or blocks (v, w) of shape (P, d) for this list.
+        list is used when ``patterns`` is None) or blocks (v, w) of shape (P, d), (P, d, c) for c outputs,
+        for this list.
         Solvers in SOLVER_WARM_STARTS start there; the fit is never worse than the start.
     progress: show the search rounds and the iterative solvers' progress (objective, gap) with rich
         on stderr (the reference solver prints its own log when ``verbose``).
@@ -445,7 +453,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     if init_nonconvex is None and not search:
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
         with FitProgress(progress, None) as bar:
-            return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1]), callback=bar.solver)
+            return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:]),
+                                 callback=bar.solver)
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
@@ -478,19 +487,25 @@ def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver:
                    loss, vector_penalty)
 
 
-def warm_start_blocks(warm_start: Any, pats: Patterns, d: int) -> tuple[np.ndarray, np.ndarray] | None:
+def warm_start_blocks(warm_start: Any, pats: Patterns, d: int, outputs: tuple[int, ...] = ()
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
     """The blocks (v, w) of ``warm_start`` on the list ``pats``: a ConvexFit's blocks matched by pattern
-    (zero for patterns it lacks), or a pair of (P, d) arrays checked against the list; None stays None."""
+    (zero for patterns it lacks), or a pair of (P, d) arrays — (P, d, c) for ``outputs`` = (c,) — checked
+    against the list; None stays None."""
     if warm_start is None:
         return None
     if isinstance(warm_start, ConvexFit):
+        if warm_start.v.shape[2:] != tuple(outputs):
+            raise ValueError(f"warm_start is a fit with {(*warm_start.v.shape[2:], 1)[0]} output(s); this program "
+                             f"has {(*outputs, 1)[0]}.")
         return align_blocks(warm_start.patterns, warm_start.v, warm_start.w, pats)
     try:
         v, w = (np.asarray(b, dtype=float) for b in warm_start)
     except (TypeError, ValueError):
         raise TypeError("warm_start must be a ConvexFit, a pair (v, w) of arrays or None.") from None
-    if v.shape != (len(pats), d) or w.shape != (len(pats), d):
-        raise ValueError(f"warm_start blocks must have shape ({len(pats)}, {d}) for this pattern list, "
+    shape = (len(pats), d, *outputs)
+    if v.shape != shape or w.shape != shape:
+        raise ValueError(f"warm_start blocks must have shape {shape} for this pattern list, "
                          f"got {v.shape} and {w.shape}.")
     if not (np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
         raise ValueError("warm_start blocks contain NaN or inf.")
@@ -499,9 +514,10 @@ def warm_start_blocks(warm_start: Any, pats: Patterns, d: int) -> tuple[np.ndarr
 
 def align_blocks(source: Patterns, v: np.ndarray, w: np.ndarray, target: Patterns
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Blocks for the list ``target``: the block of each pattern also in ``source``, zero for the others."""
+    """Blocks for the list ``target``: the block of each pattern also in ``source``, zero for the others
+    ((P, d) or (P, d, c) blocks)."""
     index = {source.masks[:, i].tobytes(): i for i in range(len(source))}
-    nv, nw = np.zeros((len(target),) + v.shape[1:]), np.zeros((len(target),) + v.shape[1:])
+    nv, nw = np.zeros((len(target), *v.shape[1:])), np.zeros((len(target), *v.shape[1:]))
     for j in range(len(target)):
         i = index.get(target.masks[:, j].tobytes())
         if i is not None:
@@ -548,16 +564,20 @@ def _solver_dual(dual: np.ndarray | None, y: np.ndarray, loss: Loss) -> np.ndarr
 
 
 def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU,
-                   loss: Loss = SQUARED, vector: bool = False, design_shape: tuple[int, int] = (0, 0)) -> str:
-    """Resolve "auto" (size = n·P·c) and refuse combinations a solver does not declare (SOLVER_FORMULATIONS,
-    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS)."""
+                   loss: Loss = SQUARED, vector: bool = False, design_shape: tuple[int, int] = (0, 0),
+                   n_outputs: int = 1, vector_penalty: str = "per_output") -> str:
+    """Resolve "auto" (size = n·P·c for the (n, d) design and c = ``n_outputs``: ipm while its cost per iteration,
+    :func:`~cvxnn.solvers.interior_point.iteration_flops`, is at most IPM_AUTO_FLOPS) and refuse combinations a
+    solver does not declare (SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS)."""
     outputs = "vector" if vector else "scalar"
     if solver == "auto":
         fast = "fista" if formulation == "gated" else "ipm"
         capable = (activation.name in SOLVER_ACTIVATIONS[fast] and loss.name in SOLVER_LOSSES[fast]
                    and outputs in SOLVER_OUTPUTS[fast])
         n, d = design_shape
-        large = size > AUTO_FAST_SIZE and (fast == "fista" or 2.0 * n * size * d <= IPM_AUTO_FLOPS)
+        P = size // max(n * n_outputs, 1)
+        large = size > AUTO_FAST_SIZE and (
+            fast == "fista" or iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS)
         return fast if capable and large else "reference"
     if formulation not in SOLVER_FORMULATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "

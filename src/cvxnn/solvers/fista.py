@@ -141,6 +141,22 @@ class SmoothLoss:
         q = torch.sigmoid(-self.y.view(z2.shape) * z2)
         return torch.diag_embed(q * (1 - q))
 
+    def hessian_factor(self, z: torch.Tensor) -> torch.Tensor:
+        """J of shape (n, c, r) with J_kJ_kᵀ the Hessian block H_k of sample k (:meth:`hessian_blocks`).
+
+        Squared and logistic: the blocks are diagonal, J_k = H_k^½ (r = c). Cross-entropy: H_k = diag(p) − ppᵀ
+        has H_k1 = 0, so H_k = QQᵀH_kQQᵀ for Q (c x (c − 1)) an orthonormal basis of 1⊥, and
+        J_k = Q(QᵀH_kQ)^½ (r = c − 1, from the eigendecomposition of the (c − 1) x (c − 1) matrix).
+        """
+        H = self.hessian_blocks(z)
+        if not self.softmax:
+            return torch.diag_embed(H.diagonal(dim1=1, dim2=2).clamp(min=0.0).sqrt())
+        c = H.shape[1]
+        centered = torch.eye(c, dtype=H.dtype, device=H.device) - 1.0 / c
+        Q = torch.linalg.qr(centered[:, :c - 1]).Q  # the columns e_j − 1/c (j < c − 1) span 1⊥
+        evals, evecs = torch.linalg.eigh(Q.T @ H @ Q)
+        return Q @ (evecs * evals.clamp(min=0.0).sqrt()[:, None, :])
+
     def dual_direction(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
         """(L(z), λ = −∇L(z)) in float64 (squared: λ = y − z formed in z's dtype, then widened)."""
         if self.squared:
