@@ -54,7 +54,9 @@ r = c − 1, for cross-entropy, whose blocks annihilate 1) and J = blockdiag_k(J
 
 where AR⁻¹Aᵀ = blockdiag_k(M_k) + Σ_j γ_jf_jf_jᵀ, M_k = Σ_j F_jkF_jkᵀ with F_jk = W_iX L_jk^{-T}
 (n x d; L_jk the factor of R_jk or of C_jk + τI; the sign s_j cancels) and f_j = vec(W_iXw_j) (group only).
-So every iteration forms c Gram matrices M_k (chunked over blocks, BLOCK_CHUNK_BYTES at a time) and
+So every iteration forms c Gram matrices M_k (the two sides of a pattern share W_iX, so their terms
+are summed first: M_k = Σ_i W_iX N_ikXᵀW_i with N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹, chunked over patterns,
+BLOCK_CHUNK_BYTES at a time; :func:`_fit_grams`) and
 factors K once for the predictor and the corrector. When J is diagonal and there is no rank-one
 coupling (squared or logistic loss with "per_output", in particular one output) K is block diagonal:
 c matrices I + J_(k)M_kJ_(k) of size n x n, J_(k) = diag of the k-th entries of the J_k (with the squared
