@@ -189,11 +189,11 @@ def test_auto_picks_fista_for_large_gated_vector_problems_and_refusals_stay_clea
     ce = loss_from("cross_entropy")
     assert _choose_solver("auto", "gated", 10**6, loss=ce, vector=True) == "fista"
     assert _choose_solver("auto", "relu", 10**6, loss=ce, vector=True) == "reference"
-    assert _choose_solver("auto", "gated", 10**6, loss=loss_from("hinge"), vector=True) == "reference"
+    assert _choose_solver("auto", "gated", 10**6, loss=loss_from("hinge"), vector=True) == "fista"
+    assert _choose_solver("auto", "relu", 10**6, loss=loss_from("hinge"), vector=True) == "reference"
     X, y = _data("cross_entropy")
-    signs = np.where(np.eye(C)[y] > 0, 1.0, -1.0)
-    with pytest.raises(ValueError, match="'fista' does not support the 'hinge' loss"):
-        cvxnn.fit(X, signs, 1.0, patterns=P, loss="hinge", solver="fista", formulation="gated")
+    with pytest.raises(ValueError, match="'ipm' does not support vector outputs"):
+        cvxnn.fit(X, np.eye(C)[y], 1.0, patterns=P, solver="ipm")
     with pytest.raises(ValueError, match="'fista' does not support the 'relu' program"):
         cvxnn.fit(X, y, 1.0, patterns=P, loss="cross_entropy", solver="fista")
     with pytest.raises(ValueError, match="'l2' vector dual constraint is not defined for formulation 'gated'"):

@@ -98,8 +98,8 @@ SOLVERS = ("auto", "reference", "fista", "ipm", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
 SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu",), "al": ("relu",)}
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "ipm", "al")}
-SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy"),
-                 "ipm": ("squared", "logistic"), "al": ("squared",)}
+SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy", "hinge"),
+                 "ipm": ("squared", "logistic", "hinge"), "al": ("squared",)}
 SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector"), "ipm": ("scalar",),
                   "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
@@ -309,7 +309,9 @@ class Program:
         else:
             out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
                                   activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
-        res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm"))  # interior-point dust
+        # interior-point dust (fista's barrier phase for the hinge leaves it too)
+        res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm") or
+                           (solver == "fista" and not self.loss.smooth))
         if start is not None:
             begin = self.at(pats, start[0], start[1], out.status)
             if begin.objective < res.objective:
@@ -396,10 +398,12 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
 
     solver: "reference" (cvxpy + Clarabel, float64, both formulations, every loss, vector
     outputs), "fista" (accelerated proximal gradient in PyTorch on ``device``/``dtype``, then
-    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic or
-    cross-entropy loss, scalar or vector outputs; stops at relative duality gap ``tol``), "ipm"
-    (primal-dual interior-point method in PyTorch, float64, on ``device``
-    (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared or logistic loss, scalar output;
+    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic,
+    cross-entropy or hinge loss (the hinge: Nesterov-smoothed FISTA with continuation, then a
+    barrier path by Newton's method; certified against the true hinge program), scalar or vector
+    outputs; stops at relative duality gap ``tol``), "ipm" (primal-dual interior-point method in
+    PyTorch, float64, on ``device`` (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared,
+    logistic or hinge loss, scalar output;
     holds one n x n matrix; stops at a certified relative gap ``tol``), "al" (augmented Lagrangian in
     PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
     automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they declare: fista
