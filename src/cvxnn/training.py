@@ -339,6 +339,8 @@ class Program:
         raw_lam = solver_dual if solver_dual is not None else \
             loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
         lower, check = self._bound(pats, raw_lam)
+        if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
+            lower = max(lower, max(h[2] for h in out.history))
         v, w = out.v, out.w
         objective = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
         if polish:  # interior-point dust; proximal methods return exact zeros
@@ -351,15 +353,18 @@ class Program:
             if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
                 v, w = _polish(Xt, raw_lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
                 polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
-            objective = polished
             # Any λ gives a valid bound once scaled: keep the best of the raw and the polished point's.
             for lam in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
                         loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
                 value, c = self._bound(pats, lam)
                 if value > lower:
                     lower, check = value, c
-        if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
-            lower = max(lower, max(h[2] for h in out.history))
+            # a polish that would leave a gap above both tol and the raw point's keeps the raw point (seen with
+            # the hinge, whose kinks make zeroing dust cost up to the gap)
+            if polished - lower <= max(self.tol * abs(polished), objective - lower):
+                objective = polished
+            else:
+                v, w = out.v, out.w
         if form == "gated":
             nv, nw = _decompose_all(Xt, pats, v)
         else:
