@@ -147,7 +147,7 @@ class BarrierNorm:
         φ_μ(r) = min_t βt − μ log(t² − r²) = βt_μ − μ log(2μt_μ/β),   t_μ = (μ + √(μ² + β²r²))/β,
         ∇φ_μ(u) = βu/t_μ,   ∇²φ_μ(u) = (β/t_μ)(I − ûûᵀ) + (β/t_μ − β²r²/(t_μ²√(μ² + β²r²))) ûûᵀ,
 
-    smooth at u = 0, and φ_μ → β‖u‖ as μ → 0 (error at most μ(1 + |log(2μt_μ/β)|)).
+    smooth at u = 0, and φ_μ → β‖u‖ as μ → 0: |φ_μ(r) − βr| ≤ μ(2 + |log(2μt_μ/β)|), since β(t_μ − r) ∈ [0, 2μ].
     """
 
     beta: float
