@@ -231,6 +231,18 @@ def test_a_stopped_solve_returns_a_valid_bound(problem, stop):
         assert objective > optimum * (1 + 1e-6)  # stopped early: the checks above mean something
 
 
+def test_an_unreachable_tolerance_stops_the_barrier_path_as_stalled(problem):
+    """Its gap is about nμ and its Newton steps lose accuracy near μ ~ 1e-9: asked for 1e-13 the path stops when
+    decreasing μ no longer halves the gap, and returns its best certified point (not FISTA's 20 000 iterations)."""
+    Xt, y, pats, gated_opt, _ = problem
+    out, op = _gated(Xt, y, pats, tol=1e-13)
+    _, upper, lower = out.history[-1]
+    assert out.status == "stalled" and upper - lower > 1e-13 * upper and upper - lower < 1e-6 * upper
+    _check_history(out.history, gated_opt)
+    objective = HINGE.value(op.matvec(torch.as_tensor(out.v)).numpy(), y) + BETA * np.linalg.norm(out.v, axis=1).sum()
+    assert objective == pytest.approx(min(h[1] for h in out.history), rel=1e-12)
+
+
 def test_auto_picks_the_fast_solver_above_the_size_threshold():
     X, y = _labels(seed=4, n=260, d=3)
     P = 2 * AUTO_FAST_SIZE // 260  # sampled patterns are de-duplicated: ask for more than the threshold needs

@@ -56,6 +56,7 @@ HINGE_POLISH_FROM_GAP = 0.2  # the same for the hinge, whose smoothed FISTA slow
 BARRIER_DECREASE = 10.0  # hinge barrier path: μ ← μ / this per stage
 BARRIER_NEAR = 0.05  # hinge barrier path: patterns within this fraction of their dual constraint join the set
 BARRIER_STAGES = 40  # hinge barrier path: most stages (Newton solves)
+BARRIER_STALLS = 2  # hinge barrier path: stop after this many decreases of μ in a row that do not halve the gap
 BARRIER_RTOL = 1e-10  # hinge barrier path: Newton's gradient tolerance per stage (as rtol of newton_polish)
 
 
@@ -195,7 +196,7 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
 def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weights: torch.Tensor, U: torch.Tensor,
                        include: torch.Tensor, tol: float, mu: float, vector_penalty: str = "per_output",
                        time_limit: float | None = None, callback: Callable | None = None
-                       ) -> tuple[torch.Tensor, list, torch.Tensor | None, bool]:
+                       ) -> tuple[torch.Tensor, list, torch.Tensor | None, str]:
     """Second-order phase of the gated program with the hinge: barrier path following on a set S of patterns.
 
     Minimizes Σ_k ψ_μ(1 − y_k z_k) + Σ_g φ_μ(‖U_g‖) (:class:`~cvxnn.solvers.smoothing.BarrierHinge`,
@@ -206,11 +207,14 @@ def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weight
     scaled into the constraints; :func:`~cvxnn.solvers.fista.gated_certificate`). Patterns outside S whose
     constraint reaches (1 − :data:`BARRIER_NEAR`)β join S (the most violated ones, at most doubling S), and μ
     stays for one more solve (the restricted problem's dual point need not satisfy their constraints). S only
-    grows, so at most P solves keep μ. Stops when the relative gap ≤ tol, after :data:`BARRIER_STAGES` solves,
-    at ``time_limit`` seconds, or when S holds more than :data:`MAX_NEWTON_DIM` unknowns.
+    grows, so at most P solves keep μ. Status "optimal" when the relative gap ≤ tol; "stalled" when
+    :data:`BARRIER_STALLS` decreases of μ in a row did not halve the gap (the gap is about nμ, and near
+    μ ~ 1e-9 the Newton steps lose the accuracy the certificate needs: measured floor ≈ 2e-7 on breast cancer,
+    P = 100); "incomplete" after :data:`BARRIER_STAGES` solves, at ``time_limit`` seconds, or when S holds more
+    than :data:`MAX_NEWTON_DIM` unknowns.
 
     Returns (the best iterate, its history (seconds from the call, objective, best lower bound), the dual point
-    θ of the best lower bound, whether tol was reached). ``callback(stage, objective, lower_bound)``.
+    θ of the best lower bound, the status). ``callback(stage, objective, lower_bound)``.
     """
     start = time.perf_counter()
     smoothing = BarrierHinge(mu)
@@ -220,6 +224,7 @@ def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weight
     U = torch.where(include.view(-1, *[1] * (U.ndim - 1)), U, 0.0)
     best_U, best_primal, best_lower, theta = U, math.inf, -math.inf, None
     history: list[tuple[float, float, float]] = []
+    decreased, gap_before, stalls = False, math.inf, 0
     for stage in range(BARRIER_STAGES):
         if int(include.sum()) * columns > MAX_NEWTON_DIM or \
                 (time_limit is not None and time.perf_counter() - start > time_limit):
@@ -234,17 +239,24 @@ def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weight
         history.append((time.perf_counter() - start, cert.primal, best_lower))
         if callback is not None:
             callback(stage, best_primal, best_lower)
-        if best_primal - best_lower <= tol * max(abs(best_primal), 1e-300):
-            return best_U, history, theta, True
+        gap = best_primal - best_lower
+        if gap <= tol * max(abs(best_primal), 1e-300):
+            return best_U, history, theta, "optimal"
+        if decreased:
+            stalls = stalls + 1 if gap > 0.5 * gap_before else 0
+            if stalls >= BARRIER_STALLS:
+                return best_U, history, theta, "stalled"
         norms = cert.norms.to(include.device)
         grow = (norms >= (1 - BARRIER_NEAR) * beta) & ~include
         limit = max(int(include.sum()), 8)
         if int(grow.sum()) > limit:  # the most violated ones, at most doubling S
             grow = torch.zeros_like(grow).index_fill_(0, torch.topk(torch.where(grow, norms, -1.0), limit).indices, True)
-        if not bool(grow.any()):
+        decreased = not bool(grow.any())
+        if decreased:
+            gap_before = gap
             smoothing.mu /= BARRIER_DECREASE
         include = include | grow
-    return best_U, history, theta, False
+    return best_U, history, theta, "incomplete"
 
 
 def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weights: torch.Tensor,
@@ -282,8 +294,9 @@ def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weig
 def _solve_hinge_polished(op: PatternOperator, y: torch.Tensor, beta: float, tol: float, U0: torch.Tensor | None,
                           options: dict) -> SolverOutput:
     """The hinge in :func:`solve_gated_polished`: FISTA with Nesterov smoothing and continuation to a relative gap of
-    max(tol, :data:`HINGE_POLISH_FROM_GAP`), the barrier path (:func:`hinge_barrier_path`) from μ = gap/n, then
-    FISTA again (from the better point, with the first run's final smoothing) if the gap is still above tol.
+    max(tol, :data:`HINGE_POLISH_FROM_GAP`), the barrier path (:func:`hinge_barrier_path`) from μ = gap/n, then,
+    if the path ended "incomplete", FISTA again (from the better point, with the first run's final smoothing);
+    a "stalled" path returns its best point with that status.
     ``time_limit`` covers the three phases; the returned ``dual`` is the dual point of the best lower bound.
 
     The path starts from the patterns near their constraint at FISTA's own dual point. Measured (tol 1e-6,
@@ -311,20 +324,17 @@ def _solve_hinge_polished(op: PatternOperator, y: torch.Tensor, beta: float, tol
     include = (cert.scale * cert.norms >= (1 - BARRIER_NEAR) * beta).to(op.device)
     weights64 = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=torch.float64,
                                 device=op.device)  # exact, not rounded to op.dtype
-    U, path, theta, converged = hinge_barrier_path(
+    U, path, theta, status = hinge_barrier_path(
         op64, y64, beta, weights64, U, include, tol, max(primal - lower, 0.0) / y.numel(),
         options["vector_penalty"], remaining()["time_limit"], options.get("callback"))
-    if not path:
-        return first
-    offset = time.perf_counter() - start - path[-1][0]
+    offset = time.perf_counter() - start - (path[-1][0] if path else 0.0)  # when the path started
     history = first.history + [(offset + t, p, max(d, lower)) for t, p, d in path]
-    dual = theta.cpu().numpy() if path[-1][2] > lower else first.dual
-    path_primal = min(h[1] for h in path)
-    if converged:
-        return SolverOutput(U.cpu().numpy(), 0.0 * first.w, "optimal", first.n_iter, time.perf_counter() - start,
-                            history, dual=dual)
-    U_next = U.to(op.dtype) if path_primal < primal else torch.as_tensor(first.v, dtype=op.dtype, device=op.device)
-    rest = solve_gated_fista(op, y, beta, U0=U_next, tol=tol, smoothing=first.info["smoothing"], **remaining())
+    dual = theta.cpu().numpy() if path and path[-1][2] > lower else first.dual
+    V = U.cpu().numpy() if path and min(h[1] for h in path) < primal else first.v
+    if status != "incomplete":  # optimal, or stalled at a gap that FISTA would not improve
+        return SolverOutput(V, 0.0 * first.w, status, first.n_iter, time.perf_counter() - start, history, dual=dual)
+    rest = solve_gated_fista(op, y, beta, U0=torch.as_tensor(V, dtype=op.dtype, device=op.device), tol=tol,
+                             smoothing=first.info["smoothing"], **remaining())
     offset, lower = history[-1][0], history[-1][2]
     history += [(offset + t, p, max(d, lower)) for t, p, d in rest.history]
     if rest.info["lower_bound"] > lower:
