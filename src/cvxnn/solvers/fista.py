@@ -193,11 +193,14 @@ class SmoothLoss:
         z64 = z.double()
         return self.loss_value(z64), -self._gradient(z64, self.y64)
 
-    def smoothed_gap(self, z: torch.Tensor, lam: torch.Tensor, t_max: float, penalty: float) -> float:
+    def smoothed_gap(self, z: torch.Tensor, lam: torch.Tensor, t_max: float, penalty: float) -> float | None:
         """Hinge with Nesterov's smoothing: the gap of the smoothed program min L_μ(A(U)) + penalty at a point
         with prediction z and penalty value ``penalty``, against the best dual point tλ, t ≤ t_max (the dual
         constraints) and t ≤ 1/max_k λ_k y_k (the domain): L_μ(z) + penalty − max_t d_μ(tλ),
-        d_μ(θ) = d(θ) − (μ/2)‖θ‖² (:meth:`~cvxnn.solvers.smoothing.NesterovHinge.best_dual_on_ray`)."""
+        d_μ(θ) = d(θ) − (μ/2)‖θ‖² (:meth:`~cvxnn.solvers.smoothing.NesterovHinge.best_dual_on_ray`).
+        None for any other loss or smoothing."""
+        if not isinstance(self.smoothing, NesterovHinge):
+            return None
         upper = min(t_max, self.loss.domain_scale(lam.cpu().numpy(), self._y_np))
         return self._value(z.double(), self.y64) + penalty - self.smoothing.best_dual_on_ray(lam * self.y64, upper)
 
@@ -258,8 +261,8 @@ class GatedCertificate:
 
     primal: F(U); dual: d(θ) ≤ optimal value; lam: λ = −∇L(A(U)) (squared: y − A(U); hinge: −∇L_μ(A(U));
     float64, shaped as y); scale: t; norms: the dual constraint value of every pattern of the operator at
-    λ (:meth:`GroupNorm.pattern_values`; float64, length P); smoothed_gap: the hinge smoothing's program
-    gap at U and the ray of λ (:meth:`SmoothLoss.smoothed_gap`; the gap itself for a smooth loss).
+    λ (:meth:`GroupNorm.pattern_values`; float64, length P); smoothed_gap: the gap of Nesterov's smoothed
+    hinge program at U and the ray of λ (:meth:`SmoothLoss.smoothed_gap`; None for other losses).
     """
 
     primal: float
@@ -267,7 +270,7 @@ class GatedCertificate:
     lam: torch.Tensor
     scale: float
     norms: torch.Tensor
-    smoothed_gap: float
+    smoothed_gap: float | None
 
     @property
     def gap(self) -> float:
@@ -291,9 +294,8 @@ def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, bet
     s = float(norms.max()) if op.P else 0.0
     t_max = float("inf") if s <= 0 else beta / s
     t = smooth.best_scale(lam, t_max)
-    dual = smooth.dual_on_ray(lam, t)
-    smoothed = smooth.smoothed_gap(z, lam, t_max, primal - value) if isinstance(smooth.smoothing, NesterovHinge) else primal - dual
-    return GatedCertificate(primal, dual, lam, t, norms, smoothed)
+    return GatedCertificate(primal, smooth.dual_on_ray(lam, t), lam, t, norms,
+                            smooth.smoothed_gap(z, lam, t_max, primal - value))
 
 
 def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float, loss: Loss | SmoothLoss = SQUARED,
@@ -485,7 +487,7 @@ class _GatedSolve:
                 self.record(c.primal, U, idx, c.dual if certified else None, c.scale * c.lam if certified else None)
                 if best_primal - best_dual <= stop_rel * max(abs(best_primal), 1e-300):
                     return "converged"
-                if loss.hinge and c.smoothed_gap <= SMOOTHED_GAP_SHARE * c.gap:
+                if c.smoothed_gap is not None and c.smoothed_gap <= SMOOTHED_GAP_SHARE * c.gap:
                     return "smoothing"
                 if self.bounds is not None:
                     # valid on the reduced problem: its θ* is the full θ* (screened groups are zero at the optimum)

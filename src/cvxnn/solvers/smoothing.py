@@ -1,4 +1,5 @@
-"""Smooth approximations of the hinge loss for the fast solvers, and why they still certify the hinge.
+"""Smooth approximations of the hinge loss (and of the group norm) for the fast solvers, and why they still
+certify the hinge.
 
 With the margin violations m = 1 − y ∘ z (labels y_k ∈ {−1, +1}) the hinge loss is L(z) = Σ_k (m_k)_+.
 Both smoothings below replace (m)_+ by a smooth convex ψ_μ(m) with slope a = ψ_μ'(m) ∈ [0, 1], so
@@ -19,8 +20,9 @@ the certificate.
 Its conjugate is the hinge conjugate plus (μ/2)‖·‖², so the smoothed dual is d_μ(θ) = d(θ) − (μ/2)‖θ‖²:
 strongly concave with modulus μ, while the hinge dual d itself is linear (not strongly concave).
 
-**Barrier** (:class:`BarrierHinge`, for the interior-point method): (m)_+ = min{s : s ≥ 0, s ≥ m}; with
-log barriers on both constraints and s minimized in closed form,
+**Barrier** (:class:`BarrierHinge`, for the gated program's barrier path in newton.py, and the start of the
+interior-point method's hinge slacks): (m)_+ = min{s : s ≥ 0, s ≥ m}; with log barriers on both constraints
+and s minimized in closed form,
 
     ψ_μ(m) = min_{s > max(0, m)} s − μ log s − μ log(s − m).
 
@@ -34,6 +36,9 @@ s = (m + 2μ + r)/2 with r = √(m² + 4μ²); then s(s − m) = μ(r + 2μ), an
 As μ → 0, ψ_μ(m) → (m)_+ and a → 1[m > 0]. Numerically, with q = r + |m| (no cancellation),
 r + m = q and r − m = 4μ²/q for m ≥ 0 (swapped for m < 0), so a = q/(q + 2μ), 1 − a = 2μ/(q + 2μ) for
 m ≥ 0 and the two swap for m < 0.
+
+:class:`BarrierNorm` is the same construction for β‖u‖ (the cone barrier of ‖u‖ ≤ t, t eliminated), shared by
+the interior-point method and the barrier path.
 """
 
 from __future__ import annotations
