@@ -55,6 +55,7 @@ HINGE_POLISH_FROM_GAP = 0.2  # the same for the hinge, whose smoothed FISTA slow
 #                              _solve_hinge_polished)
 BARRIER_DECREASE = 10.0  # hinge barrier path: μ ← μ / this per stage
 BARRIER_NEAR = 0.05  # hinge barrier path: patterns within this fraction of their dual constraint join the set
+BARRIER_GROW_MIN = 8  # hinge barrier path: patterns that may join at once, at least (else as many as the set has)
 BARRIER_STAGES = 40  # hinge barrier path: most stages (Newton solves)
 BARRIER_STALLS = 2  # hinge barrier path: stop after this many decreases of μ in a row that do not halve the gap
 BARRIER_RTOL = 1e-10  # hinge barrier path: Newton's gradient tolerance per stage (as rtol of newton_polish) ...
@@ -268,7 +269,8 @@ def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weight
     S (``include``, (P,) boolean; the other blocks are set to zero), then divides μ by :data:`BARRIER_DECREASE`. After
     each Newton solve the certificate of the true hinge program is computed over *every* pattern (λ = y∘ψ_μ',
     scaled into the constraints; :func:`~cvxnn.solvers.fista.gated_certificate`). Patterns outside S whose
-    constraint reaches (1 − :data:`BARRIER_NEAR`)β join S (the most violated ones, at most doubling S), and μ
+    constraint reaches (1 − :data:`BARRIER_NEAR`)β join S (the most violated ones, at most max(|S|,
+    :data:`BARRIER_GROW_MIN`) at a time), and μ
     stays for one more solve (the restricted problem's dual point need not satisfy their constraints). S only
     grows, so at most P solves keep μ. Status "optimal" when the relative gap ≤ tol; "stalled" when
     :data:`BARRIER_STALLS` decreases of μ in a row did not halve the gap (the gap is about nμ, and near
@@ -315,8 +317,8 @@ def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weight
                 return best_U, history, theta, "stalled"
         norms = cert.norms.to(include.device)
         grow = (norms >= (1 - BARRIER_NEAR) * beta) & ~include
-        limit = max(int(include.sum()), 8)
-        if int(grow.sum()) > limit:  # the most violated ones, at most doubling S
+        limit = max(int(include.sum()), BARRIER_GROW_MIN)
+        if int(grow.sum()) > limit:  # the most violated ones
             grow = torch.zeros_like(grow).index_fill_(0, torch.topk(torch.where(grow, norms, -1.0), limit).indices, True)
         decreased = not bool(grow.any())
         if decreased:
@@ -371,7 +373,7 @@ def _solve_hinge_polished(op: PatternOperator, y: torch.Tensor, beta: float, tol
     P = 50 (FISTA needs 200-2000 iterations for it), against 0.8-3.0 s at 1e-2 (4500-18000 iterations);
     breast cancer (P = 100), 6 s against 31 s. Most of the rest is the path's Newton steps."""
     start = time.perf_counter()
-    time_limit = options.get("time_limit")
+    time_limit, callback = options.get("time_limit"), options.get("callback")
 
     def remaining() -> dict:
         left = None if time_limit is None else max(time_limit - (time.perf_counter() - start), 0.0)
@@ -393,7 +395,8 @@ def _solve_hinge_polished(op: PatternOperator, y: torch.Tensor, beta: float, tol
                                 device=op.device)  # exact, not rounded to op.dtype
     U, path, theta, status = hinge_barrier_path(
         op64, y64, beta, weights64, U, include, tol, max(primal - lower, 0.0) / y.numel(),
-        options["vector_penalty"], remaining()["time_limit"], options.get("callback"))
+        options["vector_penalty"], remaining()["time_limit"],
+        None if callback is None else lambda stage, upper, lower: callback(first.n_iter + stage, upper, lower))
     offset = time.perf_counter() - start - (path[-1][0] if path else 0.0)  # when the path started
     history = first.history + [(offset + t, p, max(d, lower)) for t, p, d in path]
     dual = theta.cpu().numpy() if path and path[-1][2] > lower else first.dual
