@@ -339,6 +339,7 @@ def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weig
     groups of ``vector_penalty``. Newton is skipped (the second FISTA run then continues from the
     first one's point) when the active columns hold more than :data:`MAX_NEWTON_DIM` unknowns. The
     certificate is always FISTA's (:func:`~cvxnn.solvers.fista.gated_gap` over every pattern).
+    The hinge takes :func:`_solve_hinge_polished` (FISTA on its smoothing, then a barrier path).
     """
     start = time.perf_counter()
     options = dict(loss=loss, vector_penalty=vector_penalty, **fista_options)
