@@ -3,7 +3,8 @@ cvxnn's fast solvers against the cvxpy + Clarabel reference and against scnn (Mi
 ICML 2022, ``pip install --no-deps pyscnn``; skipped with a note when it is not installed).
 
     .venv/bin/python benchmarks/bench_solvers.py [--quick] [--problems planted20,breast] [--patterns 100,500]
-                                                 [--relu-only] [--timeout 300] [--out benchmarks/results.json]
+                                                 [--relu-only] [--loss squared] [--timeout 300]
+                                                 [--out benchmarks/results.json]
 
 For each problem and pattern count P (Gaussian gates, seed 0, the same gates for every solver):
 
@@ -22,6 +23,11 @@ suboptimality (objective − p*)/p* of the returned point measured in cvxnn's sc
 is (1/2n)‖·‖² + λΣ‖·‖, so λ = β/n gives the same program; its solutions are scored on our side
 with its own (reordered) gates, and ReLU solutions also report their cone violation.
 Each external run is a separate process with a wall-clock limit (``--timeout``).
+
+``--loss logistic`` or ``--loss hinge`` (classification problems: breast, digits) runs the same rows for
+that loss where the solver supports it: cvxnn FISTA, ipm and the reference; the augmented Lagrangian and
+scnn are squared-loss only and are skipped. For the hinge the gated p* is the reference's optimum too (FISTA's
+barrier phase stalls near a certified 1e-7, short of 1e-10).
 """
 
 from __future__ import annotations
@@ -112,9 +118,9 @@ def in_child(job, args: tuple, timeout: float):
         proc.join()
 
 
-def _reference_job(X, y, pats, beta, program, queue) -> None:
+def _reference_job(X, y, pats, beta, program, loss, queue) -> None:
     start = time.perf_counter()
-    fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver="reference")
+    fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver="reference", loss=loss)
     queue.put((time.perf_counter() - start, fit.objective, fit.relative_gap))
 
 
@@ -134,20 +140,22 @@ def run_al(X, y, pats, beta, tol, dtype, time_limit: float) -> tuple[float, floa
 
 
 def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_time: float,
-                  gated: bool = True) -> list[dict]:
+                  gated: bool = True, loss: str = "squared") -> list[dict]:
     label, make, beta = PROBLEMS[key]
     X, y = make()
     if quick:
         X, y = X[:400], y[:400]
     pats = cvxnn.sample_patterns(X, P, seed=0)
-    base = {"problem": label, "n": X.shape[0], "d": X.shape[1], "P": len(pats), "beta": beta}
+    base = {"problem": label, "n": X.shape[0], "d": X.shape[1], "P": len(pats), "beta": beta, "loss": loss}
+    squared = loss == "squared"  # the augmented Lagrangian and scnn solve the squared loss only
     rows: list[dict] = []
     programs = (["gated"] if gated else []) + (["relu"] if relu and P <= 100 else [])  # ReLU: where the reference runs
     for program in programs:
         fast = "fista" if program == "gated" else "al"
-        reference = in_child(_reference_job, (X, y, pats, beta, program), timeout) if P <= 100 else None
-        if program == "gated":  # certified to 1e-10 by FISTA + Newton
-            p_star = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, tol=1e-10).objective
+        reference = in_child(_reference_job, (X, y, pats, beta, program, loss), timeout) if P <= 100 else None
+        if program == "gated" and loss != "hinge":  # certified to 1e-10 by FISTA + Newton
+            p_star = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, loss=loss,
+                               tol=1e-10).objective
         else:  # the reference's optimum, certified by its own gap
             p_star = None if reference is None else reference[1]
         row0 = dict(base, program=program, p_star=p_star)
@@ -163,20 +171,23 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
             ((1e-6, torch.float64), (1e-4, torch.float32))
         for tol, dtype in runs:
             if program == "relu":  # the augmented Lagrangian rarely reaches these gaps: it gets a time limit
+                if not squared:
+                    continue
                 seconds, objective, gap, status = run_al(X, y, pats, beta, tol, dtype, al_time)
             else:
                 start = time.perf_counter()
-                fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, tol=tol, dtype=dtype)
+                fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, tol=tol, dtype=dtype,
+                                loss=loss)
                 seconds, objective, gap, status = time.perf_counter() - start, fit.objective, fit.relative_gap, \
                     fit.status
             add(f"cvxnn {fast} {str(dtype)[6:]} gap {tol:g}", seconds, objective, certified_gap=gap, status=status)
         if program == "relu":  # the interior-point method, certified
             for tol in (1e-4, 1e-6):
                 start = time.perf_counter()
-                fit = cvxnn.fit(X, y, beta, patterns=pats, solver="ipm", tol=tol)
+                fit = cvxnn.fit(X, y, beta, patterns=pats, solver="ipm", tol=tol, loss=loss)
                 add(f"cvxnn ipm float64 gap {tol:g}", time.perf_counter() - start, fit.objective,
                     certified_gap=fit.relative_gap, status=fit.status)
-        if scnn_available():
+        if scnn_available() and squared:
             name = "R-FISTA" if program == "gated" else "AL"
             for tol in ((1e-6, 1e-8, 1e-10) if program == "gated" else (1e-6,)):
                 out = in_child(_scnn_job, (program, X, y, pats.gates, beta, tol), timeout)
@@ -204,6 +215,8 @@ def main() -> None:
     parser.add_argument("--patterns", default="100,500")
     parser.add_argument("--relu", default="planted20,breast", help="problems whose ReLU program is also run (P ≤ 100)")
     parser.add_argument("--relu-only", action="store_true", help="skip the gated program")
+    parser.add_argument("--loss", default="squared", choices=("squared", "logistic", "hinge"),
+                        help="the loss of both programs (logistic, hinge: ±1 labels, so breast or digits)")
     parser.add_argument("--al-time", type=float, default=60.0, help="seconds allowed to cvxnn's augmented Lagrangian")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to each scnn/reference run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
@@ -217,7 +230,7 @@ def main() -> None:
     for key in args.problems.split(","):
         for P in (int(p) for p in args.patterns.split(",")):
             rows.extend(bench_problem(key, P, args.timeout, args.quick, key in args.relu.split(","), args.al_time,
-                                      gated=not args.relu_only))
+                                      gated=not args.relu_only, loss=args.loss))
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))  # an interrupted run keeps its rows
 
 

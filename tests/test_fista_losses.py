@@ -4,6 +4,7 @@ The program is min_U L(A(U)) + β Σ‖u_i‖ with L(z) = Σ_k log(1 + exp(−y_
 d(tλ) = Σ_k H(tλ_k y_k) at λ = −∇L(A(U)) scaled into the dual constraints ‖(W_iX)ᵀθ‖ ≤ β.
 """
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -144,7 +145,12 @@ def test_capabilities():
     assert _choose_solver("auto", "gated", 10**6, loss=LOGISTIC) == "fista"
     assert _choose_solver("auto", "gated", 10**6, loss=SQUARED) == "fista"
     X, y, pats = _labels(n_patterns=5)
-    with pytest.raises(ValueError, match="hinge"):
-        cvxnn.fit(X, y, 0.5, patterns=pats, formulation="gated", solver="fista", loss="hinge")
+    with pytest.raises(ValueError, match="'fista' does not support the 'relu' program"):
+        cvxnn.fit(X, y, 0.5, patterns=pats, formulation="relu", solver="fista", loss="logistic")
+
+    @dataclasses.dataclass(frozen=True)
+    class Undeclared(cvxnn.losses.Loss):
+        name: str = "undeclared"
+
     with pytest.raises(ValueError, match="losses"):
-        solve_gated_fista(PatternOperator(X, pats.masks), torch.as_tensor(y), 0.5, loss=cvxnn.losses.HINGE)
+        solve_gated_fista(PatternOperator(X, pats.masks), torch.as_tensor(y), 0.5, loss=Undeclared())

@@ -191,11 +191,10 @@ def test_auto_picks_fista_for_large_gated_vector_problems_and_refusals_stay_clea
     # the ReLU program goes to ipm only while its (n·(c − 1)) x (n·(c − 1)) Woodbury matrix is affordable
     assert _choose_solver("auto", "relu", 10**6, loss=ce, vector=True, design_shape=(10**4, 20), n_outputs=10) \
         == "reference"
-    assert _choose_solver("auto", "gated", 10**6, loss=loss_from("hinge"), vector=True) == "reference"
+    assert _choose_solver("auto", "gated", 10**6, loss=loss_from("hinge"), vector=True) == "fista"
     X, y = _data("cross_entropy")
-    signs = np.where(np.eye(C)[y] > 0, 1.0, -1.0)
-    with pytest.raises(ValueError, match="'fista' does not support the 'hinge' loss"):
-        cvxnn.fit(X, signs, 1.0, patterns=P, loss="hinge", solver="fista", formulation="gated")
+    with pytest.raises(ValueError, match="'al' does not support vector outputs"):
+        cvxnn.fit(X, np.eye(C)[y], 1.0, patterns=P, solver="al")
     with pytest.raises(ValueError, match="'fista' does not support the 'relu' program"):
         cvxnn.fit(X, y, 1.0, patterns=P, loss="cross_entropy", solver="fista")
     with pytest.raises(ValueError, match="'l2' vector dual constraint is not defined for formulation 'gated'"):

@@ -157,8 +157,8 @@ def test_solver_capabilities_are_declared(data):
     X = data["X"]
     with pytest.raises(ValueError, match="'fista' does not support the 'relu' program"):
         cvxnn.fit(X, data["logistic"], BETA, loss="logistic", solver="fista")
-    with pytest.raises(ValueError, match="'fista' does not support the 'hinge' loss"):
-        cvxnn.fit(X, data["logistic"], BETA, loss="hinge", solver="fista", formulation="gated")
+    with pytest.raises(ValueError, match="'al' does not support the 'hinge' loss"):
+        cvxnn.fit(X, data["logistic"], BETA, loss="hinge", solver="al")
     with pytest.raises(ValueError, match="'al' does not support vector outputs"):
         cvxnn.training._choose_solver("al", "relu", 100, loss=loss_from("squared"), vector=True)
 

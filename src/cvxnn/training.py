@@ -99,8 +99,8 @@ SOLVERS = ("auto", "reference", "fista", "ipm", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
 SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu",), "al": ("relu",)}
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "ipm", "al")}
-SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy"),
-                 "ipm": ("squared", "logistic", "cross_entropy"), "al": ("squared",)}
+SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy", "hinge"),
+                 "ipm": ("squared", "logistic", "cross_entropy", "hinge"), "al": ("squared",)}
 SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector"), "ipm": ("scalar", "vector"),
                   "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
@@ -316,7 +316,9 @@ class Program:
         else:
             out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
                                   activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
-        res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm"))  # interior-point dust
+        # interior-point dust (fista's barrier phase for the hinge leaves it too)
+        res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm") or
+                           (solver == "fista" and not self.loss.smooth))
         if start is not None and _program_objective(self.Xt, self.y, pats.masks, *start, self.beta, self.formulation,
                                                     self.activation, self.loss, self.vector_penalty) < res.objective:
             begin = self.at(pats, start[0], start[1], out.status)
@@ -349,6 +351,8 @@ class Program:
             loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
         sigmas: dict[tuple[int, int], float] = {}  # exact cone values at the repaired λ, reused by the polish
         lower, check = self._bound(pats, raw_lam, sigmas)
+        if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
+            lower = max(lower, max(h[2] for h in out.history))
         v, w = out.v, out.w
         objective = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
         if polish:  # interior-point dust; proximal methods return exact zeros
@@ -362,18 +366,21 @@ class Program:
             if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
                 v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
                 polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
-            objective = polished
             # Any λ gives a valid bound once scaled: while the gap is above tol, try the polished point's
             # and the solver's primal point's (each an all-pattern check, so a λ already checked is skipped).
             for cand in (loss.dual_direction(convex_prediction(Xt, pats.masks, v, w, act), yv),
                          loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)):
-                if objective - lower <= self.tol * abs(objective) or np.array_equal(cand, raw_lam):
+                if min(polished, objective) - lower <= self.tol * abs(polished) or np.array_equal(cand, raw_lam):
                     continue
                 value, c = self._bound(pats, cand)
                 if value > lower:
                     lower, check = value, c
-        if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
-            lower = max(lower, max(h[2] for h in out.history))
+            # a polish that would leave a gap above both tol and the raw point's keeps the raw point (seen with
+            # the hinge, whose kinks make zeroing dust cost up to the gap)
+            if polished - lower <= max(self.tol * abs(polished), objective - lower):
+                objective = polished
+            else:
+                v, w = out.v, out.w
         if form == "gated":
             nv, nw = _decompose_all(Xt, pats, v)
         else:
@@ -412,11 +419,12 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
 
     solver: "reference" (cvxpy + Clarabel, float64, both formulations, every loss, vector
     outputs), "fista" (accelerated proximal gradient in PyTorch on ``device``/``dtype``, then
-    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic or
-    cross-entropy loss, scalar or vector outputs; stops at relative duality gap ``tol``), "ipm"
-    (primal-dual interior-point method in PyTorch, float64, on ``device``
-    (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared, logistic or cross-entropy loss,
-    scalar or vector outputs with either vector penalty; holds c n x n matrices, or one (n·c) x (n·c)
+    Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic,
+    cross-entropy or hinge loss (the hinge: Nesterov-smoothed FISTA with continuation, then a
+    barrier path by Newton's method; certified against the true hinge program), scalar or vector
+    outputs; stops at relative duality gap ``tol``), "ipm" (primal-dual interior-point method in
+    PyTorch, float64, on ``device`` (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared,
+    logistic, cross-entropy or hinge loss (the hinge through epigraph slacks), scalar or vector outputs with either vector penalty; holds c n x n matrices, or one (n·c) x (n·c)
     for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; stops at a certified relative
     gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
     slow to reach small gaps, so never chosen automatically), or "auto" (for n·P·c > 50 000, c

@@ -4,8 +4,9 @@ and working sets:
     min_U  F(U) = L(A(U)) + β Σ_i ‖u_i‖₂,      A(U) = Σ_i W_i X u_i,
 
 for the squared loss L(z) = ½‖z − y‖² (the default), the logistic loss
-L(z) = Σ_k log(1 + exp(−y_k z_k)), y_k ∈ {−1, +1}, and the softmax cross-entropy
-L(Z) = Σ_k [logsumexp(z_k) − z_kᵀy_k] (one-hot rows y_k; see :class:`SmoothLoss`).
+L(z) = Σ_k log(1 + exp(−y_k z_k)), y_k ∈ {−1, +1}, the softmax cross-entropy
+L(Z) = Σ_k [logsumexp(z_k) − z_kᵀy_k] (one-hot rows y_k; see :class:`SmoothLoss`), and the hinge
+L(z) = Σ_k (1 − y_k z_k)_+ through its smoothing (below).
 
 **Vector outputs** (targets Y of shape (n, c)): blocks U_i ∈ R^{d×c}, A(U) = Σ_i W_i X U_i ∈ R^{n×c},
 and the groups of the penalty (:class:`GroupNorm`) are the columns U_i[:, k] (``"per_output"``,
@@ -52,6 +53,18 @@ current support plus the best-scored groups (at least twice the support; the set
 an outer iteration did not halve the global gap), and runs FISTA on that set until its own gap
 falls below a fraction ``inner_ratio`` of the global one (or below ``tol``). Once the set covers
 every unscreened group the outer loop is plain FISTA, so the method terminates whenever FISTA does.
+
+**The hinge** (nonsmooth). FISTA minimizes Nesterov's smoothing L_μ(z) = Σ_k ψ_μ(1 − y_k z_k),
+ψ_μ(m) = max_{a∈[0,1]} am − (μ/2)a² (:class:`~cvxnn.solvers.smoothing.NesterovHinge`; ∇L_μ is
+(1/μ)-Lipschitz), with continuation: an inner solve ends once the smoothed program's gap is at most
+:data:`SMOOTHED_GAP_SHARE` of the true gap (the rest is the smoothing's, which only a smaller μ removes),
+and μ ← μ/``continuation``, warm-started. Everything certified is the **true** hinge program's: the upper
+bound is its objective at the iterate, and the lower bound d(tλ) = tΣ_k λ_k y_k at λ = −∇L_μ(A(U)) = y∘a,
+a = clip((1 − y∘A(U))/μ, 0, 1) ∈ [0, 1]^n (the hinge conjugate's domain), t as above and t ≤ 1/max a.
+The hinge dual is linear, hence not strongly concave, so **no gap-safe screening** for the hinge (the
+smoothed dual is μ-strongly concave, but its optimum moves with μ). Working sets stay valid (they only pick
+the groups solved; certificates are over all groups); an outer iteration limited by the smoothing does not
+grow the set.
 """
 
 from __future__ import annotations
@@ -66,9 +79,13 @@ import torch
 from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
 from .result import SolverOutput
+from .smoothing import HingeSmoothing, NesterovHinge
 
 SCREEN_FRACTION = 0.05  # shrink the operator once this share of its groups is screened
-FISTA_LOSSES = ("squared", "logistic", "cross_entropy")
+FISTA_LOSSES = ("squared", "logistic", "cross_entropy", "hinge")
+HINGE_SMOOTHING = 1.0  # hinge: initial μ of Nesterov's smoothing (the margin is 1)
+HINGE_CONTINUATION = 10.0  # hinge: μ ← μ / this at each decrease
+SMOOTHED_GAP_SHARE = 0.5  # hinge: decrease μ once the smoothed program's gap is this share of the true gap or less
 
 
 def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -77,67 +94,93 @@ def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class SmoothLoss:
-    """A loss of :data:`FISTA_LOSSES` on torch tensors: what FISTA, Newton and the certificate evaluate.
+    """A loss of :data:`FISTA_LOSSES` on torch tensors: what FISTA, Newton, the IPM and the certificates evaluate.
 
     squared:       L(z) = ½‖z − y‖²,                    ∇L(z) = z − y            (y: (n,) or (n, c));
     logistic:      L(z) = Σ_k log(1 + exp(−y_k z_k)),   ∇L(z) = −y ∘ sigmoid(−y ∘ z);
-    cross-entropy: L(Z) = Σ_k logsumexp(z_k) − ⟨Y, Z⟩,  ∇L(Z) = softmax(Z) − Y    (rows z_k, one-hot Y).
+    cross-entropy: L(Z) = Σ_k logsumexp(z_k) − ⟨Y, Z⟩,  ∇L(Z) = softmax(Z) − Y    (rows z_k, one-hot Y);
+    hinge:         L(z) = Σ_k (1 − y_k z_k)_+, nonsmooth: :meth:`value`, :meth:`value_and_gradient` and
+                   :meth:`hessian_blocks` are those of its smoothing L_μ(z) = Σ_k ψ_μ(1 − y_k z_k)
+                   (``smoothing``, a :class:`~cvxnn.solvers.smoothing.HingeSmoothing` whose μ the solver
+                   changes in place; Nesterov's with μ = :data:`HINGE_SMOOTHING` by default).
 
-    FISTA's values and gradients are in the dtype of z. The certificate's pieces are in float64:
-    the dual direction λ = −∇L(z) with L(z), and d(tλ) on that ray. For the squared loss they
-    are closed forms on z's device; for the logistic and cross-entropy losses the dual value and the
-    best scale come from :class:`~cvxnn.losses.LogisticLoss` / :class:`~cvxnn.losses.CrossEntropyLoss`
-    (NumPy, one transfer of λ per certificate).
+    FISTA's values and gradients are in the dtype of z. The certificate's pieces are in float64 and
+    always those of the loss itself: L(z) (:meth:`loss_value`; the true hinge), the dual direction
+    λ = −∇L(z) (hinge: λ = −∇L_μ(z) = y ∘ ψ_μ'(1 − y ∘ z), inside the hinge conjugate's domain), and
+    d(tλ) on that ray. For the squared loss they are closed forms on z's device; for the others the dual
+    value and the best scale come from the :class:`~cvxnn.losses.Loss` (NumPy, one transfer of λ per
+    certificate).
     """
 
-    def __init__(self, loss: Loss, y: torch.Tensor) -> None:
+    def __init__(self, loss: Loss, y: torch.Tensor, smoothing: HingeSmoothing | None = None) -> None:
         if loss.name not in FISTA_LOSSES:
-            raise ValueError(f"the gated FISTA solver supports the losses {FISTA_LOSSES}, not {loss.name!r}.")
+            raise ValueError(f"the fast solvers support the losses {FISTA_LOSSES}, not {loss.name!r}.")
         self.loss, self.y, self.y64 = loss, y, y.double()
         self.squared = loss.name == "squared"
         self.softmax = loss.name == "cross_entropy"
-        self.curvature = float(loss.curvature)  # κ: ∇L is κ-Lipschitz
+        self.hinge = loss.name == "hinge"
+        if smoothing is not None and not self.hinge:
+            raise ValueError(f"a smoothing applies to the hinge loss only, not to the {loss.name!r} loss.")
+        self.smoothing = (smoothing or NesterovHinge(HINGE_SMOOTHING)) if self.hinge else None
         self._y_np = None if self.squared else self.y64.cpu().numpy()
 
+    @property
+    def curvature(self) -> float:
+        """κ: ∇L (∇L_μ for the hinge) is κ-Lipschitz."""
+        return self.smoothing.max_curvature if self.hinge else float(self.loss.curvature)
+
     def _value(self, z: torch.Tensor, y: torch.Tensor) -> float:
-        """L(z) for targets y of z's dtype."""
+        """L(z) (hinge: L_μ(z)) for targets y of z's dtype."""
         if self.squared:
             r = z - y
             return 0.5 * _inner(r, r)
         if self.softmax:
             return float(torch.logsumexp(z, dim=1).sum()) - _inner(y, z)
+        if self.hinge:
+            return float(self.smoothing.value(1 - y * z).sum())
         m = -y * z
         return float(torch.logaddexp(m, torch.zeros_like(m)).sum())
 
     def _gradient(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """∇L(z) for targets y of z's dtype."""
+        """∇L(z) (hinge: ∇L_μ(z)) for targets y of z's dtype."""
         if self.squared:
             return z - y
         if self.softmax:
             return torch.softmax(z, dim=1) - y
+        if self.hinge:
+            return -y * self.smoothing.slope(1 - y * z)
         return -y * torch.sigmoid(-y * z)
 
     def value(self, z: torch.Tensor) -> float:
-        """L(z), accumulated in z's dtype."""
+        """L(z) (hinge: L_μ(z)), accumulated in z's dtype."""
         return self._value(z, self.y)
 
     def value_and_gradient(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """(L(z), ∇L(z)) in z's dtype."""
+        """(L(z), ∇L(z)) in z's dtype (hinge: those of L_μ)."""
         if self.squared:
             r = z - self.y
             return 0.5 * _inner(r, r), r
         return self._value(z, self.y), self._gradient(z, self.y)
 
+    def loss_value(self, z: torch.Tensor) -> float:
+        """L(z) of the loss itself (the true hinge, not its smoothing) in float64."""
+        z64 = z.double()
+        if self.hinge:
+            return float(torch.clamp(1 - self.y64 * z64, min=0.0).sum())
+        return self._value(z64, self.y64)
+
     def hessian_blocks(self, z: torch.Tensor) -> torch.Tensor:
         """The per-sample Hessian blocks of L at z (n x c, or n for one output), an (n, c, c) tensor:
         I (squared), diag(σ(1 − σ)) with σ = sigmoid(−y ∘ z) (logistic), diag(p) − ppᵀ with
-        p = softmax(z_k) (cross-entropy)."""
+        p = softmax(z_k) (cross-entropy), diag(ψ_μ''(1 − y ∘ z)) (hinge: its smoothing)."""
         z2 = z.view(z.shape[0], -1)
         if self.softmax:
             p = torch.softmax(z2, dim=1)
             return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
         if self.squared:
             return torch.diag_embed(torch.ones_like(z2))
+        if self.hinge:
+            return torch.diag_embed(self.smoothing.curvature(1 - self.y.view(z2.shape) * z2))
         q = torch.sigmoid(-self.y.view(z2.shape) * z2)
         return torch.diag_embed(q * (1 - q))
 
@@ -158,12 +201,24 @@ class SmoothLoss:
         return Q @ (evecs * evals.clamp(min=0.0).sqrt()[:, None, :])
 
     def dual_direction(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """(L(z), λ = −∇L(z)) in float64 (squared: λ = y − z formed in z's dtype, then widened)."""
+        """(L(z), λ) in float64, L the loss itself (:meth:`loss_value`) and λ = −∇L(z) (squared: y − z
+        formed in z's dtype, then widened; hinge: λ = −∇L_μ(z), with λ_k y_k ∈ [0, 1])."""
         if self.squared:
             lam = (self.y - z).double()
             return 0.5 * _inner(lam, lam), lam
         z64 = z.double()
-        return self._value(z64, self.y64), -self._gradient(z64, self.y64)
+        return self.loss_value(z64), -self._gradient(z64, self.y64)
+
+    def smoothed_gap(self, z: torch.Tensor, lam: torch.Tensor, t_max: float, penalty: float) -> float | None:
+        """Hinge with Nesterov's smoothing: the gap of the smoothed program min L_μ(A(U)) + penalty at a point
+        with prediction z and penalty value ``penalty``, against the best dual point tλ, t ≤ t_max (the dual
+        constraints) and t ≤ 1/max_k λ_k y_k (the domain): L_μ(z) + penalty − max_t d_μ(tλ),
+        d_μ(θ) = d(θ) − (μ/2)‖θ‖² (:meth:`~cvxnn.solvers.smoothing.NesterovHinge.best_dual_on_ray`).
+        None for any other loss or smoothing."""
+        if not isinstance(self.smoothing, NesterovHinge):
+            return None
+        upper = min(t_max, self.loss.domain_scale(lam.cpu().numpy(), self._y_np))
+        return self._value(z.double(), self.y64) + penalty - self.smoothing.best_dual_on_ray(lam * self.y64, upper)
 
     def best_scale(self, lam: torch.Tensor, t_max: float) -> float:
         """argmax of t ↦ d(tλ) over [0, t_max] within the domain (squared: clip(⟨λ, y⟩/‖λ‖², 0, t_max))."""
@@ -220,9 +275,10 @@ class GroupNorm:
 class GatedCertificate:
     """A feasible dual point θ = tλ of the gated program for one pattern list.
 
-    primal: F(U); dual: d(θ) ≤ optimal value; lam: λ = −∇L(A(U)) (squared: y − A(U); float64,
-    shaped as y); scale: t; norms: the dual constraint value of every pattern of the operator at λ
-    (:meth:`GroupNorm.pattern_values`; float64, length P).
+    primal: F(U); dual: d(θ) ≤ optimal value; lam: λ = −∇L(A(U)) (squared: y − A(U); hinge: −∇L_μ(A(U));
+    float64, shaped as y); scale: t; norms: the dual constraint value of every pattern of the operator at
+    λ (:meth:`GroupNorm.pattern_values`; float64, length P); smoothed_gap: the gap of Nesterov's smoothed
+    hinge program at U and the ray of λ (:meth:`SmoothLoss.smoothed_gap`; None for other losses).
     """
 
     primal: float
@@ -230,6 +286,7 @@ class GatedCertificate:
     lam: torch.Tensor
     scale: float
     norms: torch.Tensor
+    smoothed_gap: float | None
 
     @property
     def gap(self) -> float:
@@ -242,17 +299,22 @@ def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, bet
     """Primal value F(U) = L(A(U)) + β Σ_g ‖U_g‖, dual direction λ = −∇L(A(U)) and the best feasible
     multiple tλ, t ≤ β / max_i (pattern i's constraint value at λ) (accumulated in float64).
 
-    ``prediction``: A(U) when already computed."""
+    For the hinge, F is the true hinge objective and λ = −∇L_μ(A(U)) is built from the smoothing of
+    ``loss`` (a :class:`SmoothLoss`; a bare Loss gets the default smoothing). ``prediction``: A(U) when
+    already computed."""
     smooth = loss if isinstance(loss, SmoothLoss) else SmoothLoss(loss, y)
-    value, lam = smooth.dual_direction(op.matvec(U) if prediction is None else prediction)
+    z = op.matvec(U) if prediction is None else prediction
+    value, lam = smooth.dual_direction(z)
     primal = value + beta * penalty.value(U)
     norms = penalty.pattern_values(op.rmatvec(lam.to(op.dtype))) if op.P else torch.zeros(0, dtype=torch.float64)
     s = float(norms.max()) if op.P else 0.0
-    t = smooth.best_scale(lam, float("inf") if s <= 0 else beta / s)
-    return GatedCertificate(primal, smooth.dual_on_ray(lam, t), lam, t, norms)
+    t_max = float("inf") if s <= 0 else beta / s
+    t = smooth.best_scale(lam, t_max)
+    return GatedCertificate(primal, smooth.dual_on_ray(lam, t), lam, t, norms,
+                            smooth.smoothed_gap(z, lam, t_max, primal - value))
 
 
-def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float, loss: Loss = SQUARED,
+def gated_gap(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, beta: float, loss: Loss | SmoothLoss = SQUARED,
               vector_penalty: str = "per_output") -> tuple[float, float, torch.Tensor]:
     """(primal, dual lower bound, dual direction λ = −∇L(A(U))); see :func:`gated_certificate`.
     For (P, d, c) blocks U, ``vector_penalty`` picks the groups (:meth:`GroupNorm.of`)."""
@@ -289,10 +351,10 @@ class _GatedSolve:
 
     def __init__(self, op: PatternOperator, y: torch.Tensor, beta: float, U0: torch.Tensor | None,
                  max_iter: int, gap_every: int, time_limit: float | None, callback: Callable | None,
-                 screening: bool, loss: Loss, vector_penalty: str) -> None:
+                 screening: bool, loss: Loss, vector_penalty: str, smoothing: HingeSmoothing | None) -> None:
         self.start = time.perf_counter()
         self.op, self.y, self.beta = op, y.to(op.dtype), float(beta)
-        self.loss = SmoothLoss(loss, self.y)
+        self.loss = SmoothLoss(loss, self.y, smoothing)
         self.penalty = GroupNorm.of(vector_penalty, y.ndim == 2)
         shape = (op.P, op.d, *y.shape[1:])  # blocks (P, d), or (P, d, c) for c outputs
         self.U = torch.zeros(shape, dtype=op.dtype, device=op.device) if U0 is None else \
@@ -300,7 +362,10 @@ class _GatedSolve:
         self.best_U, self.best_primal, self.best_lower = self.U.clone(), float("inf"), -float("inf")
         self.max_iter, self.gap_every, self.time_limit, self.callback = max_iter, gap_every, time_limit, callback
         self.active = torch.ones(op.P, dtype=torch.bool, device=op.device)
-        self.bounds = group_norm_bounds(op) if screening and op.P else None
+        # Gap-safe screening needs a strongly concave dual. The hinge dual d(θ) = Σ θ_k y_k is linear, and the
+        # smoothed dual (μ-strongly concave) has an optimum that moves as μ decreases, so a group it proves zero
+        # at one μ may be nonzero at the hinge optimum: no screening for the hinge.
+        self.bounds = group_norm_bounds(op) if screening and op.P and not self.loss.hinge else None
         # round-off allowance: screen only groups clearly inside the constraint
         self.margin = math.sqrt(torch.finfo(op.dtype).eps)
         self.history: list[tuple[float, float, float]] = []
@@ -377,13 +442,15 @@ class _GatedSolve:
             self.screen_events.append((self.elapsed(), int((~self.active).sum())))
 
     def fista(self, idx: torch.Tensor, stop_rel: float) -> str:
-        """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel.
+        """FISTA on the groups idx (the others held at zero) until their own relative gap ≤ stop_rel, or,
+        for the hinge, until the smoothed program's gap is at most :data:`SMOOTHED_GAP_SHARE` of the true gap
+        (the rest is the smoothing's: only a smaller μ reduces it).
 
         Two products per iteration: A(Y) = (1 + m)A(U_new) − mA(U) for the extrapolation
         Y = U_new + m(U_new − U); when the line search fails, A(Y) is first recomputed (round-off).
         With screening, groups proved zero at a gap evaluation are dropped from idx without
         restarting the momentum. Gap evaluations count as certificates only while idx holds every
-        group. Returns "converged", "max_iter" or "time_limit".
+        group. Returns "converged", "smoothing" (hinge: decrease μ), "max_iter" or "time_limit".
         """
         sub = restrict(self.op, idx)
         y, beta, loss, penalty = self.y, self.beta, self.loss, self.penalty
@@ -436,6 +503,8 @@ class _GatedSolve:
                 self.record(c.primal, U, idx, c.dual if certified else None, c.scale * c.lam if certified else None)
                 if best_primal - best_dual <= stop_rel * max(abs(best_primal), 1e-300):
                     return "converged"
+                if c.smoothed_gap is not None and c.smoothed_gap <= SMOOTHED_GAP_SHARE * c.gap:
+                    return "smoothing"
                 if self.bounds is not None:
                     # valid on the reduced problem: its θ* is the full θ* (screened groups are zero at the optimum)
                     out = self.screen(idx, c.scale * c.norms, best_primal - c.dual)
@@ -458,8 +527,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
                       tol: float = 1e-6, max_iter: int = 20_000, gap_every: int = 10,
                       time_limit: float | None = None, callback: Callable | None = None,
                       screening: bool = True, working_set: bool = True, ws_start: int = 16,
-                      inner_ratio: float = 0.1, loss: Loss = SQUARED, vector_penalty: str = "per_output"
-                      ) -> SolverOutput:
+                      inner_ratio: float = 0.1, loss: Loss = SQUARED, vector_penalty: str = "per_output",
+                      smoothing: float = HINGE_SMOOTHING, continuation: float = HINGE_CONTINUATION) -> SolverOutput:
     """Minimize the gated program from U0 (zeros by default) until the relative gap ≤ tol.
 
     loss: a loss of :data:`FISTA_LOSSES` (as a :class:`~cvxnn.losses.Loss`); y holds its targets:
@@ -478,10 +547,19 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     far)), "working_sets" (sizes per outer iteration), "outer_iterations", "objective",
     "lower_bound" and "relative_gap" (certified over all groups) and "dual_point" (the θ of that
     lower bound, feasible for every group, as a NumPy array shaped as y).
+
+    Hinge loss (module docstring): FISTA minimizes Nesterov's smoothing with μ = ``smoothing`` first,
+    divided by ``continuation`` whenever an inner solve ends with the smoothed gap at most
+    :data:`SMOOTHED_GAP_SHARE` of the true one; the certificate and the stopping test are the true hinge
+    program's; no screening. ``info["smoothing"]`` is the final μ (None for a smooth loss), and the
+    output's ``dual`` the certified dual point (as ``info["dual_point"]``).
     """
-    s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening, loss, vector_penalty)
+    if continuation <= 1:
+        raise ValueError(f"continuation must be > 1 (μ is divided by it), got {continuation!r}.")
+    s = _GatedSolve(op, y, beta, U0, max_iter, gap_every, time_limit, callback, screening, loss, vector_penalty,
+                    None if loss.smooth else NesterovHinge(smoothing))
     ws_sizes: list[int] = []
-    status, outer, previous_gap = "max_iter", 0, float("inf")
+    status, outer, previous_gap, inner = "max_iter", 0, float("inf"), ""
     try:
         while True:
             cert = s.certify()
@@ -501,7 +579,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
             if working_set and idx.numel():
                 support = s.U.flatten(1).norm(dim=1) > 0
                 size = max(ws_start, 2 * int(support.sum()), ws_sizes[-1] if ws_sizes else 0)
-                if ws_sizes and s.relative_gap() > 0.5 * previous_gap:  # too little progress: grow
+                # too little progress: grow (not when the smoothing, not the set, limited the last inner solve)
+                if ws_sizes and s.relative_gap() > 0.5 * previous_gap and inner != "smoothing":
                     size = max(size, 2 * ws_sizes[-1])
                 if size < idx.numel():
                     score = torch.where(support, torch.inf, cert.norms.to(support.device))[idx]
@@ -509,7 +588,10 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
             ws_sizes.append(int(idx.numel()))
             previous_gap = s.relative_gap()
             stop_rel = tol if idx.numel() == int(s.active.sum()) else max(tol, inner_ratio * s.relative_gap())
-            s.fista(idx, stop_rel)
+            inner = s.fista(idx, stop_rel)
+            if inner == "smoothing":
+                s.loss.smoothing.mu /= continuation
+                s.L = None if s.L is None else s.L * continuation  # ∇L_μ is (1/μ)-Lipschitz
     except KeyboardInterrupt:
         status = "interrupted"
         s.certify(notify=False)
@@ -518,6 +600,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
             "screen_events": s.screen_events, "working_sets": ws_sizes,
             "outer_iterations": outer, "objective": s.best_primal, "lower_bound": s.best_lower,
             "relative_gap": s.relative_gap(),
-            "dual_point": None if s.theta is None else s.theta.cpu().numpy()}
+            "dual_point": None if s.theta is None else s.theta.cpu().numpy(),
+            "smoothing": None if s.loss.smoothing is None else s.loss.smoothing.mu}
     return SolverOutput(s.best_U.detach().cpu().double().numpy(), torch.zeros_like(s.best_U).cpu().double().numpy(),
-                        status, s.n_iter, s.elapsed(), s.history, info=info)
+                        status, s.n_iter, s.elapsed(), s.history, dual=None if loss.smooth else info["dual_point"],
+                        info=info)

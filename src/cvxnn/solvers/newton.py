@@ -26,31 +26,56 @@ diag(p_s) − p_sp_sᵀ cross-entropy) the fit Hessian has the blocks
 dense under the same :data:`MAX_NEWTON_DIM` on the number of unknowns. The penalty's groups are the
 columns ("per_output") or the c columns of one block ("group"), each with the curvature
 β(I − ûûᵀ)/‖u‖ on its entries. One output (U of shape (P, d)) is the case c = 1.
+
+**The hinge** is nonsmooth, and Newton on Nesterov's smoothing (FISTA's) fails: its Hessian vanishes off the
+margin band, so the Newton matrix is singular. Its second-order phase is a barrier path instead
+(:func:`hinge_barrier_path`): the log-barrier smoothings of the hinge and of the group norms, both with
+curvature everywhere, minimized by this Newton method for decreasing μ, certified against the true hinge
+program at every stage.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Callable
 
 import torch
 
 from ..data import check_memory
 from ..operators import PatternOperator
-from ..losses import SQUARED, Loss
-from .fista import SmoothLoss, gated_gap, solve_gated_fista
+from ..losses import HINGE, SQUARED, Loss
+from .fista import GroupNorm, SmoothLoss, gated_certificate, gated_gap, solve_gated_fista
+from .smoothing import BarrierHinge, BarrierNorm, HingeSmoothing, NesterovHinge
 from .result import SolverOutput
 
 MAX_NEWTON_DIM = 4000  # unknowns (active columns x d) beyond which a dense Newton step costs too much
 POLISH_FROM_GAP = 1e-3  # relative gap at which the first-order phase hands over to Newton
+HINGE_POLISH_FROM_GAP = 0.2  # the same for the hinge, whose smoothed FISTA slows down as μ decreases (see
+#                              _solve_hinge_polished)
+BARRIER_DECREASE = 10.0  # hinge barrier path: μ ← μ / this per stage
+BARRIER_NEAR = 0.05  # hinge barrier path: patterns within this fraction of their dual constraint join the set
+BARRIER_GROW_MIN = 8  # hinge barrier path: patterns that may join at once, at least (else as many as the set has)
+BARRIER_STAGES = 40  # hinge barrier path: most stages (Newton solves)
+BARRIER_STALLS = 2  # hinge barrier path: stop after this many decreases of μ in a row that do not halve the gap
+BARRIER_RTOL = 1e-10  # hinge barrier path: Newton's gradient tolerance per stage (as rtol of newton_polish) ...
+BARRIER_RTOL_GAP = 1e-4  # ... or this fraction of the relative gap so far, when larger
+WOODBURY_SHIFT = 1e-13  # relative shift of the blocks in _woodbury_step, removed by refinement
+WOODBURY_REFINEMENTS = 4  # most refinement steps in _woodbury_step
+WOODBURY_RTOL = 1e-10  # relative residual above which _woodbury_step hands over to the dense solve
 
 
-def _active_columns(U: torch.Tensor, vector_penalty: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(outputs k_j, patterns i_j, penalty groups) of the unknown columns of (P, d, c) blocks U.
+def _active_columns(U: torch.Tensor, vector_penalty: str, include: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(outputs k_j, patterns i_j, penalty groups) of the unknown columns of (P, d, c) blocks U: the nonzero
+    ones, and every column of the patterns ``include`` ((P,) boolean) when given.
 
     Columns are ordered by output, then pattern. Groups: (G, s) positions into the column list —
     one column each ("per_output"), or the c columns of each nonzero block ("group", s = c).
     """
     nonzero = U.norm(dim=1) > 0  # (P, c)
+    if include is not None:
+        nonzero = nonzero | include[:, None]
     if vector_penalty == "group":
         nonzero = nonzero.any(dim=1, keepdim=True).expand_as(nonzero)
     outputs, patterns = torch.nonzero(nonzero.T, as_tuple=True)
@@ -64,7 +89,8 @@ def _active_columns(U: torch.Tensor, vector_penalty: str) -> tuple[torch.Tensor,
 
 def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta: float, U: torch.Tensor,
                   max_iter: int = 30, rtol: float = 1e-13, loss: Loss = SQUARED,
-                  vector_penalty: str = "per_output") -> torch.Tensor:
+                  vector_penalty: str = "per_output", smoothing: HingeSmoothing | None = None,
+                  norm_barrier: BarrierNorm | None = None, include: torch.Tensor | None = None) -> torch.Tensor:
     """Polish U, (P, d) or (P, d, c) blocks, by damped Newton steps on its support; returns a new
     tensor of U's shape and dtype.
 
@@ -72,11 +98,17 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     float64 on U's device. A damped step is taken when it decreases f, or (full step only) when it
     leaves f unchanged to round-off and halves ‖∇f‖. Stops when ‖∇f‖ ≤ rtol · max(‖Bᵀ∇L(0)‖, β),
     when no step is taken, or when a penalty group reaches zero.
+
+    Barrier path (the hinge, :func:`hinge_barrier_path`): ``smoothing`` replaces the loss by its smoothing
+    (:class:`~cvxnn.solvers.fista.SmoothLoss`), ``norm_barrier`` each group's β‖·‖ by the smooth
+    φ_μ(‖·‖) of :class:`~cvxnn.solvers.smoothing.BarrierNorm` (value, gradient (β/t_μ)u, curvature
+    (β/t_μ)(I − ûûᵀ) + φ_μ''ûûᵀ), which lets groups pass through zero; then the patterns ``include`` are
+    unknowns even where U is zero.
     """
     U3 = U if U.ndim == 3 else U[:, :, None]
     n, d = X.shape
     c = U3.shape[2]
-    outputs, patterns, groups = _active_columns(U3, vector_penalty)
+    outputs, patterns, groups = _active_columns(U3, vector_penalty, None if norm_barrier is None else include)
     m = int(outputs.numel())
     if m == 0 or m * d > MAX_NEWTON_DIM:
         return U.clone()
@@ -87,7 +119,7 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     spans = [slice(int(lo) * d, int(hi) * d) for lo, hi in
              zip(torch.searchsorted(outputs, torch.arange(c, device=U.device)).tolist(),
                  torch.searchsorted(outputs, torch.arange(1, c + 1, device=U.device)).tolist())]
-    smooth = SmoothLoss(loss, y.to(**f64).reshape(n, c))
+    smooth = SmoothLoss(loss, y.to(**f64).reshape(n, c), smoothing)
     entries = (groups[:, :, None] * d + torch.arange(d, device=U.device)).reshape(groups.shape[0], -1)
 
     def predict(v: torch.Tensor) -> torch.Tensor:
@@ -111,16 +143,19 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
         return out
 
     def value(v: torch.Tensor) -> float:
-        return smooth.value(predict(v)) + beta * float(v[entries].norm(dim=1).sum())
+        norms = v[entries].norm(dim=1)
+        penalty = beta * norms.sum() if norm_barrier is None else norm_barrier.value(norms).sum()
+        return smooth.value(predict(v)) + float(penalty)
 
     def gradient(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(∇f(v), Z, ‖group‖, unit groups): fit gradient plus β û on each group's entries (NaN at a zero group)."""
+        """(∇f(v), Z, ‖group‖, unit groups): fit gradient plus the penalty's, β û on each group's entries
+        (NaN at a zero group) or (β/t_μ) u with the norm barrier."""
         blocks = v[entries]
         norms = blocks.norm(dim=1)
-        unit = blocks / norms[:, None]
+        unit = blocks / (norms[:, None] if norm_barrier is None else norms.clamp(min=1e-300)[:, None])
         Z = predict(v)
         grad = fit_gradient(smooth.value_and_gradient(Z)[1])
-        grad[entries] += beta * unit
+        grad[entries] += beta * unit if norm_barrier is None else norm_barrier.coefficients(norms)[0][:, None] * blocks
         return grad, Z, norms, unit
 
     u = U3[patterns, :, outputs].to(**f64).reshape(m * d)
@@ -131,16 +166,30 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     eye = torch.eye(size, **f64)
     group_index = (entries[:, :, None].expand(-1, -1, size), entries[:, None, :].expand(-1, size, -1))
     round_off = 4 * torch.finfo(torch.float64).eps
+    # with the barriers (hinge: diagonal loss curvature) and fewer fit rows than unknowns, Woodbury is cheaper
+    design = None
+    if norm_barrier is not None and smooth.hinge and n * c < m * d:
+        design = torch.zeros(n, c, m, d, **f64)
+        design[:, outputs, torch.arange(m, device=U.device)] = B
+        design = design.reshape(n * c, m * d)
     for _ in range(max_iter):
         grad, Z, norms, unit = gradient(u)
         grad_norm = float(grad.norm())
-        if bool((norms == 0).any()) or grad_norm <= rtol * scale:
+        if (norm_barrier is None and bool((norms == 0).any())) or grad_norm <= rtol * scale:
             break
-        H = constant_hessian.clone() if constant_hessian is not None else fit_hessian(smooth.hessian_blocks(Z))
-        curv = beta * (eye[None] - unit[:, :, None] * unit[:, None, :]) / norms[:, None, None]
-        H.index_put_(group_index, curv, accumulate=True)
-        H.diagonal().add_(1e-14 * float(H.diagonal().max()))  # BᵀB may be singular
-        step = torch.linalg.solve(H, -grad)
+        radial_part = unit[:, :, None] * unit[:, None, :]
+        if norm_barrier is None:
+            curv = beta * (eye[None] - radial_part) / norms[:, None, None]
+        else:
+            tangential, radial = norm_barrier.coefficients(norms)
+            curv = tangential[:, None, None] * (eye[None] - radial_part) + radial[:, None, None] * radial_part
+        step = None if design is None else \
+            _woodbury_step(design, smooth.hessian_blocks(Z).diagonal(dim1=1, dim2=2).reshape(-1), curv, entries, -grad)
+        if step is None:
+            H = constant_hessian.clone() if constant_hessian is not None else fit_hessian(smooth.hessian_blocks(Z))
+            H.index_put_(group_index, curv, accumulate=True)
+            H.diagonal().add_(1e-14 * float(H.diagonal().max()))  # BᵀB may be singular
+            step = torch.linalg.solve(H, -grad)
         t, improved = 1.0, False
         while t > 1e-8:
             trial = u + t * step
@@ -158,6 +207,127 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     return out if U.ndim == 3 else out[:, :, 0]
 
 
+def _woodbury_step(A: torch.Tensor, h: torch.Tensor, curv: torch.Tensor, entries: torch.Tensor, b: torch.Tensor
+                   ) -> torch.Tensor | None:
+    """(AᵀHA + R)⁻¹ b for H = diag(h) ≥ 0 and R block diagonal (blocks ``curv`` on the unknowns ``entries``, each
+    positive definite), by Woodbury: R⁻¹ − R⁻¹Aᵀ√H K⁻¹ √HAR⁻¹ with K = I + √HAR⁻¹Aᵀ√H (A's rows, not unknowns);
+    None when that is not accurate.
+
+    As in the interior-point method, R's blocks are nearly singular along u near the solution (barrier curvature
+    ~μ/‖u‖²), so they are factored with a relative shift of :data:`WOODBURY_SHIFT` and the solution is refined
+    against the exact matrix (at most :data:`WOODBURY_REFINEMENTS` steps, while each at least halves the residual).
+    Small μ still defeats it (measured: near μ ~ 1e-8 the residual stays large), so a residual above
+    :data:`WOODBURY_RTOL`·‖b‖ returns None and the caller solves the dense system.
+    """
+    size = curv.shape[-1]
+    shift = WOODBURY_SHIFT * curv.diagonal(dim1=-2, dim2=-1).amax(dim=-1)[:, None, None]
+    L = torch.linalg.cholesky(curv + shift * torch.eye(size, dtype=curv.dtype, device=curv.device))
+
+    def block_solve(v: torch.Tensor) -> torch.Tensor:
+        """R_shifted⁻¹ v for v of shape (N,) or (N, k)."""
+        out = torch.zeros_like(v)
+        out[entries] = torch.cholesky_solve(v[entries].reshape(*entries.shape, -1), L).reshape(out[entries].shape)
+        return out
+
+    root = h.clamp(min=0.0).sqrt()
+    K = torch.eye(A.shape[0], dtype=A.dtype, device=A.device) + root[:, None] * (A @ block_solve(A.T)) * root
+    LK = torch.linalg.cholesky(K)
+
+    def woodbury(v: torch.Tensor) -> torch.Tensor:
+        r = block_solve(v)
+        q = torch.cholesky_solve((root * (A @ r))[:, None], LK)[:, 0]
+        return r - block_solve(A.T @ (root * q))
+
+    def matvec(x: torch.Tensor) -> torch.Tensor:
+        out = A.T @ (h * (A @ x))
+        out[entries] += (curv @ x[entries][..., None])[..., 0]
+        return out
+
+    x, scale = woodbury(b), float(b.norm())
+    best, best_size = x, math.inf
+    for _ in range(WOODBURY_REFINEMENTS + 1):
+        residual = b - matvec(x)
+        size_r = float(residual.norm())
+        if size_r > 0.5 * best_size:
+            break
+        best, best_size = x, size_r
+        if size_r <= torch.finfo(b.dtype).eps * scale:
+            break
+        x = x + woodbury(residual)
+    return best if best_size <= WOODBURY_RTOL * scale else None
+
+
+def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weights: torch.Tensor, U: torch.Tensor,
+                       include: torch.Tensor, tol: float, mu: float, vector_penalty: str = "per_output",
+                       time_limit: float | None = None, callback: Callable | None = None
+                       ) -> tuple[torch.Tensor, list, torch.Tensor | None, str]:
+    """Second-order phase of the gated program with the hinge: barrier path following on a set S of patterns.
+
+    Minimizes Σ_k ψ_μ(1 − y_k z_k) + Σ_g φ_μ(‖U_g‖) (:class:`~cvxnn.solvers.smoothing.BarrierHinge`,
+    :class:`~cvxnn.solvers.smoothing.BarrierNorm`: both smooth with curvature everywhere, unlike Nesterov's
+    smoothing, whose Newton matrix is singular off the margin band) by :func:`newton_polish` over the blocks of
+    S (``include``, (P,) boolean; the other blocks are set to zero), then divides μ by :data:`BARRIER_DECREASE`. After
+    each Newton solve the certificate of the true hinge program is computed over *every* pattern (λ = y∘ψ_μ',
+    scaled into the constraints; :func:`~cvxnn.solvers.fista.gated_certificate`). Patterns outside S whose
+    constraint reaches (1 − :data:`BARRIER_NEAR`)β join S (the most violated ones, at most max(|S|,
+    :data:`BARRIER_GROW_MIN`) at a time), and μ
+    stays for one more solve (the restricted problem's dual point need not satisfy their constraints). S only
+    grows, so at most P solves keep μ. Status "optimal" when the relative gap ≤ tol; "stalled" when
+    :data:`BARRIER_STALLS` decreases of μ in a row did not halve the gap (the gap is about nμ, and near
+    μ ~ 1e-9 the Newton steps lose the accuracy the certificate needs: measured floor ≈ 2e-7 on breast cancer,
+    P = 100); "incomplete" after :data:`BARRIER_STAGES` solves, at ``time_limit`` seconds, or when S holds more
+    than :data:`MAX_NEWTON_DIM` unknowns.
+
+    Returns (the best iterate, its history (seconds from the call, objective, best lower bound), the dual point
+    θ of the best lower bound, the status). ``callback(stage, objective, lower_bound)``.
+    """
+    start = time.perf_counter()
+    smoothing = BarrierHinge(mu)
+    smooth = SmoothLoss(HINGE, y, smoothing)
+    penalty = GroupNorm.of(vector_penalty, U.ndim == 3)
+    columns = op.d * (1 if U.ndim == 2 else U.shape[2])
+    U = torch.where(include.view(-1, *[1] * (U.ndim - 1)), U, 0.0)
+    best_U, best_primal, best_lower, theta = U, math.inf, -math.inf, None
+    history: list[tuple[float, float, float]] = []
+    decreased, gap_before, stalls = False, math.inf, 0
+    for stage in range(BARRIER_STAGES):
+        if int(include.sum()) * columns > MAX_NEWTON_DIM or \
+                (time_limit is not None and time.perf_counter() - start > time_limit):
+            break
+        # a stage needs its gradient small against the gap it can certify, not more (measured: 6.3 s instead of
+        # 8.0 s on breast cancer; 1e-2 instead of 1e-4 stalled the path)
+        rtol = BARRIER_RTOL if not history else \
+            max(BARRIER_RTOL, BARRIER_RTOL_GAP * (best_primal - best_lower) / max(abs(best_primal), 1e-300))
+        U = newton_polish(op.X, weights, y, beta, U, rtol=rtol, loss=HINGE, vector_penalty=vector_penalty,
+                          smoothing=smoothing, norm_barrier=BarrierNorm(beta, smoothing.mu), include=include)
+        cert = gated_certificate(op, y, U, beta, loss=smooth, penalty=penalty)
+        if cert.primal < best_primal:
+            best_U, best_primal = U, cert.primal
+        if cert.dual > best_lower:
+            best_lower, theta = cert.dual, cert.scale * cert.lam
+        history.append((time.perf_counter() - start, cert.primal, best_lower))
+        if callback is not None:
+            callback(stage, best_primal, best_lower)
+        gap = best_primal - best_lower
+        if gap <= tol * max(abs(best_primal), 1e-300):
+            return best_U, history, theta, "optimal"
+        if decreased:
+            stalls = stalls + 1 if gap > 0.5 * gap_before else 0
+            if stalls >= BARRIER_STALLS:
+                return best_U, history, theta, "stalled"
+        norms = cert.norms.to(include.device)
+        grow = (norms >= (1 - BARRIER_NEAR) * beta) & ~include
+        limit = max(int(include.sum()), BARRIER_GROW_MIN)
+        if int(grow.sum()) > limit:  # the most violated ones
+            grow = torch.zeros_like(grow).index_fill_(0, torch.topk(torch.where(grow, norms, -1.0), limit).indices, True)
+        decreased = not bool(grow.any())
+        if decreased:
+            gap_before = gap
+            smoothing.mu /= BARRIER_DECREASE
+        include = include | grow
+    return best_U, history, theta, "incomplete"
+
+
 def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weights: torch.Tensor,
                          tol: float = 1e-6, U0: torch.Tensor | None = None, loss: Loss = SQUARED,
                          vector_penalty: str = "per_output", **fista_options) -> SolverOutput:
@@ -169,9 +339,12 @@ def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weig
     groups of ``vector_penalty``. Newton is skipped (the second FISTA run then continues from the
     first one's point) when the active columns hold more than :data:`MAX_NEWTON_DIM` unknowns. The
     certificate is always FISTA's (:func:`~cvxnn.solvers.fista.gated_gap` over every pattern).
+    The hinge takes :func:`_solve_hinge_polished` (FISTA on its smoothing, then a barrier path).
     """
     start = time.perf_counter()
     options = dict(loss=loss, vector_penalty=vector_penalty, **fista_options)
+    if not loss.smooth:
+        return _solve_hinge_polished(op, y, beta, tol, U0, options)
     first = solve_gated_fista(op, y, beta, U0=U0, tol=max(tol, POLISH_FROM_GAP), **options)
     if first.status != "optimal" or tol >= POLISH_FROM_GAP:
         return first
@@ -186,3 +359,56 @@ def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weig
     offset = history[-1][0]
     return SolverOutput(rest.v, rest.w, rest.status, first.n_iter + rest.n_iter, time.perf_counter() - start,
                         history + [(offset + t, p, d) for t, p, d in rest.history])
+
+
+def _solve_hinge_polished(op: PatternOperator, y: torch.Tensor, beta: float, tol: float, U0: torch.Tensor | None,
+                          options: dict) -> SolverOutput:
+    """The hinge in :func:`solve_gated_polished`: FISTA with Nesterov smoothing and continuation to a relative gap of
+    max(tol, :data:`HINGE_POLISH_FROM_GAP`), the barrier path (:func:`hinge_barrier_path`) from μ = gap/n, then,
+    if the path ended "incomplete", FISTA again (from the better point, with the first run's final smoothing);
+    a "stalled" path returns its best point with that status.
+    ``time_limit`` covers the three phases; the returned ``dual`` is the dual point of the best lower bound.
+
+    The path starts from the patterns near their constraint at FISTA's own dual point. Measured (tol 1e-6,
+    float64, one thread): handing over at a relative gap of 0.2 took 0.15-0.5 s on six problems with n = 60,
+    P = 50 (FISTA needs 200-2000 iterations for it), against 0.8-3.0 s at 1e-2 (4500-18000 iterations);
+    breast cancer (P = 100), 6 s against 31 s. Most of the rest is the path's Newton steps."""
+    start = time.perf_counter()
+    time_limit, callback = options.get("time_limit"), options.get("callback")
+
+    def remaining() -> dict:
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - start), 0.0)
+        return dict(options, time_limit=left)
+
+    first = solve_gated_fista(op, y, beta, U0=U0, tol=max(tol, HINGE_POLISH_FROM_GAP), **options)
+    if first.status != "optimal" or tol >= HINGE_POLISH_FROM_GAP:
+        return first
+    primal, lower = first.info["objective"], first.info["lower_bound"]
+    op64 = op if op.dtype == torch.float64 else \
+        PatternOperator(op.X.double(), op.masks, device=op.device, activation=op.activation)
+    U, y64 = torch.as_tensor(first.v, dtype=torch.float64, device=op.device), y.double()
+    # the candidates: patterns near their dual constraint at FISTA's own (Nesterov) dual point
+    cert = gated_certificate(op64, y64, U, beta,
+                             loss=SmoothLoss(options["loss"], y64, NesterovHinge(first.info["smoothing"])),
+                             penalty=GroupNorm.of(options["vector_penalty"], U.ndim == 3))
+    include = (cert.scale * cert.norms >= (1 - BARRIER_NEAR) * beta).to(op.device)
+    weights64 = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=torch.float64,
+                                device=op.device)  # exact, not rounded to op.dtype
+    U, path, theta, status = hinge_barrier_path(
+        op64, y64, beta, weights64, U, include, tol, max(primal - lower, 0.0) / y.numel(),
+        options["vector_penalty"], remaining()["time_limit"],
+        None if callback is None else lambda stage, upper, lower: callback(first.n_iter + stage, upper, lower))
+    offset = time.perf_counter() - start - (path[-1][0] if path else 0.0)  # when the path started
+    history = first.history + [(offset + t, p, max(d, lower)) for t, p, d in path]
+    dual = theta.cpu().numpy() if path and path[-1][2] > lower else first.dual
+    V = U.cpu().numpy() if path and min(h[1] for h in path) < primal else first.v
+    if status != "incomplete":  # optimal, or stalled at a gap that FISTA would not improve
+        return SolverOutput(V, 0.0 * first.w, status, first.n_iter, time.perf_counter() - start, history, dual=dual)
+    rest = solve_gated_fista(op, y, beta, U0=torch.as_tensor(V, dtype=op.dtype, device=op.device), tol=tol,
+                             smoothing=first.info["smoothing"], **remaining())
+    offset, lower = history[-1][0], history[-1][2]
+    history += [(offset + t, p, max(d, lower)) for t, p, d in rest.history]
+    if rest.info["lower_bound"] > lower:
+        dual = rest.dual
+    return SolverOutput(rest.v, rest.w, rest.status, first.n_iter + rest.n_iter, time.perf_counter() - start,
+                        history, dual=dual, info=rest.info)
