@@ -28,7 +28,12 @@ s.t. G(U) ≥ 0 are r_d = ∇f_μ(U) − Gᵀ(m) = 0 and g ∘ m = σμ. Newton'
     (∇²f_μ + Gᵀdiag(m/g)G) ΔU = −r_d + Gᵀ(r_c/g),   Δm = (r_c − m ∘ GΔU)/g,
 
 with r_c = σμ − g ∘ m (the corrector adds −Δg_aff ∘ Δm_aff); μ = gᵀm/N and σ = (μ_aff/μ)³ from
-the affine predictor (σ = 0). U and m take one common step, 99 % of the distance to the boundary
+the affine predictor (σ = 0). Then up to CENTRALITY_CORRECTORS **centrality correctors** (Gondzio): at the
+trial step ã = min(1, 1.5a + 0.1) the products v = (g + ãΔg) ∘ (m + ãΔm) outside [0.1σμ, 10σμ] are moved
+back into the box, t = clip(v) − v (at least −10σμ), and r_c + t is solved again with the same factors; the
+new direction is kept while its step grows by at least 0.01. A solve costs a small part of a factorization:
+measured on the planted problem (n = 2000, d = 20, P = 100) 42 → 31 iterations and 17.2 s → 14.6 s, on breast
+cancer 30 → 25 iterations at the same time. U and m take one common step, 99 % of the distance to the boundary
 (g > 0, m > 0): with a non-quadratic objective (the smoothed norm moves with μ) separate primal and
 dual steps were seen to cycle.
 
@@ -83,7 +88,8 @@ loss these are the c independent scalar programs, solved together); otherwise (c
 fit term supplies the curvature, so the Woodbury correction cancels against R⁻¹ there and loses digits
 as μ → 0. Each solve
 is therefore refined with the Newton matrix applied matrix-free (AᵀHA + Gᵀdiag(m/g)G + ∇²φ_μ, O(n·P·d·c)),
-x ← x + W(rhs − Nx) with W the Woodbury solve, up to REFINEMENT_STEPS times while the residual halves.
+x ← x + W(rhs − Nx) with W the Woodbury solve, up to REFINEMENT_STEPS times while the residual halves, once the
+first residual exceeds REFINEMENT_RTOL · ‖rhs‖ (early iterations need none: breast cancer 2.8 s → 2.4 s).
 The d x d blocks are factored with a relative shift (:data:`BLOCK_SHIFT`, 1e-13 · the largest diagonal entry),
 which the refinement removes: near the solution they are nearly singular, and without the shift the hinge's
 large curvature h at margin points made the Woodbury solve lose all accuracy (a 40-sample problem with the
@@ -132,6 +138,9 @@ BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
 BOUNDARY_FRACTION = 0.99
 RADIAL_FLOOR = 1e-14  # relative floor of a block's radial curvature in the Sherman–Morrison term ("group")
 REFINEMENT_STEPS = 3  # iterative refinement of each Newton solve, while the residual halves
+REFINEMENT_RTOL = 1e-9  # a Newton solve whose relative residual is at most this is not refined
+CENTRALITY_CORRECTORS = 2  # Gondzio's multiple centrality correctors per iteration, at most
+CENTRALITY_BOX = (0.1, 10.0)  # products g·m outside [0.1σμ, 10σμ] at the trial step are corrected
 BLOCK_SHIFT = 1e-13  # relative shift of the d x d blocks of R when factored (module docstring, refinement)
 EXACT_BLOCKS = 8  # groups whose dual bound is recomputed exactly when only this many exceed β
 HINGE_START_MU = 1.0  # hinge: μ of the slacks for the start point's certificate, before the IPM's μ is known
@@ -292,10 +301,11 @@ class _System:
         return Rinv - self._apply_rinv(f, self.fit_adjoint(self._apply_kinv(f, self.fit(Rinv))))
 
     def solve(self, f: _Factors, rhs: torch.Tensor) -> torch.Tensor:
-        """(R + AᵀHA)⁻¹ rhs by Woodbury, with up to REFINEMENT_STEPS steps of iterative refinement."""
+        """(R + AᵀHA)⁻¹ rhs by Woodbury, with up to REFINEMENT_STEPS steps of iterative refinement once the
+        residual exceeds REFINEMENT_RTOL · ‖rhs‖."""
         x = self._woodbury(f, rhs)
         res = rhs - self.newton_apply(f, x)
-        for _ in range(REFINEMENT_STEPS):
+        for _ in range(REFINEMENT_STEPS if float(res.norm()) > REFINEMENT_RTOL * float(rhs.norm()) else 0):
             x_new = x + self._woodbury(f, res)
             res_new = rhs - self.newton_apply(f, x_new)
             if not bool(res_new.norm() < 0.5 * res.norm()):
@@ -607,8 +617,21 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
             a_p, a_d = min(_step_length(G, dG), h_p), min(_step_length(m, dm), h_d)
             mu_aff = (float(((G + a_p * dG) * (m + a_d * dm)).sum()) + part.products(delta, a_p, a_d)) / rows
             sigma = min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
-            dU, dG, dm, delta = direction(sigma * mu - G * m - dG * dm, part.targets(sigma * mu, delta))  # corrector
+            r_c, hinge_targets = sigma * mu - G * m - dG * dm, part.targets(sigma * mu, delta)
+            dU, dG, dm, delta = direction(r_c, hinge_targets)  # corrector
             a_p = a_d = min(_step_length(G, dG), _step_length(m, dm), *part.step_lengths(delta))
+            for _ in range(CENTRALITY_CORRECTORS):  # Gondzio's correctors (module docstring)
+                goal = min(1.0, 1.5 * a_p + 0.1)
+                trial = (G + goal * dG) * (m + goal * dm)
+                low, high = CENTRALITY_BOX[0] * sigma * mu, CENTRALITY_BOX[1] * sigma * mu
+                t = (trial.clamp(min=low, max=high) - trial).clamp(min=-high) * live4
+                candidate = direction(r_c + t, hinge_targets)
+                step = min(_step_length(G, candidate[1]), _step_length(m, candidate[2]),
+                           *part.step_lengths(candidate[3]))
+                if step < a_p + 0.01:
+                    break
+                (dU, dG, dm, delta), a_p, r_c = candidate, step, r_c + t
+            a_d = a_p
             if a_p == 0.0:
                 status = "stalled"
                 break
