@@ -100,3 +100,31 @@ def test_fit_uses_ipm_for_large_relu_programs_and_it_refuses_what_it_lacks():
     assert res.objective == pytest.approx(ref.objective, rel=1e-6)
     assert res.network_objective == pytest.approx(res.objective, rel=1e-9)
     assert res.lower_bound <= ref.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_the_dual_bounds_bound_every_cone_value_and_screen_the_exact_check(act):
+    """info["dual_bounds"] ≥ σ_i^± at info["dual_point"] for every pattern and sign; used as screens, and shifted by
+    the drift bound to a nearby λ, they leave the exact maximum unchanged while solving fewer cone programs."""
+    from cvxnn.duality import cone_sigma, max_dual_constraint
+
+    X, y, beta = _problem(seed=7)
+    pats = cvxnn.sample_patterns(X, 25, seed=1)
+    out = _solve(X, y, beta, pats, act, tol=1e-7)
+    lam, bounds = out.info["dual_point"], out.info["dual_bounds"]
+    weights = activation_from(act).fit_weights(pats.masks)
+    for i in range(len(pats)):
+        c = X.T @ (weights[:, i] * lam)
+        for row, sign in enumerate((1, -1)):
+            assert cone_sigma(X, pats.masks[:, i], sign * c)[0] <= bounds[row, i] * (1 + 1e-9) + 1e-12
+    plain = max_dual_constraint(X, pats.masks, lam, activation=activation_from(act))
+    screened = max_dual_constraint(X, pats.masks, lam, activation=activation_from(act), upper=bounds)
+    assert screened.value == pytest.approx(plain.value, rel=1e-12) and screened.n_solved < plain.n_solved
+    fit = cvxnn.fit(X, y, beta, patterns=pats, solver="ipm", tol=1e-7, activation=act)
+    program = cvxnn.training.make_program(X, y, beta, activation=act)
+    near = lam + 1e-3 * np.random.default_rng(0).standard_normal(lam.shape)
+    upper = program._upper_bounds(out, near)
+    exact = max_dual_constraint(X, pats.masks, near, activation=activation_from(act))
+    assert max_dual_constraint(X, pats.masks, near, activation=activation_from(act), upper=upper).value == \
+        pytest.approx(exact.value, rel=1e-12)
+    assert fit.dual_check.value <= beta * (1 + 1e-6)

@@ -99,15 +99,16 @@ class DualCheck:
 
 
 def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, formulation: str = "relu",
-                        activation: Activation = RELU, values: dict[tuple[int, int], float] | None = None
-                        ) -> DualCheck:
+                        activation: Activation = RELU, values: dict[tuple[int, int], float] | None = None,
+                        upper: np.ndarray | None = None) -> DualCheck:
     """max over the listed patterns of the dual constraint at λ, for the activation σ = a(·)_+ + b(·)_-.
 
     With W_i = aD_i + b(I − D_i): σ_i^± = max{±λᵀW_iXu : u ∈ K(D_i), ‖u‖ ≤ 1} = ‖Π_K(±XᵀW_iλ)‖
     ("relu", the cone program) or ‖XᵀW_iλ‖ ("gated"). For "relu", patterns are visited in
     decreasing order of the screen ‖XᵀW_iλ‖ ≥ σ_i^±; once it falls below the best exact value
-    found, the rest cannot exceed it. ``values``, if given, receives every exact σ_i^± computed, keyed
-    (i, ±1), for callers that need them again at the same λ.
+    found, the rest cannot exceed it. ``upper``: further upper bounds (2, P) on σ_i^+ and σ_i^- (e.g. an
+    interior-point method's multiplier bounds), used as screens where smaller. ``values``, if given,
+    receives every exact σ_i^± computed, keyed (i, ±1), for callers that need them again at the same λ.
     """
     weights = activation.fit_weights(masks)
     screens = gated_norms(Xt, weights, lam)
@@ -121,12 +122,16 @@ def max_dual_constraint(Xt: np.ndarray, masks: np.ndarray, lam: np.ndarray, form
     if formulation != "relu":
         raise ValueError(f"formulation must be 'relu' or 'gated', got {formulation!r}.")
     best = DualCheck(0.0, -1, 1, np.zeros(Xt.shape[1]), 0)
+    signed = np.vstack([screens, screens]) if upper is None else np.minimum(upper, screens)  # (2, P)
+    screens = signed.max(axis=0)
     solved = 0
     for i in np.argsort(-screens):
         if screens[i] <= best.value:
             break
         c = Xt.T @ (weights[:, i] * lam)
-        for sign in (1, -1):
+        for row, sign in enumerate((1, -1)):
+            if signed[row, i] <= best.value:
+                continue
             val, u = cone_sigma(Xt, masks[:, i], sign * c)
             solved += 1
             if values is not None:

@@ -331,17 +331,29 @@ class Program:
         """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
         return self._finish(pats, SolverOutput(v, w, status, 0, 0.0), "none", polish=False)
 
-    def _bound(self, pats: Patterns, lam: np.ndarray, values: dict[tuple[int, int], float] | None = None
-               ) -> tuple[float, DualCheck]:
+    def _bound(self, pats: Patterns, lam: np.ndarray, values: dict[tuple[int, int], float] | None = None,
+               upper: np.ndarray | None = None) -> tuple[float, DualCheck]:
         """d(tλ) for the repaired λ scaled into feasibility, and the constraint check (scalar outputs: the
-        exact cone values computed are left in ``values``)."""
+        exact cone values computed are left in ``values``; ``upper``: bounds on them, :meth:`_upper_bounds`)."""
         lam = self.loss.repair(lam, self.y)
         if self.vector:
             c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation,
                                            self.formulation)
         else:
-            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation, values)
+            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation, values, upper)
         return scaled_dual_value(lam, self.y, c.value, self.beta, self.loss)[0], c
+
+    def _upper_bounds(self, out: SolverOutput, lam: np.ndarray) -> np.ndarray | None:
+        """Upper bounds (2, P) on the cone values σ_i^± at λ from a solver's bounds at its own point Λ
+        (``info`` "dual_bounds" and "dual_point", scalar ReLU programs): σ_i^± is 1-Lipschitz in XᵀW_iλ and
+        ‖XᵀW_i‖₂ ≤ max(|a|, |b|)·‖X‖₂, so σ_i^±(λ) ≤ b_i^± + max(|a|, |b|)·‖X‖₂·‖λ − Λ‖."""
+        info = out.info or {}
+        if self.vector or self.formulation != "relu" or "dual_bounds" not in info:
+            return None
+        drift = float(np.linalg.norm(lam - info["dual_point"]))
+        if drift > 0:
+            drift *= max(abs(self.activation.a), abs(self.activation.b)) * float(np.linalg.norm(self.Xt, 2))
+        return info["dual_bounds"] + drift
 
     def _finish(self, pats: Patterns, out: SolverOutput, solver: str, polish: bool) -> ConvexFit:
         Xt, yv, beta, act, loss = self.Xt, self.y, self.beta, self.activation, self.loss
@@ -350,7 +362,8 @@ class Program:
         raw_lam = solver_dual if solver_dual is not None else \
             loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
         sigmas: dict[tuple[int, int], float] = {}  # exact cone values at the repaired λ, reused by the polish
-        lower, check = self._bound(pats, raw_lam, sigmas)
+        upper = None if solver_dual is not None else self._upper_bounds(out, loss.repair(raw_lam, yv))
+        lower, check = self._bound(pats, raw_lam, sigmas, upper)
         if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
             lower = max(lower, max(h[2] for h in out.history))
         v, w = out.v, out.w
@@ -361,7 +374,8 @@ class Program:
             raw_gap = max(objective - lower, 0.0) / max(abs(objective), 1e-300)
             kkt_rtol = max(1e-6, 10 * np.sqrt(raw_gap))
             lam = loss.repair(raw_lam, yv)
-            v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol, known=sigmas)
+            v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol, known=sigmas,
+                           upper=upper)
             polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)
             if polished > objective + max(objective - lower, 1e-9 * abs(objective)):
                 v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, use_kkt=False)
@@ -615,8 +629,8 @@ def _check_beta(beta: Any) -> float:
 def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, beta: float,
             formulation: str, activation: Activation = RELU, vector_penalty: str = "per_output",
             use_kkt: bool = True, rtol: float = 1e-10, kkt_rtol: float = 1e-6,
-            cone_rtol: float = 1e-6, known: dict[tuple[int, int], float] | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
+            cone_rtol: float = 1e-6, known: dict[tuple[int, int], float] | None = None,
+            upper: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Zero the round-off "dust" an interior-point solver leaves in every block.
 
     λ is the (approximately) optimal dual point: −∇L(ŷ) for a smooth loss, the solver's for hinge.
@@ -627,7 +641,8 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
     while pruning would turn the violation into a real error). ``use_kkt=False`` skips (b).
     Vector outputs: "per_output" polishes each output column as a scalar program with λ[:, k];
     "group" applies (a) and (c) to each column (the group constraint couples the columns, so (b)
-    is not used). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1) (scalar outputs).
+    is not used). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1), and ``upper``:
+    upper bounds (2, P) on them (scalar outputs); (b) needs no NNLS where either decides it.
     """
     if v.ndim == 3:
         v, w = v.copy(), w.copy()
@@ -640,7 +655,7 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
     S = np.where(masks, 1.0, -1.0)
     scale = np.linalg.norm(Xt, axis=1).max()
     out = []
-    for blocks, sign in ((v, 1.0), (w, -1.0)):
+    for row, (blocks, sign) in enumerate(((v, 1.0), (w, -1.0))):
         b = blocks.copy()
         norms = np.linalg.norm(b, axis=1)
         b[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
@@ -648,6 +663,8 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
             c = sign * (Xt.T @ (weights[:, i] * lam))
             if formulation != "relu":
                 sigma = float(np.linalg.norm(c))
+            elif upper is not None and upper[row, i] < beta * (1 - kkt_rtol):
+                sigma = float(upper[row, i])
             elif known is not None and (int(i), int(sign)) in known:
                 sigma = known[(int(i), int(sign))]
             else:

@@ -519,7 +519,9 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     shaped as the result (zeros by default; every column is moved strictly inside its cone). interior:
     (P, d) interior directions (e.g. the gates). Status "optimal", "max_iter", "time_limit", "stalled"
     (no step possible) or "interrupted" (Ctrl-C); the best certified point so far is returned in every
-    case. ``callback(iteration, objective, lower_bound)`` after every iteration. With the hinge the output's
+    case. ``callback(iteration, objective, lower_bound)`` after every iteration. One output: ``info`` holds
+    the returned point's Λ ("dual_point") and upper bounds on its cone values σ_i^± (2, P): the
+    multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖, exact where NNLS computed them ("dual_bounds"). With the hinge the output's
     ``dual`` is the certificate's dual point tΛ (shaped as y); the smooth losses leave it None (their Λ is
     −∇L at the returned point).
     """
@@ -552,7 +554,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     live4 = live[None, :, None, None]
     part = _SmoothPart(smooth) if loss.smooth else _HingePart(smooth, n_rows)
     history: list[tuple[float, float, float]] = []
-    best = {"primal": math.inf, "lower": -math.inf, "U": U.clone(), "theta": None}
+    best = {"primal": math.inf, "lower": -math.inf, "U": U.clone(), "theta": None, "lam": None, "bounds": None}
 
     def certify(U: torch.Tensor, z: torch.Tensor, m: torch.Tensor) -> None:
         """Upper bound at U, lower bound d(tΛ) with the cone multipliers m; keep the best of each."""
@@ -562,13 +564,16 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
         cone_part = torch.zeros(2, P, d, c, **f64)
         cone_part[:, keep] = system.cone_adjoint(m)  # XᵀS_im_jk
         bounds = torch.stack([(fit_part + cone_part[0]).norm(dim=1), (-fit_part + cone_part[1]).norm(dim=1)])
-        if primal < best["primal"]:
-            best["primal"], best["U"] = primal, U.clone()
+        improved = primal < best["primal"]
+        if improved:
+            best.update(primal=primal, U=U.clone(), lam=lam)
         # if the gap would close were every group within β (t ≤ 1), recompute every group above β exactly
         # (two-sided: far from the solution d(λ) can exceed the primal value, λ being far from feasible)
         optimistic = smooth.dual_on_ray(lam, smooth.best_scale(lam, 1.0))
         decisive = abs(best["primal"] - optimistic) <= tol * abs(best["primal"])
-        bound = _sharpen(op, fit_part, bounds, beta, system.grouped, None if decisive else EXACT_BLOCKS)
+        bound, bounds = _sharpen(op, fit_part, bounds, beta, system.grouped, None if decisive else EXACT_BLOCKS)
+        if improved:
+            best["bounds"] = bounds
         t = smooth.best_scale(lam, math.inf if bound <= 0 else beta / bound)
         lower = smooth.dual_on_ray(lam, t)
         if lower > best["lower"]:
@@ -648,14 +653,17 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     if scalar:
         V, W = V[..., 0], W[..., 0]
     info = {"objective": best["primal"], "lower_bound": best["lower"], "mu": mu, "empty_interior": int((~ok).sum())}
+    if scalar and best["lam"] is not None:  # upper bounds on σ_i^± at the returned point's Λ, for fit's checks
+        info["dual_point"] = best["lam"][:, 0].cpu().numpy()
+        info["dual_bounds"] = best["bounds"][..., 0].cpu().numpy()
     dual = None if loss.smooth or best["theta"] is None else (best["theta"][:, 0] if scalar else best["theta"]).cpu().numpy()
     return SolverOutput(V.cpu().numpy(), W.cpu().numpy(), status, it, time.perf_counter() - start, history,
                         dual=dual, info=info)
 
 
 def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, beta: float, grouped: bool,
-             limit: int | None = EXACT_BLOCKS) -> float:
-    """The largest group bound — the column bounds (2, P, c) themselves, or their root sum of squares per
+             limit: int | None = EXACT_BLOCKS) -> tuple[float, torch.Tensor]:
+    """The largest group bound, and the column bounds used — the column bounds (2, P, c) themselves, or their root sum of squares per
     block when ``grouped`` — with, when at most ``limit`` groups (None: any number) exceed β, their column
     bounds replaced by the exact cone norm ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (NNLS, :func:`~cvxnn.duality.cone_sigma`;
     fit_part: the (P, d, c) XᵀW_iΛ). Near the solution the multipliers of a few nearly-zero blocks lag
@@ -674,7 +682,7 @@ def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, 
             for k in column or range(fit_np.shape[2]):
                 exact = cone_sigma(Xn, op.masks[:, i].cpu().numpy(), (1.0 - 2.0 * side) * fit_np[i, :, k])[0]
                 bounds[side, i, k] = min(float(bounds[side, i, k]), exact)
-    return float(per_group(bounds).max()) if bounds.numel() else 0.0
+    return (float(per_group(bounds).max()) if bounds.numel() else 0.0), bounds
 
 
 def _step_length(x: torch.Tensor, dx: torch.Tensor) -> float:
