@@ -60,3 +60,43 @@ def test_fit_fista_reaches_tight_certified_gaps(problem, activation):
     assert fast.status == "optimal" and fast.relative_gap <= 1e-9
     assert fast.lower_bound <= ref.objective * (1 + 1e-12) and ref.lower_bound <= fast.objective * (1 + 1e-12)
     assert fast.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("h_kind", ["squared", "logistic"])
+def test_support_newton_step_solves_the_dense_newton_system(h_kind):
+    """The two-Woodbury step against the dense md x md Hessian BᵀΛB + blockdiag β(I − ûûᵀ)/‖u‖."""
+    from cvxnn.solvers.newton import _support_newton_step
+
+    rng = np.random.default_rng(5)
+    n, d, m, beta = 40, 4, 7, 0.7
+    X = torch.as_tensor(rng.standard_normal((n, d)))
+    Ws = torch.as_tensor(rng.random((n, m)) < 0.5, dtype=torch.float64)
+    u = torch.as_tensor(rng.standard_normal((m, d)))
+    h = torch.ones(n, dtype=torch.float64) if h_kind == "squared" else torch.as_tensor(rng.random(n) * 0.25)
+    b = torch.as_tensor(rng.standard_normal((m, d)))
+    B = (Ws[:, :, None] * X[:, None, :]).reshape(n, m * d)
+    H = B.T @ (h[:, None] * B)
+    for j in range(m):
+        unit = u[j] / u[j].norm()
+        H[j * d:(j + 1) * d, j * d:(j + 1) * d] += beta * (torch.eye(d, dtype=torch.float64) - torch.outer(unit, unit)) \
+            / u[j].norm()
+    step = _support_newton_step(X, Ws, X @ X.T, h, beta, u, b, lambda V: (Ws * (X @ V.T)).sum(dim=1),
+                                lambda r: (Ws * r[:, None]).T @ X)
+    expected = torch.linalg.solve(H, b.reshape(-1)).reshape(m, d)
+    assert torch.allclose(step, expected, rtol=1e-9, atol=1e-9 * float(expected.abs().max()))
+
+
+def test_polish_of_one_output_needs_no_dense_hessian(problem, monkeypatch):
+    """(P, d) blocks are polished matrix-free, so MAX_NEWTON_DIM (the dense limit) does not stop them."""
+    from cvxnn.solvers import newton
+
+    X, y, pats, beta = problem
+    op = PatternOperator(X, pats.masks)
+    yt = torch.as_tensor(y)
+    loose = torch.as_tensor(solve_gated_fista(op, yt, beta, tol=1e-2).v)
+    monkeypatch.setattr(newton, "MAX_NEWTON_DIM", 1)
+    polished = newton_polish(op.X, op.masks.double(), yt, beta, loose)
+    value, gap = _gap(op, yt, polished, beta)
+    assert gap < 1e-8
+    ref = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="reference")
+    assert value == pytest.approx(ref.objective, rel=1e-9)

@@ -52,9 +52,12 @@ def decompose(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray, gate: np.ndarray 
 def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """u = v − w with v, w ∈ K(D) and ‖w‖ least: w = argmin ‖w‖ s.t. Aw ≥ b, A = (2D − I)X, b = (−Au)₊.
 
-    A least-distance program, solved as one NNLS (Lawson & Hanson, ch. 23): x ≥ 0 minimizing
-    ‖Ex − f‖ with E = [Aᵀ; bᵀ], f = e_{d+1}, residual r = Ex − f, gives w = −r_{1..d}/r_{d+1}
-    (r = 0: infeasible). Rows are scaled to unit norm first (the constraints are unchanged).
+    Rows are scaled to unit norm first (the constraints are unchanged). Solved on a working set R of rows
+    (:func:`least_distance`): the least-norm w_R of the rows R is the answer once it satisfies every row, since
+    dropping rows only enlarges the feasible set (‖w_R‖ ≤ ‖w‖ for every feasible w). R starts with the
+    ⌈d/2⌉ largest b_k, and each round adds the ⌈d/2⌉ rows most violated by w_R; at most d rows are active at
+    the answer, so a few small NNLS replace one over all n rows (measured on the benchmark problems, n = 2000:
+    2x faster at d = 50 and 65, 3x at d = 20; rounds of 2(d + 1) rows were slower).
 
     Penalty: with w* optimal for min ‖v‖ + ‖w‖ = ‖u + w‖ + ‖w‖ on the same set, that optimum is at
     least max(‖u‖, 2‖w*‖ − ‖u‖) ≥ max(‖u‖, 2‖w‖ − ‖u‖), while this split costs at most ‖u‖ + 2‖w‖:
@@ -66,6 +69,21 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
     b = np.maximum(-(A @ u), 0.0)
     if not np.any(b > 0):
         return u.copy(), np.zeros_like(u)
+    batch = (A.shape[1] + 1) // 2
+    rows = np.argsort(-b)[:batch]
+    while True:
+        w = least_distance(A[rows], b[rows])
+        slack = A @ w - b
+        slack[rows] = 0.0  # rows of R hold up to the NNLS round-off
+        violated = np.flatnonzero(slack < 0)
+        if violated.size == 0:
+            return u + w, w
+        rows = np.r_[rows, violated[np.argsort(slack[violated])[:batch]]]
+
+
+def least_distance(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin ‖w‖ s.t. Aw ≥ b, as one NNLS (Lawson & Hanson, ch. 23): x ≥ 0 minimizing ‖Ex − f‖ with
+    E = [Aᵀ; bᵀ], f = e_{d+1}, residual r = Ex − f, gives w = −r_{1..d}/r_{d+1} (r = 0: infeasible)."""
     E = np.vstack([A.T, b[None, :]])
     f = np.zeros(E.shape[0])
     f[-1] = 1.0
@@ -73,5 +91,4 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
     r = E @ x - f
     if r[-1] >= -1e-12:
         raise ValueError("the pattern cone and its shift by the block do not meet; cannot decompose the gated block.")
-    w = -r[:-1] / r[-1]
-    return u + w, w
+    return -r[:-1] / r[-1]

@@ -49,7 +49,7 @@ from .fista import GroupNorm, SmoothLoss, gated_certificate, gated_gap, solve_ga
 from .smoothing import BarrierHinge, BarrierNorm, HingeSmoothing, NesterovHinge
 from .result import SolverOutput
 
-MAX_NEWTON_DIM = 4000  # unknowns (active columns x d) beyond which a dense Newton step costs too much
+MAX_NEWTON_DIM = 4000  # unknowns (active columns x d) beyond which a dense Newton step (vector outputs) costs too much
 POLISH_FROM_GAP = 1e-3  # relative gap at which the first-order phase hands over to Newton
 HINGE_POLISH_FROM_GAP = 0.2  # the same for the hinge, whose smoothed FISTA slows down as μ decreases (see
 #                              _solve_hinge_polished)
@@ -104,7 +104,12 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     φ_μ(‖·‖) of :class:`~cvxnn.solvers.smoothing.BarrierNorm` (value, gradient (β/t_μ)u, curvature
     (β/t_μ)(I − ûûᵀ) + φ_μ''ûûᵀ), which lets groups pass through zero; then the patterns ``include`` are
     unknowns even where U is zero.
+
+    (P, d) blocks with a smooth loss (no barrier) take :func:`_polish_scalar`, which never forms the md x md
+    matrix; the rest forms it and skips Newton beyond :data:`MAX_NEWTON_DIM` unknowns.
     """
+    if U.ndim == 2 and norm_barrier is None and smoothing is None and loss.smooth:
+        return _polish_scalar(X, weights, y, beta, U, max_iter, rtol, loss)
     U3 = U if U.ndim == 3 else U[:, :, None]
     n, d = X.shape
     c = U3.shape[2]
@@ -165,7 +170,6 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     size = entries.shape[1]  # entries per penalty group
     eye = torch.eye(size, **f64)
     group_index = (entries[:, :, None].expand(-1, -1, size), entries[:, None, :].expand(-1, size, -1))
-    round_off = 4 * torch.finfo(torch.float64).eps
     # with the barriers (hinge: diagonal loss curvature) and fewer fit rows than unknowns, Woodbury is cheaper
     design = None
     if norm_barrier is not None and smooth.hinge and n * c < m * d:
@@ -190,21 +194,132 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
             H.index_put_(group_index, curv, accumulate=True)
             H.diagonal().add_(1e-14 * float(H.diagonal().max()))  # BᵀB may be singular
             step = torch.linalg.solve(H, -grad)
-        t, improved = 1.0, False
-        while t > 1e-8:
-            trial = u + t * step
-            f_trial = value(trial)
-            # near the optimum f changes by less than its round-off: take the full step if it halves ‖∇f‖
-            if f_trial < f or (t == 1.0 and f_trial <= f + round_off * abs(f)
-                               and float(gradient(trial)[0].norm()) < 0.5 * grad_norm):
-                u, f, improved = trial, f_trial, True
-                break
-            t *= 0.5
-        if not improved:
+        taken = _damped_step(u, f, step, grad_norm, value, lambda v: float(gradient(v)[0].norm()))
+        if taken is None:
             break
+        u, f = taken
     out = torch.zeros_like(U3)
     out[patterns, :, outputs] = u.view(m, d).to(U.dtype)
     return out if U.ndim == 3 else out[:, :, 0]
+
+
+def _damped_step(u: torch.Tensor, f: float, step: torch.Tensor, grad_norm: float, value: Callable,
+                 gradient_norm: Callable) -> tuple[torch.Tensor, float] | None:
+    """(u + t·step, f(u + t·step)) for the first t = 1, ½, ¼, ... (t > 1e-8) that decreases f, or at t = 1 leaves f
+    unchanged to round-off (near the optimum f changes by less than that) and halves ‖∇f‖; None if none does."""
+    round_off = 4 * torch.finfo(torch.float64).eps
+    t = 1.0
+    while t > 1e-8:
+        trial = u + t * step
+        f_trial = value(trial)
+        if f_trial < f or (t == 1.0 and f_trial <= f + round_off * abs(f) and gradient_norm(trial) < 0.5 * grad_norm):
+            return trial, f_trial
+        t *= 0.5
+    return None
+
+
+def _polish_scalar(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta: float, U: torch.Tensor,
+                   max_iter: int, rtol: float, loss: Loss) -> torch.Tensor:
+    """:func:`newton_polish` for (P, d) blocks and a smooth loss of one output, matrix-free: the Newton system is
+    solved by :func:`_support_newton_step` (n x n and m x m factors), never as an md x md matrix, so no
+    :data:`MAX_NEWTON_DIM` applies. Stops as :func:`newton_polish`, or when the Newton system is singular."""
+    f64 = dict(dtype=torch.float64, device=U.device)
+    support = torch.nonzero(U.norm(dim=1) > 0).flatten()
+    n, m = X.shape[0], int(support.numel())
+    if m == 0:
+        return U.clone()
+    check_memory(8.0 * (2 * n * n + 4 * n * m), f"Newton's method on {m} active blocks", "pass a looser tol.")
+    X64, Ws = X.to(**f64), weights[:, support].to(**f64)
+    smooth = SmoothLoss(loss, y.to(**f64))
+    gram = X64 @ X64.T
+
+    def predict(V: torch.Tensor) -> torch.Tensor:
+        """Σ_j W_jXv_j = rowsum(W_S ∘ XVᵀ)."""
+        return (Ws * (X64 @ V.T)).sum(dim=1)
+
+    def adjoint(r: torch.Tensor) -> torch.Tensor:
+        """[(W_jX)ᵀr]_j = (W_S ∘ r1ᵀ)ᵀX, an (m, d) tensor."""
+        return (Ws * r[:, None]).T @ X64
+
+    def value(V: torch.Tensor) -> float:
+        return smooth.value(predict(V)) + beta * float(V.norm(dim=1).sum())
+
+    def gradient(V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(∇f(V), the prediction)."""
+        z = predict(V)
+        return adjoint(smooth.value_and_gradient(z)[1]) + beta * V / V.norm(dim=1, keepdim=True), z
+
+    u = U[support].to(**f64)
+    f = value(u)
+    scale = max(float(adjoint(smooth.value_and_gradient(torch.zeros(n, **f64))[1]).norm()), beta, 1e-300)
+    for _ in range(max_iter):
+        grad, z = gradient(u)
+        grad_norm = float(grad.norm())
+        if bool((u.norm(dim=1) == 0).any()) or grad_norm <= rtol * scale:
+            break
+        step = _support_newton_step(X64, Ws, gram, smooth.hessian_blocks(z).reshape(n), beta, u, -grad,
+                                    predict, adjoint)
+        if step is None:
+            break
+        taken = _damped_step(u, f, step, grad_norm, value, lambda V: float(gradient(V)[0].norm()))
+        if taken is None:
+            break
+        u, f = taken
+    out = torch.zeros_like(U)
+    out[support] = u.to(U.dtype)
+    return out
+
+
+def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, h: torch.Tensor, beta: float,
+                         u: torch.Tensor, b: torch.Tensor, predict: Callable, adjoint: Callable
+                         ) -> torch.Tensor | None:
+    """H⁻¹b for the Hessian H = BᵀΛB + R of the gated program on m nonzero blocks u_j (rows of u), by two Woodbury
+    identities; None when H is numerically singular.
+
+    B = [W_jX]_j (n x md, applied by ``predict`` and ``adjoint``), Λ = diag(h) the loss curvature,
+    R = blockdiag_j β(I − û_jû_jᵀ)/‖u_j‖ = D − ÛCÛᵀ with D = blockdiag_j (β/‖u_j‖)I, Û = blockdiag_j û_j (md x m)
+    and C = diag_j β/‖u_j‖. With H_D = BᵀΛB + D (positive definite):
+
+        H_D⁻¹ = D⁻¹ − D⁻¹BᵀΛ^½ K⁻¹ Λ^½BD⁻¹,  K = I + Λ^½BD⁻¹BᵀΛ^½ = I + Λ^½[(W_S diag(‖u_j‖/β) W_Sᵀ) ∘ XXᵀ]Λ^½  (n x n)
+        H⁻¹   = H_D⁻¹ + H_D⁻¹Û S⁻¹ ÛᵀH_D⁻¹,   S = C⁻¹ − ÛᵀH_D⁻¹Û = GᵀK⁻¹G,  G = Λ^½BD⁻¹Û  (column j: Λ^½(W_jXu_j)/β)
+
+    (ÛᵀD⁻¹Û = C⁻¹, so S is formed without cancellation). S is singular exactly when H is: Sa = 0 iff Ga = 0 iff
+    Σ_j a_jû_j lies in the null spaces of both B and R. Cost O(n²m + n³ + m³), against (md)³ for the dense
+    matrix. One step of iterative refinement against the exact H (applied matrix-free) follows.
+    """
+    root = h.clamp(min=0.0).sqrt()
+    norms = u.norm(dim=1)
+    inv_d = norms / beta  # D⁻¹ per block
+    K = (Ws * inv_d) @ Ws.T
+    K.mul_(gram).mul_(root[:, None] * root[None, :]).diagonal().add_(1.0)
+    LK, info = torch.linalg.cholesky_ex(K)
+    if int(info):
+        return None
+    G = root[:, None] * Ws * (X @ u.T) / beta
+    S = G.T @ torch.cholesky_solve(G, LK)
+    S.diagonal().add_(1e-14 * float(S.diagonal().max()))  # G may be (numerically) rank deficient
+    LS, info = torch.linalg.cholesky_ex(S)
+    if int(info):
+        return None
+    unit = u / norms[:, None]
+
+    def solve_d(v: torch.Tensor) -> torch.Tensor:
+        """H_D⁻¹v for v of shape (m, d)."""
+        w = inv_d[:, None] * v
+        q = torch.cholesky_solve((root * predict(w))[:, None], LK)[:, 0]
+        return w - inv_d[:, None] * adjoint(root * q)
+
+    def solve(v: torch.Tensor) -> torch.Tensor:
+        x = solve_d(v)
+        a = torch.cholesky_solve((unit * x).sum(dim=1)[:, None], LS)
+        return x + solve_d(a * unit)
+
+    def hessian(v: torch.Tensor) -> torch.Tensor:
+        return adjoint(h * predict(v)) + beta * (v - unit * (unit * v).sum(dim=1, keepdim=True)) / norms[:, None]
+
+    x = solve(b)
+    x = x + solve(b - hessian(x))
+    return x if bool(torch.isfinite(x).all()) else None
 
 
 def _woodbury_step(A: torch.Tensor, h: torch.Tensor, curv: torch.Tensor, entries: torch.Tensor, b: torch.Tensor
@@ -336,8 +451,8 @@ def solve_gated_polished(op: PatternOperator, y: torch.Tensor, beta: float, weig
 
     weights: (n, P) fit weights of the operator's patterns; loss: a loss of
     :data:`~cvxnn.solvers.fista.FISTA_LOSSES`; y of shape (n, c) gives (P, d, c) blocks with the
-    groups of ``vector_penalty``. Newton is skipped (the second FISTA run then continues from the
-    first one's point) when the active columns hold more than :data:`MAX_NEWTON_DIM` unknowns. The
+    groups of ``vector_penalty``. With vector outputs Newton is skipped (the second FISTA run then continues
+    from the first one's point) when the active columns hold more than :data:`MAX_NEWTON_DIM` unknowns. The
     certificate is always FISTA's (:func:`~cvxnn.solvers.fista.gated_gap` over every pattern).
     The hinge takes :func:`_solve_hinge_polished` (FISTA on its smoothing, then a barrier path).
     """
