@@ -443,7 +443,7 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
     slow to reach small gaps, so never chosen automatically), or "auto" (for n·P·c > 50 000, c
     outputs, and a combination they declare: fista for the gated program, ipm for the ReLU program
-    while its cost per iteration, about n²·2P·d·c plus the factorization of its Woodbury matrix
+    while its cost per iteration, about n²·P·d·c plus the factorization of its Woodbury matrix
     (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11; else reference). A
     solver refuses what it does not declare in SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS,
     SOLVER_LOSSES, SOLVER_OUTPUTS.

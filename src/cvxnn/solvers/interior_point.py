@@ -155,12 +155,13 @@ def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "square
                     vector_penalty: str = "per_output") -> float:
     """Multiply-adds of one iteration (module docstring), for n samples, d features, P patterns, c outputs:
 
-    2P·c·n·d·(n + 2d)   the Gram matrices M_k (n²d per column block) and the cone Hessians C_jk and
-                        triangular solves (n·d² each), plus, for the Woodbury matrix K,
+    P·c·n·d·(n + 3d)    the Gram matrices M_k (n²d per pattern and column: both sides' R⁻¹ are summed
+                        first, :func:`_fit_grams`), the cone Hessians C_jk (n·d² per block and column) and
+                        the products XC_ik (n·d² per pattern and column), plus, for the Woodbury matrix K,
     (n·r)³/6 + 2P·(n·r)² when it couples the outputs (r = c − 1 cross-entropy, else c; the second term
                         for the rank-one group corrections only), else c·n³/6 (c separate n x n factors).
     """
-    work = 2.0 * P * c * n * d * (n + 2 * d)
+    work = 1.0 * P * c * n * d * (n + 3 * d)
     if not _coupled(c, loss_name, vector_penalty):
         return work + c * n ** 3 / 6.0
     N = n * (c - 1 if loss_name == "cross_entropy" else c)
