@@ -361,8 +361,9 @@ class Program:
         solver_dual = _solver_dual(out.dual, yv, loss)
         raw_lam = solver_dual if solver_dual is not None else \
             loss.dual_direction(convex_prediction(Xt, pats.masks, out.v, out.w, act), yv)
+        lam = loss.repair(raw_lam, yv)
         sigmas: dict[tuple[int, int], float] = {}  # exact cone values at the repaired λ, reused by the polish
-        upper = None if solver_dual is not None else self._upper_bounds(out, loss.repair(raw_lam, yv))
+        upper = None if solver_dual is not None else self._upper_bounds(out, lam)
         lower, check = self._bound(pats, raw_lam, sigmas, upper)
         if solver in ("al", "fista", "ipm") and out.history:  # the solvers' own certificates hold for the same program
             lower = max(lower, max(h[2] for h in out.history))
@@ -373,7 +374,6 @@ class Program:
             # and a polish that raises the objective (a real block taken for dust) is redone without it.
             raw_gap = max(objective - lower, 0.0) / max(abs(objective), 1e-300)
             kkt_rtol = max(1e-6, 10 * np.sqrt(raw_gap))
-            lam = loss.repair(raw_lam, yv)
             v, w = _polish(Xt, lam, pats.masks, out.v, out.w, beta, form, act, vp, kkt_rtol=kkt_rtol, known=sigmas,
                            upper=upper)
             polished = _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp)

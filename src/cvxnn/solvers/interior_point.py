@@ -590,6 +590,12 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     mu = max(best["primal"] - best["lower"], 1e-12 * abs(best["primal"])) / n_rows
     m = torch.where(live4, mu / G.clamp(min=1e-300), 0.0)
     part.center(z, part.weight * mu)
+    rows = n_rows + part.rows
+
+    def common_step(dG: torch.Tensor, dm: torch.Tensor, delta: HingeStep | None) -> float:
+        """The one step U, m (and the hinge's variables) take along a direction: fraction to the boundary."""
+        return min(_step_length(G, dG), _step_length(m, dm), *part.step_lengths(delta))
+
     status, it = "optimal", 0
     try:
         while not gap_ok():
@@ -600,7 +606,6 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
                 status = "time_limit"
                 break
             it += 1
-            rows = n_rows + part.rows
             mu = (float((G * m).sum()) + part.products()) / rows
             factors = system.factor(U, part, z, G, m, mu)
             grad_norm = system.smoothed_norm(U, mu)[0]
@@ -625,24 +630,22 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
             sigma = min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
             r_c, hinge_targets = sigma * mu - G * m - dG * dm, part.targets(sigma * mu, delta)
             dU, dG, dm, delta = direction(r_c, hinge_targets)  # corrector
-            a_p = a_d = min(_step_length(G, dG), _step_length(m, dm), *part.step_lengths(delta))
+            step = common_step(dG, dm, delta)
             for _ in range(CENTRALITY_CORRECTORS):  # Gondzio's correctors (module docstring)
-                goal = min(1.0, 1.5 * a_p + 0.1)
+                goal = min(1.0, 1.5 * step + 0.1)
                 trial = (G + goal * dG) * (m + goal * dm)
                 low, high = CENTRALITY_BOX[0] * sigma * mu, CENTRALITY_BOX[1] * sigma * mu
                 t = (trial.clamp(min=low, max=high) - trial).clamp(min=-high) * live4
                 candidate = direction(r_c + t, hinge_targets)
-                step = min(_step_length(G, candidate[1]), _step_length(m, candidate[2]),
-                           *part.step_lengths(candidate[3]))
-                if step < a_p + 0.01:
+                longer = common_step(*candidate[1:])
+                if longer < step + 0.01:
                     break
-                (dU, dG, dm, delta), a_p, r_c = candidate, step, r_c + t
-            a_d = a_p
-            if a_p == 0.0:
+                (dU, dG, dm, delta), step, r_c = candidate, longer, r_c + t
+            if step == 0.0:
                 status = "stalled"
                 break
-            U, G, m = U + a_p * dU, G + a_p * dG, (m + a_d * dm) * live4
-            part.move(a_p, delta)
+            U, G, m = U + step * dU, G + step * dG, (m + step * dm) * live4
+            part.move(step, delta)
             z = system.fit(U)
             certify(U, z, m)
             if callback is not None:
