@@ -8,9 +8,10 @@ ICML 2022, ``pip install --no-deps pyscnn``; skipped with a note when it is not 
 
 For each problem and pattern count P (Gaussian gates, seed 0, the same gates for every solver):
 
-* gated program  min ½‖Σ_i D_iXu_i − y‖² + βΣ‖u_i‖ : cvxnn FISTA (float64, stopping on a certified
-  relative gap of 1e-4 and 1e-6; float32 at 1e-4), scnn's R-FISTA (its default tolerance and tighter
-  ones), and the reference (P = 100 only);
+* gated program  min ½‖Σ_i D_iXu_i − y‖² + βΣ‖u_i‖ : cvxnn FISTA + Newton (float64, stopping on a certified
+  relative gap of 1e-4 and 1e-6; float32 at 1e-4), cvxnn's barrier method ("ipm", float64, certified 1e-4 and
+  1e-6; not for the hinge), scnn's R-FISTA (its default tolerance and tighter ones), and the reference
+  (P = 100 only);
 * ReLU program (the same with cone constraints, blocks v_i, w_i), P = 100 only: cvxnn's augmented
   Lagrangian ("al", float64 to gap 1e-6 and float32 to 1e-4, each within ``--al-time`` seconds),
   cvxnn's interior-point method ("ipm", float64, certified gaps 1e-4 and 1e-6, through ``cvxnn.fit``),
@@ -25,8 +26,8 @@ with its own (reordered) gates, and ReLU solutions also report their cone violat
 Each external run is a separate process with a wall-clock limit (``--timeout``).
 
 ``--loss logistic`` or ``--loss hinge`` (classification problems: breast, digits) runs the same rows for
-that loss where the solver supports it: cvxnn FISTA, ipm and the reference; the augmented Lagrangian and
-scnn are squared-loss only and are skipped. For the hinge the gated p* is the reference's optimum too (FISTA's
+that loss where the solver supports it: cvxnn FISTA, ipm (on the gated program: logistic, not the hinge) and the
+reference; the augmented Lagrangian and scnn are squared-loss only and are skipped. For the hinge the gated p* is the reference's optimum too (FISTA's
 barrier phase stalls near a certified 1e-7, short of 1e-10).
 """
 
@@ -181,10 +182,10 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
                 seconds, objective, gap, status = time.perf_counter() - start, fit.objective, fit.relative_gap, \
                     fit.status
             add(f"cvxnn {fast} {str(dtype)[6:]} gap {tol:g}", seconds, objective, certified_gap=gap, status=status)
-        if program == "relu":  # the interior-point method, certified
+        if program == "relu" or loss != "hinge":  # the interior-point methods, certified (gated: smooth losses)
             for tol in (1e-4, 1e-6):
                 start = time.perf_counter()
-                fit = cvxnn.fit(X, y, beta, patterns=pats, solver="ipm", tol=tol, loss=loss)
+                fit = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver="ipm", tol=tol, loss=loss)
                 add(f"cvxnn ipm float64 gap {tol:g}", time.perf_counter() - start, fit.objective,
                     certified_gap=fit.relative_gap, status=fit.status)
         if scnn_available() and squared:

@@ -89,8 +89,8 @@ def test_fit_uses_ipm_for_large_relu_programs_and_it_refuses_what_it_lacks():
     assert _choose_solver("auto", "relu", 4000 * 4000, design_shape=(4000, 20)) == "reference"  # 2.6e12 flops/step
     assert _choose_solver("auto", "relu", 569 * 100, loss=loss_from("hinge"), design_shape=(569, 31)) == "ipm"
     assert _choose_solver("auto", "relu", 1000, design_shape=(100, 5)) == "reference"
-    with pytest.raises(ValueError, match="does not support the 'gated' program"):
-        _choose_solver("ipm", "gated", 10)
+    with pytest.raises(ValueError, match="'ipm' solves the gated program for one output"):
+        _choose_solver("ipm", "gated", 10, loss=loss_from("hinge"))
     with pytest.raises(ValueError, match="'al' does not support the 'hinge' loss"):
         _choose_solver("al", "relu", 10, loss=loss_from("hinge"))
     X, y, beta = _problem(seed=5)

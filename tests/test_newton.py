@@ -63,25 +63,37 @@ def test_fit_fista_reaches_tight_certified_gaps(problem, activation):
 
 
 @pytest.mark.parametrize("h_kind", ["squared", "logistic"])
-def test_support_newton_step_solves_the_dense_newton_system(h_kind):
-    """The two-Woodbury step against the dense md x md Hessian BᵀΛB + blockdiag β(I − ûûᵀ)/‖u‖."""
+@pytest.mark.parametrize("curvature", ["penalty", "barrier"])
+def test_support_newton_step_solves_the_dense_newton_system(h_kind, curvature):
+    """The two-Woodbury step against the dense md x md Hessian BᵀΛB + blockdiag τ(I − ûûᵀ) + ρûûᵀ: the penalty's
+    (τ = β/‖u‖, ρ = 0) and the barrier smoothing's (0 < ρ < τ, one block at u = 0 where ρ = τ)."""
     from cvxnn.solvers.newton import _support_newton_step
+    from cvxnn.solvers.smoothing import BarrierNorm
 
     rng = np.random.default_rng(5)
     n, d, m, beta = 40, 4, 7, 0.7
     X = torch.as_tensor(rng.standard_normal((n, d)))
     Ws = torch.as_tensor(rng.random((n, m)) < 0.5, dtype=torch.float64)
     u = torch.as_tensor(rng.standard_normal((m, d)))
+    norms = u.norm(dim=1)
+    if curvature == "penalty":
+        tangential, radial = beta / norms, torch.zeros(m, dtype=torch.float64)
+    else:
+        u[0] = 0.0
+        norms = u.norm(dim=1)
+        tangential, radial = BarrierNorm(beta, 0.05).coefficients(norms)
+        assert 0 < float(radial[1:].min()) and bool((radial[1:] < tangential[1:]).all())
+    unit = u / norms.clamp(min=1e-300)[:, None]
     h = torch.ones(n, dtype=torch.float64) if h_kind == "squared" else torch.as_tensor(rng.random(n) * 0.25)
     b = torch.as_tensor(rng.standard_normal((m, d)))
     B = (Ws[:, :, None] * X[:, None, :]).reshape(n, m * d)
     H = B.T @ (h[:, None] * B)
     for j in range(m):
-        unit = u[j] / u[j].norm()
-        H[j * d:(j + 1) * d, j * d:(j + 1) * d] += beta * (torch.eye(d, dtype=torch.float64) - torch.outer(unit, unit)) \
-            / u[j].norm()
-    step = _support_newton_step(X, Ws, X @ X.T, h, beta, u, b, lambda V: (Ws * (X @ V.T)).sum(dim=1),
-                                lambda r: (Ws * r[:, None]).T @ X)
+        outer = torch.outer(unit[j], unit[j])
+        H[j * d:(j + 1) * d, j * d:(j + 1) * d] += tangential[j] * (torch.eye(d, dtype=torch.float64) - outer) \
+            + radial[j] * outer
+    step = _support_newton_step(X, Ws, X @ X.T, h, tangential, radial, unit, b,
+                                lambda V: (Ws * (X @ V.T)).sum(dim=1), lambda r: (Ws * r[:, None]).T @ X)
     expected = torch.linalg.solve(H, b.reshape(-1)).reshape(m, d)
     assert torch.allclose(step, expected, rtol=1e-9, atol=1e-9 * float(expected.abs().max()))
 

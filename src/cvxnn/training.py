@@ -86,6 +86,7 @@ from .patterns import Patterns, count_patterns_bound, data_rank, drop_complement
 from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.augmented_lagrangian import solve_relu_al
+from .solvers.gated_interior_point import solve_gated_interior, step_flops
 from .solvers.interior_point import iteration_flops, solve_relu_interior
 from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
@@ -97,13 +98,18 @@ if TYPE_CHECKING:
 FORMULATIONS = ("relu", "gated")
 SOLVERS = ("auto", "reference", "fista", "ipm", "al")
 # solver capabilities: which formulations and which activations (by name) each solver handles
-SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu",), "al": ("relu",)}
+SOLVER_FORMULATIONS = {"reference": ("relu", "gated"), "fista": ("gated",), "ipm": ("relu", "gated"), "al": ("relu",)}
 SOLVER_ACTIVATIONS = {name: ("relu", "leaky_relu", "abs", "two_piece") for name in ("reference", "fista", "ipm", "al")}
 SOLVER_LOSSES = {"reference": LOSS_NAMES, "fista": ("squared", "logistic", "cross_entropy", "hinge"),
                  "ipm": ("squared", "logistic", "cross_entropy", "hinge"), "al": ("squared",)}
 SOLVER_OUTPUTS = {"reference": ("scalar", "vector"), "fista": ("scalar", "vector"), "ipm": ("scalar", "vector"),
                   "al": ("scalar",)}
 SOLVER_WARM_STARTS = ("fista", "ipm", "al")  # solvers that start from a given point (the others ignore it)
+GATED_IPM_LOSSES = ("squared", "logistic")  # ipm on the gated program: one output and these losses
+# "auto" takes ipm for the gated program while one step costs at most this many FISTA iterations: measured
+# (gated_interior_point's docstring) ipm wins at ratios 41-195 (breast cancer, digits, planted d = 50, P = 100) and
+# loses at 230 and 487 (planted d = 20, P = 500 and 100)
+GATED_IPM_STEP_RATIO = 200.0
 AUTO_FAST_SIZE = 50_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference
 IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops) stays below this
 AUTO_ENUMERATE_LIMIT = 1000
@@ -303,6 +309,11 @@ class Program:
                 out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
                                            vector_penalty=self.vector_penalty, callback=callback,
                                            time_limit=time_limit)
+            elif solver == "ipm" and self.formulation == "gated":  # float64
+                weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
+                U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
+                out = solve_gated_interior(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
+                                           callback=callback, time_limit=time_limit)
             elif solver == "ipm":  # strictly cone-feasible iterates in float64
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
@@ -436,17 +447,22 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     Newton on the active blocks (:mod:`cvxnn.solvers.newton`); gated program, squared, logistic,
     cross-entropy or hinge loss (the hinge: Nesterov-smoothed FISTA with continuation, then a
     barrier path by Newton's method; certified against the true hinge program), scalar or vector
-    outputs; stops at relative duality gap ``tol``), "ipm" (primal-dual interior-point method in
-    PyTorch, float64, on ``device`` (:mod:`cvxnn.solvers.interior_point`); ReLU program, squared,
-    logistic, cross-entropy or hinge loss (the hinge through epigraph slacks), scalar or vector outputs with either vector penalty; holds c n x n matrices, or one (n·c) x (n·c)
-    for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; stops at a certified relative
-    gap ``tol``), "al" (augmented Lagrangian in PyTorch, ReLU program, squared loss, scalar output;
-    slow to reach small gaps, so never chosen automatically), or "auto" (for n·P·c > 50 000, c
-    outputs, and a combination they declare: fista for the gated program, ipm for the ReLU program
-    while its cost per iteration, about n²·P·d·c plus the factorization of its Woodbury matrix
-    (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11; else reference). A
-    solver refuses what it does not declare in SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS,
-    SOLVER_LOSSES, SOLVER_OUTPUTS.
+    outputs; stops at relative duality gap ``tol``), "ipm" (interior-point methods in PyTorch, float64, on
+    ``device``, stopping at a certified relative gap ``tol``: for the ReLU program the primal-dual method of
+    :mod:`cvxnn.solvers.interior_point` — squared, logistic, cross-entropy or hinge loss (the hinge
+    through epigraph slacks), scalar or vector outputs with either vector penalty; holds c n x n
+    matrices, or one (n·c) x (n·c) for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; for
+    the gated program the barrier method of :mod:`cvxnn.solvers.gated_interior_point` — one output,
+    squared or logistic loss (GATED_IPM_LOSSES), n x n and P x P matrices), "al" (augmented Lagrangian in
+    PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
+    automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they declare: for the
+    gated program ipm while one of its steps (:func:`~cvxnn.solvers.gated_interior_point.step_flops`,
+    about 3n²P + n³/3) costs at most GATED_IPM_STEP_RATIO = 200 FISTA iterations (2nPd each), else
+    fista; for the ReLU program ipm while its cost per iteration, about n²·P·d·c plus the factorization
+    of its Woodbury matrix (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11;
+    else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
+    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS (and ipm, on the gated program, other losses or
+    vector outputs).
 
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
@@ -588,19 +604,30 @@ def _solver_dual(dual: np.ndarray | None, y: np.ndarray, loss: Loss) -> np.ndarr
 def _choose_solver(solver: str, formulation: str, size: int, activation: Activation = RELU,
                    loss: Loss = SQUARED, vector: bool = False, design_shape: tuple[int, int] = (0, 0),
                    n_outputs: int = 1, vector_penalty: str = "per_output") -> str:
-    """Resolve "auto" (size = n·P·c for the (n, d) design and c = ``n_outputs``: ipm while its cost per iteration,
-    :func:`~cvxnn.solvers.interior_point.iteration_flops`, is at most IPM_AUTO_FLOPS) and refuse combinations a
-    solver does not declare (SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS)."""
+    """Resolve "auto" (size = n·P·c for the (n, d) design and c = ``n_outputs``; ReLU program: ipm while its cost per
+    iteration, :func:`~cvxnn.solvers.interior_point.iteration_flops`, is at most IPM_AUTO_FLOPS; gated program:
+    ipm for one output and GATED_IPM_LOSSES while a step, :func:`~cvxnn.solvers.gated_interior_point.step_flops`,
+    costs at most GATED_IPM_STEP_RATIO FISTA iterations of 2nPd, else fista) and refuse combinations a solver
+    does not declare (SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS, and for ipm on the
+    gated program GATED_IPM_LOSSES with one output)."""
     outputs = "vector" if vector else "scalar"
+    gated_ipm = formulation == "gated" and loss.name in GATED_IPM_LOSSES and not vector
     if solver == "auto":
-        fast = "fista" if formulation == "gated" else "ipm"
-        capable = (activation.name in SOLVER_ACTIVATIONS[fast] and loss.name in SOLVER_LOSSES[fast]
-                   and outputs in SOLVER_OUTPUTS[fast])
         n, d = design_shape
         P = size // max(n * n_outputs, 1)
-        large = size > AUTO_FAST_SIZE and (
-            fast == "fista" or iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS)
+        fast = "fista" if formulation == "gated" else "ipm"
+        if gated_ipm and step_flops(n, P) <= GATED_IPM_STEP_RATIO * 2.0 * n * P * d:
+            fast = "ipm"
+        capable = (activation.name in SOLVER_ACTIVATIONS[fast] and loss.name in SOLVER_LOSSES[fast]
+                   and outputs in SOLVER_OUTPUTS[fast])
+        affordable = formulation == "gated" or \
+            iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS
+        large = size > AUTO_FAST_SIZE and affordable
         return fast if capable and large else "reference"
+    if solver == "ipm" and formulation == "gated" and not gated_ipm:
+        raise ValueError("solver 'ipm' solves the gated program for one output with the "
+                         f"{' or '.join(GATED_IPM_LOSSES)} loss; got the {loss.name!r} loss{' with vector outputs' if vector else ''}. "
+                         "Use solver='fista'.")
     if formulation not in SOLVER_FORMULATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "
                          f"it supports {', '.join(SOLVER_FORMULATIONS[solver])}. Use solver='reference'.")

@@ -257,8 +257,9 @@ def _polish_scalar(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta
         grad_norm = float(grad.norm())
         if bool((u.norm(dim=1) == 0).any()) or grad_norm <= rtol * scale:
             break
-        step = _support_newton_step(X64, Ws, gram, smooth.hessian_blocks(z).reshape(n), beta, u, -grad,
-                                    predict, adjoint)
+        norms = u.norm(dim=1)
+        step = _support_newton_step(X64, Ws, gram, smooth.hessian_blocks(z).reshape(n), beta / norms,
+                                    torch.zeros_like(norms), u / norms[:, None], -grad, predict, adjoint)
         if step is None:
             break
         taken = _damped_step(u, f, step, grad_norm, value, lambda V: float(gradient(V)[0].norm()))
@@ -270,38 +271,47 @@ def _polish_scalar(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta
     return out
 
 
-def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, h: torch.Tensor, beta: float,
-                         u: torch.Tensor, b: torch.Tensor, predict: Callable, adjoint: Callable
-                         ) -> torch.Tensor | None:
-    """H⁻¹b for the Hessian H = BᵀΛB + R of the gated program on m nonzero blocks u_j (rows of u), by two Woodbury
-    identities; None when H is numerically singular.
+def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, h: torch.Tensor,
+                         tangential: torch.Tensor, radial: torch.Tensor, unit: torch.Tensor, b: torch.Tensor,
+                         predict: Callable, adjoint: Callable) -> torch.Tensor | None:
+    """H⁻¹b for the Hessian H = BᵀΛB + R of a gated program on m blocks (rows of b), by two Woodbury identities;
+    None when H is numerically singular.
 
-    B = [W_jX]_j (n x md, applied by ``predict`` and ``adjoint``), Λ = diag(h) the loss curvature,
-    R = blockdiag_j β(I − û_jû_jᵀ)/‖u_j‖ = D − ÛCÛᵀ with D = blockdiag_j (β/‖u_j‖)I, Û = blockdiag_j û_j (md x m)
-    and C = diag_j β/‖u_j‖. With H_D = BᵀΛB + D (positive definite):
+    B = [W_jX]_j (n x md, applied by ``predict`` and ``adjoint``), Λ = diag(h) the loss curvature and
+    R = blockdiag_j τ_j(I − û_jû_jᵀ) + ρ_jû_jû_jᵀ with τ = ``tangential`` > 0, 0 ≤ ρ = ``radial`` ≤ τ and the unit
+    vectors û = ``unit`` (rows; zero rows allowed where ρ = τ): the penalty's curvature, β(I − ûûᵀ)/‖u‖ for β‖u‖
+    (ρ = 0), or the barrier smoothing's (:class:`~cvxnn.solvers.smoothing.BarrierNorm`). Writing
+    R = D − ÛCÛᵀ with D = blockdiag_j τ_jI, Û = blockdiag_j û_j (md x m), C = diag_j (τ_j − ρ_j), and
+    H_D = BᵀΛB + D (positive definite):
 
-        H_D⁻¹ = D⁻¹ − D⁻¹BᵀΛ^½ K⁻¹ Λ^½BD⁻¹,  K = I + Λ^½BD⁻¹BᵀΛ^½ = I + Λ^½[(W_S diag(‖u_j‖/β) W_Sᵀ) ∘ XXᵀ]Λ^½  (n x n)
-        H⁻¹   = H_D⁻¹ + H_D⁻¹Û S⁻¹ ÛᵀH_D⁻¹,   S = C⁻¹ − ÛᵀH_D⁻¹Û = GᵀK⁻¹G,  G = Λ^½BD⁻¹Û  (column j: Λ^½(W_jXu_j)/β)
+        H_D⁻¹ = D⁻¹ − D⁻¹BᵀΛ^½ K⁻¹ Λ^½BD⁻¹,  K = I + Λ^½BD⁻¹BᵀΛ^½ = I + Λ^½[(W_S diag(1/τ) W_Sᵀ) ∘ XXᵀ]Λ^½  (n x n)
+        H⁻¹   = H_D⁻¹ + H_D⁻¹Û S⁻¹ ÛᵀH_D⁻¹,   S = C⁻¹ − ÛᵀH_D⁻¹Û = diag(ρ/(τ(τ − ρ))) + GᵀK⁻¹G,
+        G = Λ^½BD⁻¹Û  (column j: Λ^½(W_jXû_j)/τ_j),
 
-    (ÛᵀD⁻¹Û = C⁻¹, so S is formed without cancellation). S is singular exactly when H is: Sa = 0 iff Ga = 0 iff
-    Σ_j a_jû_j lies in the null spaces of both B and R. Cost O(n²m + n³ + m³), against (md)³ for the dense
-    matrix. One step of iterative refinement against the exact H (applied matrix-free) follows.
+    (ÛᵀD⁻¹Û = diag(1/τ), and C⁻¹ − 1/τ = ρ/(τ(τ − ρ)), so S is formed without cancellation); blocks with
+    τ − ρ ≤ 1e-12·τ (a barrier's nearly isotropic curvature at u ≈ 0) keep R = D, which the refinement corrects.
+    With ρ = 0, S is singular exactly when H is: Sa = 0 iff Ga = 0 iff Σ_j a_jû_j lies in the null spaces of
+    both B and R. Cost O(n²m + n³ + nm² + m³), against (md)³ for the dense matrix. One step of iterative
+    refinement against the exact H (applied matrix-free) follows.
     """
     root = h.clamp(min=0.0).sqrt()
-    norms = u.norm(dim=1)
-    inv_d = norms / beta  # D⁻¹ per block
+    inv_d = 1.0 / tangential  # D⁻¹ per block
     K = (Ws * inv_d) @ Ws.T
     K.mul_(gram).mul_(root[:, None] * root[None, :]).diagonal().add_(1.0)
     LK, info = torch.linalg.cholesky_ex(K)
     if int(info):
         return None
-    G = root[:, None] * Ws * (X @ u.T) / beta
-    S = G.T @ torch.cholesky_solve(G, LK)
-    S.diagonal().add_(1e-14 * float(S.diagonal().max()))  # G may be (numerically) rank deficient
-    LS, info = torch.linalg.cholesky_ex(S)
-    if int(info):
-        return None
-    unit = u / norms[:, None]
+    rank_one = torch.nonzero(tangential - radial > 1e-12 * tangential).flatten()
+    Us = unit[rank_one]
+    LS = None
+    if rank_one.numel():
+        G = root[:, None] * Ws[:, rank_one] * (X @ Us.T) * inv_d[rank_one]
+        S = G.T @ torch.cholesky_solve(G, LK)
+        S.diagonal().add_(radial[rank_one] / (tangential[rank_one] * (tangential - radial)[rank_one])
+                          + 1e-14 * float(S.diagonal().max()))  # G may be (numerically) rank deficient
+        LS, info = torch.linalg.cholesky_ex(S)
+        if int(info):
+            return None
 
     def solve_d(v: torch.Tensor) -> torch.Tensor:
         """H_D⁻¹v for v of shape (m, d)."""
@@ -311,11 +321,14 @@ def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, 
 
     def solve(v: torch.Tensor) -> torch.Tensor:
         x = solve_d(v)
-        a = torch.cholesky_solve((unit * x).sum(dim=1)[:, None], LS)
-        return x + solve_d(a * unit)
+        if LS is None:
+            return x
+        a = torch.cholesky_solve((Us * x[rank_one]).sum(dim=1)[:, None], LS)
+        return x + solve_d(torch.zeros_like(v).index_copy_(0, rank_one, a * Us))
 
     def hessian(v: torch.Tensor) -> torch.Tensor:
-        return adjoint(h * predict(v)) + beta * (v - unit * (unit * v).sum(dim=1, keepdim=True)) / norms[:, None]
+        along = (unit * v).sum(dim=1, keepdim=True)
+        return adjoint(h * predict(v)) + tangential[:, None] * (v - unit * along) + radial[:, None] * unit * along
 
     x = solve(b)
     x = x + solve(b - hessian(x))
