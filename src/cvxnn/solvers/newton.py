@@ -46,6 +46,7 @@ from ..data import check_memory
 from ..operators import PatternOperator
 from ..losses import HINGE, SQUARED, Loss
 from .fista import GroupNorm, SmoothLoss, gated_certificate, gated_gap, solve_gated_fista
+from .interior_point import _cholesky_solve
 from .smoothing import BarrierHinge, BarrierNorm, HingeSmoothing, NesterovHinge
 from .result import SolverOutput
 
@@ -306,7 +307,8 @@ def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, 
     LS = None
     if rank_one.numel():
         G = root[:, None] * Ws[:, rank_one] * (X @ Us.T) * inv_d[rank_one]
-        S = G.T @ torch.cholesky_solve(G, LK)
+        half = torch.linalg.solve_triangular(LK, G, upper=False)  # K⁻¹ = L⁻ᵀL⁻¹: S = (L⁻¹G)ᵀ(L⁻¹G)
+        S = half.T @ half
         S.diagonal().add_(radial[rank_one] / (tangential[rank_one] * (tangential - radial)[rank_one])
                           + 1e-14 * float(S.diagonal().max()))  # G may be (numerically) rank deficient
         LS, info = torch.linalg.cholesky_ex(S)
@@ -316,14 +318,14 @@ def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, 
     def solve_d(v: torch.Tensor) -> torch.Tensor:
         """H_D⁻¹v for v of shape (m, d)."""
         w = inv_d[:, None] * v
-        q = torch.cholesky_solve((root * predict(w))[:, None], LK)[:, 0]
+        q = _cholesky_solve(LK, (root * predict(w))[:, None])[:, 0]
         return w - inv_d[:, None] * adjoint(root * q)
 
     def solve(v: torch.Tensor) -> torch.Tensor:
         x = solve_d(v)
         if LS is None:
             return x
-        a = torch.cholesky_solve((Us * x[rank_one]).sum(dim=1)[:, None], LS)
+        a = _cholesky_solve(LS, (Us * x[rank_one]).sum(dim=1)[:, None])
         return x + solve_d(torch.zeros_like(v).index_copy_(0, rank_one, a * Us))
 
     def hessian(v: torch.Tensor) -> torch.Tensor:
