@@ -45,7 +45,9 @@ from .result import SolverOutput
 from .smoothing import BarrierNorm
 
 MU_DECREASE = 10.0  # μ ← μ / this once the point is centered
-CENTERED = 100.0  # centered: a full Newton step with decrement² ≤ this · P · μ
+CENTERED = 1.0  # centered: a full Newton step with decrement² ≤ this · P · μ (the barrier parameter is 2P); measured
+#                 against 100: logistic loss on breast cancer 51 -> 32 steps (P = 100), 63 -> 39 (P = 500), the squared
+#                 loss unchanged (18-31 -> 19-32); 0.1 took 12-41 steps
 SUFFICIENT_DECREASE = 0.25  # backtracking: accept f_μ(U + tΔ) ≤ f_μ(U) − this · t · decrement²
 SMALLEST_STEP = 1e-10  # backtracking gives up below this step length (the status is then "stalled")
 
