@@ -77,6 +77,7 @@ def test_auto_takes_ipm_where_a_step_is_cheap_and_ipm_refuses_what_it_lacks():
     assert _choose_solver("auto", "gated", 569 * 500, design_shape=(569, 31)) == "ipm"  # breast cancer
     assert _choose_solver("auto", "gated", 569 * 500, loss=loss_from("logistic"), design_shape=(569, 31)) == "ipm"
     assert _choose_solver("auto", "gated", 2000 * 500, design_shape=(2000, 20)) == "fista"  # n³ dominates
+    assert _choose_solver("auto", "gated", 569 * 500, design_shape=(569, 31), warm=True) == "fista"  # continues
     assert _choose_solver("auto", "gated", 569 * 500, loss=loss_from("hinge"), design_shape=(569, 31)) == "fista"
     assert _choose_solver("auto", "gated", 569 * 500, vector=True, design_shape=(569, 31), n_outputs=1) == "fista"
     with pytest.raises(ValueError, match="one output with the squared or logistic loss; got the 'cross_entropy'"):
