@@ -198,6 +198,7 @@ class _System:
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
         self.weights = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=op.dtype,
                                        device=op.device)  # (n, P)
+        self.column_weights = self.weights.repeat_interleave(op.d, dim=1)  # (n, P·d): w_i for each column of F_i
 
     def cone(self, U: torch.Tensor) -> torch.Tensor:
         """G(U) (2, n, P, c): (S_iXU_j)_k for both sides and every column, zero on rows with x_k = 0."""
@@ -255,7 +256,7 @@ class _System:
             R = R + (radial - tangential)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
             Linv = _inverse_factor(R)
         J = loss.hessian_factor(z)
-        M = _fit_grams(self.op.X, Linv, self.weights)
+        M = _fit_grams(self.op.X, Linv, self.column_weights)
         if self.coupled:
             K = _coupled_woodbury(M, J, None if gamma is None else self._rank_one_fits(w, gamma))
         else:
@@ -733,9 +734,9 @@ def _cholesky_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
                                          upper=True)
 
 
-def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, Wfit: torch.Tensor) -> torch.Tensor:
+def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """M_k = Σ_j F_jkF_jkᵀ (c, n, n) with F_jk = diag(w_i) X L_jk^{-T} (the sign s_j cancels), chunked over
-    patterns.
+    patterns; ``scale`` (n, P·d) holds the fit weights w_i repeated for the d columns of each F_i.
 
     The two sides of pattern i share diag(w_i)X, so their terms add up to one per pattern:
     M_k = Σ_i A_iN_ikA_iᵀ with A_i = diag(w_i)X and N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹ = C_ikC_ikᵀ (d x d),
@@ -745,7 +746,6 @@ def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, Wfit: torch.Tensor) -> torch
     P, c = Linv.shape[1:3]
     M = torch.zeros(c, n, n, dtype=X.dtype, device=X.device)
     step = max(1, BLOCK_CHUNK_BYTES // (8 * n * d))
-    scale = Wfit.repeat_interleave(d, dim=1)  # (n, P·d): w_i for each column of F_i
     N = (Linv.transpose(-1, -2) @ Linv).sum(dim=0)  # (P, c, d, d)
     for k in range(c):
         C = _cholesky(N[:, k])
