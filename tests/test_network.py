@@ -76,6 +76,26 @@ def test_prune_keeps_objective_and_uses_at_most_n_plus_one_blocks():
     assert convex_objective(X, y, masks, pv, pw, 0.01) == pytest.approx(before, rel=1e-10)
 
 
+def test_prune_of_many_blocks_in_general_position_keeps_fit_and_penalty():
+    """60 cone-feasible blocks (each direction's own pattern) on 10 samples: one null-space basis, updated block by
+    block, must leave at most n + 1 blocks with the same prediction and the same penalty."""
+    from cvxnn.network import convex_prediction
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((10, 3))
+    Z = rng.standard_normal((60, 3)) * rng.random((60, 1))
+    masks = X @ Z.T >= 0
+    v, w = Z[:30], Z[30:]
+    masks = np.hstack([masks[:, :30], masks[:, 30:]])
+    v_all, w_all = np.vstack([v, np.zeros_like(w)]), np.vstack([np.zeros_like(v), w])
+    pv, pw = prune(X, masks, v_all, w_all)
+    assert np.count_nonzero(np.linalg.norm(np.vstack([pv, pw]), axis=1)) <= X.shape[0] + 1
+    np.testing.assert_allclose(convex_prediction(X, masks, pv, pw), convex_prediction(X, masks, v_all, w_all),
+                               rtol=1e-10, atol=1e-10)
+    penalty = np.linalg.norm(np.vstack([pv, pw]), axis=1).sum()
+    assert penalty == pytest.approx(np.linalg.norm(Z, axis=1).sum(), rel=1e-10)
+
+
 def test_torch_round_trip_and_state_dict():
     rng = np.random.default_rng(5)
     X = rng.standard_normal((7, 3))

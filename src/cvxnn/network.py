@@ -397,8 +397,12 @@ def prune(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, tol: 
     """Reduce to at most n + 1 nonzero blocks without changing the fit or the penalty.
 
     With a_k = ±(aD_i + b(I − D_i)) X z_k/‖z_k‖ and c_k = ‖z_k‖ the fit is Σ c_k a_k and the penalty β Σ c_k.
-    While more than n + 1 blocks are nonzero, a null vector δ of [a_k; 1] exists; moving
-    c ← c − tδ keeps both unchanged and zeroes a block (positive rescaling keeps cone membership).
+    While more than n + 1 blocks are nonzero, a null vector δ of K = [a_k; 1] (columns k) exists; moving
+    c ← c − tδ (t = min c_j/δ_j over δ_j > 0) keeps both unchanged and zeroes block j (positive rescaling keeps
+    cone membership). One SVD gives a basis N of null(K) for all active blocks; after each move the basis of
+    the remaining blocks' null space is N's other columns minus δ times their j-th entries over δ_j (zero at j;
+    blocks zeroed by ties are eliminated the same way with a pivot column), so an O(mr) update replaces an SVD
+    per removed block (breast cancer, gated P = 500 at tol 1e-4, 598 blocks: 28 SVDs, 2.0 s, before).
 
     Blocks (P, d, c) are pruned output by output, which keeps every column's fit and norm: the
     "per_output" penalty is unchanged (not the "group" one, whose blocks couple the columns).
@@ -413,23 +417,34 @@ def prune(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, tol: 
     M = np.vstack([weights, weights])
     c = np.linalg.norm(Z, axis=1)
     c[c <= tol * max(c.max(initial=0.0), 1e-300)] = 0.0
-    while True:
-        act = np.flatnonzero(c > 0)
-        if act.size <= n + 1:
-            break
-        act = act[: n + 2]
-        dirs = Z[act] / np.linalg.norm(Z[act], axis=1)[:, None]
-        A = (M[act] * (dirs @ Xt.T)) * signs[act][:, None]  # k x n
-        K = np.vstack([A.T, np.ones(act.size)])  # (n+1) x k, k = n+2 > n+1
-        delta = np.linalg.svd(K)[2][-1]
-        if delta.max() <= 0:
-            delta = -delta
-        ratio = np.where(delta > 0, c[act] / np.where(delta > 0, delta, 1.0), np.inf)
-        j = int(np.argmin(ratio))
-        c_new = c[act] - ratio[j] * delta
-        c_new[j] = 0.0
-        c_new = np.maximum(c_new, 0.0)
-        Z[act] = dirs * c_new[:, None]
-        c[act] = c_new
+    act = np.flatnonzero(c > 0)
+    if act.size > n + 1:
+        dirs = Z[act] / c[act, None]
+        K = np.vstack([((M[act] * (dirs @ Xt.T)) * signs[act][:, None]).T, np.ones(act.size)])  # (n+1) x m
+        _, sv, Vt = np.linalg.svd(K)
+        rank = int(np.sum(sv > max(K.shape) * np.finfo(float).eps * sv[0]))
+        N = Vt[rank:].T  # m x r, r ≥ m − n − 1
+        weights_c = c[act].copy()
+        while N.shape[1]:
+            delta = np.where(weights_c > 0, N[:, 0], 0.0)  # zero (up to round-off) where a block is gone
+            if delta.max() <= 0:
+                delta = -delta
+            N = N[:, 1:]
+            if delta.max() <= 0:
+                continue
+            ratio = np.where(delta > 0, weights_c / np.where(delta > 0, delta, 1.0), np.inf)
+            j = int(np.argmin(ratio))
+            weights_c = np.maximum(weights_c - ratio[j] * delta, 0.0)
+            weights_c[j] = 0.0
+            N = N - np.outer(delta, N[j] / delta[j])
+            N[j] = 0.0
+            for z in np.flatnonzero(weights_c == 0):  # blocks zeroed by ties: eliminate them from the basis too
+                scale = 1e-9 * np.linalg.norm(N, axis=0)
+                p = int(np.argmax(np.abs(N[z]) - scale)) if N.shape[1] else 0
+                if N.shape[1] and abs(N[z, p]) > scale[p]:
+                    N = np.delete(N - np.outer(N[:, p], N[z] / N[z, p]), p, axis=1)
+                    N[z] = 0.0
+        Z[act] = dirs * weights_c[:, None]
+        c[act] = weights_c
     Z[c == 0] = 0.0
     return Z[: len(v)], Z[len(v):]
