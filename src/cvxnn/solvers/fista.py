@@ -78,7 +78,7 @@ import torch
 
 from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
-from .result import SolverOutput
+from .result import SolverOutput, budget_status
 from .smoothing import HingeSmoothing, NesterovHinge
 
 SCREEN_FRACTION = 0.05  # shrink the operator once this share of its groups is screened
@@ -378,11 +378,7 @@ class _GatedSolve:
         return time.perf_counter() - self.start
 
     def out_of_budget(self) -> str | None:
-        if self.n_iter >= self.max_iter:
-            return "max_iter"
-        if self.time_limit is not None and self.elapsed() > self.time_limit:
-            return "time_limit"
-        return None
+        return budget_status(self.n_iter, self.max_iter, self.start, self.time_limit)
 
     def relative_gap(self) -> float:
         return (self.best_primal - self.best_lower) / max(abs(self.best_primal), 1e-300)

@@ -41,7 +41,7 @@ from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
 from .fista import SmoothLoss, gated_certificate
 from .newton import _support_newton_step
-from .result import SolverOutput
+from .result import SolverOutput, budget_status
 from .smoothing import BarrierNorm
 
 MU_DECREASE = 10.0  # μ ← μ / this once the point is centered
@@ -115,11 +115,9 @@ def solve_gated_interior(op: PatternOperator, y: torch.Tensor, beta: float, weig
     status, it = "optimal", 0
     try:
         while gap() > tol:
-            if it >= max_iter:
-                status = "max_iter"
-                break
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                status = "time_limit"
+            budget = budget_status(it, max_iter, start, time_limit)
+            if budget is not None:
+                status = budget
                 break
             it += 1
             z = predict(U)

@@ -132,7 +132,7 @@ from ..operators import PatternOperator
 from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
 from .smoothing import BarrierHinge, BarrierNorm
-from .result import SolverOutput
+from .result import SolverOutput, budget_status
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
 BOUNDARY_FRACTION = 0.99
@@ -600,11 +600,9 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     status, it = "optimal", 0
     try:
         while not gap_ok():
-            if it >= max_iter:
-                status = "max_iter"
-                break
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                status = "time_limit"
+            budget = budget_status(it, max_iter, start, time_limit)
+            if budget is not None:
+                status = budget
                 break
             it += 1
             mu = (float((G * m).sum()) + part.products()) / rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,3 +25,13 @@ class SolverOutput:
     history: list[tuple[float, float, float]] = field(default_factory=list)
     dual: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def budget_status(iterations: int, max_iter: int, start: float, time_limit: float | None) -> str | None:
+    """"max_iter" once ``iterations`` ≥ ``max_iter``, "time_limit" once more than ``time_limit`` seconds have passed
+    since ``start`` (a :func:`time.perf_counter` reading), else None: an iterative solver's stopping status."""
+    if iterations >= max_iter:
+        return "max_iter"
+    if time_limit is not None and time.perf_counter() - start > time_limit:
+        return "time_limit"
+    return None
