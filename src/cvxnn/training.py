@@ -304,27 +304,27 @@ class Program:
             on = dict(dtype=self.dtype, device=self.device)
             op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
             yt = torch.as_tensor(self.y, **on)
-            if solver == "fista":
+            if self.formulation == "gated":  # fista or ipm, on the blocks u = v − w
                 weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
                 U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
-                out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
-                                           vector_penalty=self.vector_penalty, callback=callback,
-                                           time_limit=time_limit)
-            elif solver == "ipm" and self.formulation == "gated":  # float64
-                weights = torch.as_tensor(self.activation.fit_weights(pats.masks), **on)
-                U0 = None if start is None else torch.as_tensor(start[0] - start[1], **on)
-                out = solve_gated_interior(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
-                                           callback=callback, time_limit=time_limit)
-            elif solver == "ipm":  # strictly cone-feasible iterates in float64
+                if solver == "fista":
+                    out = solve_gated_polished(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
+                                               vector_penalty=self.vector_penalty, callback=callback,
+                                               time_limit=time_limit)
+                else:  # the barrier method, in float64
+                    out = solve_gated_interior(op, yt, self.beta, weights, tol=self.tol, U0=U0, loss=self.loss,
+                                               callback=callback, time_limit=time_limit)
+            else:
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
-                out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
-                                          interior=None if pats.gates is None else torch.as_tensor(pats.gates.T),
-                                          callback=callback, time_limit=time_limit, vector_penalty=self.vector_penalty)
-            else:  # returns cone-feasible blocks (repaired in float64), so no polishing
-                V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
-                out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
-                                    time_limit=time_limit, design=self.Xt,
-                                    interior=None if pats.gates is None else pats.gates.T)
+                if solver == "ipm":  # strictly cone-feasible iterates in float64
+                    out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
+                                              interior=None if pats.gates is None else torch.as_tensor(pats.gates.T),
+                                              callback=callback, time_limit=time_limit,
+                                              vector_penalty=self.vector_penalty)
+                else:  # al: returns cone-feasible blocks (repaired in float64), so no polishing
+                    out = solve_relu_al(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, callback=callback,
+                                        time_limit=time_limit, design=self.Xt,
+                                        interior=None if pats.gates is None else pats.gates.T)
         else:
             out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
                                   activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
