@@ -85,13 +85,7 @@ def solve_gated_interior(op: PatternOperator, y: torch.Tensor, beta: float, weig
     smooth = SmoothLoss(loss, Y)
     gram = X @ X.T
 
-    def predict(V: torch.Tensor) -> torch.Tensor:
-        """A(V) = rowsum(W ∘ XVᵀ)."""
-        return (W * (X @ V.T)).sum(dim=1)
-
-    def adjoint(r: torch.Tensor) -> torch.Tensor:
-        """Aᵀr = (W ∘ r1ᵀ)ᵀX, (P, d)."""
-        return (W * r[:, None]).T @ X
+    predict, adjoint = op.matvec, op.rmatvec  # A(V) = Σ_i W_iXv_i and Aᵀr = [(W_iX)ᵀr]_i
 
     def barrier_value(V: torch.Tensor, mu: float) -> float:
         return smooth.value(predict(V)) + float(BarrierNorm(beta, mu).value(V.norm(dim=1)).sum())
