@@ -434,11 +434,12 @@ def prune(Xt: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, tol: 
                 continue
             ratio = np.where(delta > 0, weights_c / np.where(delta > 0, delta, 1.0), np.inf)
             j = int(np.argmin(ratio))
+            before = weights_c
             weights_c = np.maximum(weights_c - ratio[j] * delta, 0.0)
             weights_c[j] = 0.0
             N = N - np.outer(delta, N[j] / delta[j])
             N[j] = 0.0
-            for z in np.flatnonzero(weights_c == 0):  # blocks zeroed by ties: eliminate them from the basis too
+            for z in np.flatnonzero((weights_c == 0) & (before > 0)):  # zeroed by ties: out of the basis too
                 scale = 1e-9 * np.linalg.norm(N, axis=0)
                 p = int(np.argmax(np.abs(N[z]) - scale)) if N.shape[1] else 0
                 if N.shape[1] and abs(N[z, p]) > scale[p]:
