@@ -73,6 +73,37 @@ def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e
     return val, (proj / val if val > 0 else proj)
 
 
+def cone_sigma_upper(Xt: np.ndarray, masks: np.ndarray, C: np.ndarray, below: float,
+                     max_iter: int = 100, check_every: int = 10) -> np.ndarray:
+    """Upper bounds b_j ≥ σ_j = ‖Π_{K_j}(c_j)‖ for many cones at once (columns c_j of C, masks[:, j]).
+
+    σ_j = min_{μ ≥ 0} ‖c_j + XᵀS_jμ‖ (the NNLS of :func:`cone_sigma`), so every μ ≥ 0 gives a bound. FISTA on
+    ½‖c_j + XᵀS_jμ_j‖² (gradient S_jX r_j, Lipschitz constant ‖X‖₂² for every j) runs on all columns together,
+    two matrix products an iteration; a column leaves once its bound is below ``below``, and all stop after
+    ``max_iter`` iterations. A decision σ_j < ``below`` taken from these bounds needs no NNLS: on breast
+    cancer's dust blocks 100 iterations for 88 cones cost 0.03 s against 0.15 s of NNLS.
+    """
+    S = np.where(masks, 1.0, -1.0)
+    step = 1.0 / max(float(np.linalg.norm(Xt, 2)) ** 2, 1e-300)
+    bounds = np.linalg.norm(C, axis=0)
+    open_ = np.flatnonzero(bounds >= below)
+    S, C = S[:, open_], C[:, open_]
+    mu = np.zeros_like(S)
+    ahead, t = mu, 1.0
+    for it in range(1, max_iter + 1):
+        if open_.size == 0:
+            break
+        residual = C + Xt.T @ (S * ahead)
+        new = np.maximum(ahead - step * S * (Xt @ residual), 0.0)
+        t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        ahead, mu, t = new + ((t - 1.0) / t_new) * (new - mu), new, t_new
+        if it % check_every == 0 or it == max_iter:
+            bounds[open_] = np.minimum(bounds[open_], np.linalg.norm(C + Xt.T @ (S * mu), axis=0))
+            still = bounds[open_] >= below
+            open_, S, C, mu, ahead = open_[still], S[:, still], C[:, still], mu[:, still], ahead[:, still]
+    return bounds
+
+
 def gated_norms(Xt: np.ndarray, weights: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """‖XᵀW_iλ‖ for every pattern i, W_i = diag(weights[:, i]): the masks D_i, or the fit weights aD_i + b(I − D_i)."""
     return np.linalg.norm(Xt.T @ (weights * lam[:, None]), axis=0)

@@ -76,8 +76,8 @@ import torch
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .cones import min_norm_split
 from .data import add_bias, as_matrix
-from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, max_dual_constraint_vector, \
-    scaled_dual_value
+from .duality import DualCheck, GapReport, cone_sigma, cone_sigma_upper, max_dual_constraint, \
+    max_dual_constraint_vector, scaled_dual_value
 from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
 from .network import VECTOR_PENALTIES, TwoLayerNet, block_penalty, convex_objective, convex_prediction, \
     network_from_convex, prune
@@ -672,7 +672,9 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
     Vector outputs: "per_output" polishes each output column as a scalar program with λ[:, k];
     "group" applies (a) and (c) to each column (the group constraint couples the columns, so (b)
     is not used). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1), and ``upper``:
-    upper bounds (2, P) on them (scalar outputs); (b) needs no NNLS where either decides it.
+    upper bounds (2, P) on them (scalar outputs). (b) needs no NNLS where these, ‖c‖ ≥ σ, the block's own
+    direction (û = b/‖b‖ inside its cone gives σ ≥ cᵀû) or the batched bounds of
+    :func:`~cvxnn.duality.cone_sigma_upper` decide it.
     """
     if v.ndim == 3:
         v, w = v.copy(), w.copy()
@@ -689,18 +691,26 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
         b = blocks.copy()
         norms = np.linalg.norm(b, axis=1)
         b[norms <= rtol * max(norms.max(initial=0.0), 1e-300)] = 0.0
-        for i in np.flatnonzero(np.linalg.norm(b, axis=1) > 0) if use_kkt else ():
-            c = sign * (Xt.T @ (weights[:, i] * lam))
-            if formulation != "relu":
-                sigma = float(np.linalg.norm(c))
-            elif upper is not None and upper[row, i] < beta * (1 - kkt_rtol):
-                sigma = float(upper[row, i])
-            elif known is not None and (int(i), int(sign)) in known:
-                sigma = known[(int(i), int(sign))]
-            else:
-                sigma = cone_sigma(Xt, masks[:, i], c)[0]
-            if sigma < beta * (1 - kkt_rtol):
-                b[i] = 0.0
+        threshold = beta * (1 - kkt_rtol)
+        live = np.flatnonzero(np.linalg.norm(b, axis=1) > 0) if use_kkt else np.zeros(0, dtype=int)
+        C = sign * (Xt.T @ (weights[:, live] * lam[:, None]))  # c_i, one column per live block
+        sigma = np.linalg.norm(C, axis=0)  # ≥ σ_i; exact for the gated program
+        if formulation == "relu":
+            if upper is not None:
+                sigma = np.minimum(sigma, upper[row, live])
+            for j, i in enumerate(live if known else ()):
+                sigma[j] = known.get((int(i), int(sign)), sigma[j])  # exact
+            unit = b[live] / np.linalg.norm(b[live], axis=1)[:, None]
+            inside = (S[:, live] * (Xt @ unit.T)).min(axis=0, initial=0.0) >= 0
+            kept = inside & (np.einsum("dj,jd->j", C, unit) >= threshold)  # û ∈ K gives σ ≥ cᵀû
+            open_ = np.flatnonzero((sigma >= threshold) & ~kept)
+            if open_.size:
+                sigma[open_] = np.minimum(sigma[open_], cone_sigma_upper(Xt, masks[:, live[open_]], C[:, open_],
+                                                                         threshold))
+            for j in open_[sigma[open_] >= threshold]:
+                sigma[j] = cone_sigma(Xt, masks[:, live[j]], C[:, j])[0]
+            sigma[kept] = threshold
+        b[live[sigma < threshold]] = 0.0
         if formulation == "relu":
             viol = np.max(-(S * (Xt @ b.T)), axis=0, initial=0.0)
             b[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0

@@ -132,6 +132,7 @@ from ..operators import PatternOperator
 from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
 from .smoothing import BarrierHinge, BarrierNorm
+from .gram import add_lower_gram_, mirror_lower_
 from .result import SolverOutput, budget_status
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
@@ -750,8 +751,8 @@ def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, scale: torch.Tensor) -> torc
         for a in range(0, P, step):
             b = min(P, a + step)
             F = (X @ C[a:b].permute(1, 0, 2).reshape(d, (b - a) * d)) * scale[:, a * d:b * d]  # [F_a … F_b]
-            M[k].addmm_(F, F.T)
-    return M
+            add_lower_gram_(M[k], F)
+    return mirror_lower_(M)
 
 
 def _coupled_woodbury(M: torch.Tensor, J: torch.Tensor, fits: torch.Tensor | None) -> torch.Tensor:
