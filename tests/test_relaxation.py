@@ -90,20 +90,25 @@ def test_min_norm_split_is_feasible_and_within_three_of_the_cheapest(tiny):
     assert np.array_equal(v, inside) and not np.any(w)
 
 
-def test_min_norm_split_working_set_gives_the_least_distance_over_all_rows():
-    """The rounds of min_norm_split (a few rows at a time) end at the least-norm w of the program with every row."""
-    from cvxnn.cones import least_distance
+@pytest.mark.parametrize("qp", [True, False], ids=["daqp", "nnls-working-set"])
+def test_min_norm_split_gives_the_least_distance_over_all_rows(qp, monkeypatch):
+    """Both ways min_norm_split solves its least-distance program — DAQP on every row, and (where DAQP reports no
+    optimum, forced here) the NNLS rounds of a few rows at a time — end at the least-norm w of the program with
+    every row, solved as one NNLS."""
+    from cvxnn import cones
 
+    if not qp:
+        monkeypatch.setattr(cones.daqp, "solve", lambda H, f, A, *args, **kw: (np.zeros(H.shape[0]), 0.0, -4, {}))
     rng = np.random.default_rng(11)
     X = rng.standard_normal((400, 8))
     pats = sample_patterns(X, 12, seed=3)
-    for i, u in enumerate(rng.standard_normal((12, 8))):
+    for i, u in enumerate(3.0 * rng.standard_normal((12, 8))):
         S = np.where(pats.masks[:, i], 1.0, -1.0)
         A = S[:, None] * X / np.linalg.norm(X, axis=1)[:, None]
         b = np.maximum(-(A @ u), 0.0)
         assert int((b > 0).sum()) > 8  # many rows violated: more than one round of ⌈d/2⌉ rows
         v, w = min_norm_split(X, pats.masks[:, i], u)
-        full = least_distance(A, b)
+        full = cones.least_distance(A, b)
         np.testing.assert_allclose(w, full, rtol=1e-9, atol=1e-12 * np.linalg.norm(full))
         np.testing.assert_allclose(v - w, u, atol=1e-12)
         assert (A @ w - b).min() >= -1e-12 * (np.linalg.norm(u) + np.linalg.norm(w))

@@ -4,6 +4,7 @@ block into two cone-feasible blocks (THEORY §1.5): along an interior direction,
 
 from __future__ import annotations
 
+import daqp
 import numpy as np
 from scipy.optimize import linprog, nnls
 
@@ -52,12 +53,13 @@ def decompose(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray, gate: np.ndarray 
 def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """u = v − w with v, w ∈ K(D) and ‖w‖ least: w = argmin ‖w‖ s.t. Aw ≥ b, A = (2D − I)X, b = (−Au)₊.
 
-    Rows are scaled to unit norm first (the constraints are unchanged). Solved on a working set R of rows
-    (:func:`least_distance`): the least-norm w_R of the rows R is the answer once it satisfies every row, since
-    dropping rows only enlarges the feasible set (‖w_R‖ ≤ ‖w‖ for every feasible w). R starts with the
-    ⌈d/2⌉ largest b_k, and each round adds the ⌈d/2⌉ rows most violated by w_R; at most d rows are active at
-    the answer, so a few small NNLS replace one over all n rows (measured on the benchmark problems, n = 2000:
-    2x faster at d = 50 and 65, 3x at d = 20; rounds of 2(d + 1) rows were slower).
+    Rows are scaled to unit norm first and u to unit length (the constraints are unchanged, and w scales with u,
+    so the solver's feasibility tolerance is relative). Solved by DAQP, a dual active-set QP solver, on all
+    rows at once (:func:`_least_distance_qp`; digits, 376 blocks of d = 65 against n = 1797 rows: 1.6 s
+    against 5.1 s for the working-set NNLS below, with the same ‖w‖ to 1e-11 and smaller cone violations).
+    Where it reports no optimum, on a working set of rows (:func:`least_distance` by NNLS): the least-norm
+    w_R of the rows R is the answer once it satisfies every row, since dropping rows only enlarges the
+    feasible set. R starts with the ⌈d/2⌉ largest b_k, and each round adds the ⌈d/2⌉ rows most violated by w_R.
 
     Penalty: with w* optimal for min ‖v‖ + ‖w‖ = ‖u + w‖ + ‖w‖ on the same set, that optimum is at
     least max(‖u‖, 2‖w*‖ − ‖u‖) ≥ max(‖u‖, 2‖w‖ − ‖u‖), while this split costs at most ‖u‖ + 2‖w‖:
@@ -66,9 +68,32 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
     norms = np.linalg.norm(Xt, axis=1)
     nz = norms > 0
     A = (np.where(mask, 1.0, -1.0)[:, None] * Xt)[nz] / norms[nz, None]
-    b = np.maximum(-(A @ u), 0.0)
+    length = float(np.linalg.norm(u))
+    b = np.maximum(-(A @ u), 0.0) / max(length, 1e-300)
     if not np.any(b > 0):
         return u.copy(), np.zeros_like(u)
+    w = _least_distance_qp(A, b)
+    if w is None:
+        w = _least_distance_rows(A, b)
+    return u + length * w, length * w
+
+
+QP_TOL = 1e-12  # DAQP's primal feasibility tolerance for the unit-length problem
+QP_ACCEPT = 1e-9  # largest violation of a row accepted from DAQP before the NNLS working set is used
+
+
+def _least_distance_qp(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """argmin ½‖w‖² s.t. Aw ≥ b by DAQP; None unless it reports an optimum that meets every row to QP_ACCEPT."""
+    d, m = A.shape[1], A.shape[0]
+    w, _, flag, _ = daqp.solve(np.eye(d), np.zeros(d), np.ascontiguousarray(A), np.full(m, np.inf), b,
+                               np.zeros(m, dtype=np.int32), primal_tol=QP_TOL)
+    if flag != 1 or not np.all(np.isfinite(w)) or float((A @ w - b).min()) < -QP_ACCEPT:
+        return None
+    return np.asarray(w, dtype=float)
+
+
+def _least_distance_rows(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin ‖w‖ s.t. Aw ≥ b on a growing working set of rows (:func:`min_norm_split`), each round one NNLS."""
     batch = (A.shape[1] + 1) // 2
     rows = np.argsort(-b)[:batch]
     while True:
@@ -77,7 +102,7 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
         slack[rows] = 0.0  # rows of R hold up to the NNLS round-off
         violated = np.flatnonzero(slack < 0)
         if violated.size == 0:
-            return u + w, w
+            return w
         rows = np.r_[rows, violated[np.argsort(slack[violated])[:batch]]]
 
 
