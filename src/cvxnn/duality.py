@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import daqp as qp
 import numpy as np
 from scipy.optimize import lsq_linear, nnls
 
@@ -56,14 +57,17 @@ def _bounds_agree(A: np.ndarray, c: np.ndarray, r: np.ndarray, rtol: float) -> b
 def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e-7) -> tuple[float, np.ndarray]:
     """max{cᵀu : u ∈ K(D), ‖u‖ ≤ 1} and its maximizer (zero when the value is 0).
 
-    The NNLS answer is verified (:func:`_bounds_agree`): SciPy's ``nnls`` can stop at a
-    non-optimal point while reporting a zero residual (seen with SciPy 1.17 on 3 of 616 cones,
-    overstating σ by up to 0.8). Then bounded-variable least squares recomputes it. Either way
-    the value returned is ‖c + Aᵀμ‖ for some μ ≥ 0, never below σ.
+    The projection Π_K(c) = argmin{½‖u − c‖² : Au ≥ 0} = c + Aᵀμ comes from DAQP's multipliers μ ≥ 0 (a dual
+    active-set QP solver; 5–7x faster than NNLS on breast cancer and digits). Every answer is verified (:func:`_bounds_agree`); where DAQP's is
+    not, NNLS computes it, and where that is not either (SciPy's ``nnls`` can stop at a non-optimal point
+    while reporting a zero residual: seen with SciPy 1.17 on 3 of 616 cones, overstating σ by up to 0.8),
+    bounded-variable least squares. Either way the value returned is ‖c + Aᵀμ‖ for some μ ≥ 0, never below σ.
     """
     A = np.where(mask, 1.0, -1.0)[:, None] * Xt  # rows s_k x_kᵀ
-    mu, _ = nnls(A.T, -c, maxiter=50 * max(A.shape))
-    proj = c + A.T @ mu
+    proj = _projection_qp(A, c)
+    if proj is None or not _bounds_agree(A, c, proj, rtol):
+        mu, _ = nnls(A.T, -c, maxiter=50 * max(A.shape))
+        proj = c + A.T @ mu
     if not _bounds_agree(A, c, proj, rtol):
         mu2 = lsq_linear(A.T, -c, bounds=(0.0, np.inf), method="bvls", tol=1e-14).x
         proj2 = c + A.T @ np.maximum(mu2, 0.0)
@@ -73,35 +77,19 @@ def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e
     return val, (proj / val if val > 0 else proj)
 
 
-def cone_sigma_upper(Xt: np.ndarray, masks: np.ndarray, C: np.ndarray, below: float,
-                     max_iter: int = 100, check_every: int = 10) -> np.ndarray:
-    """Upper bounds b_j ≥ σ_j = ‖Π_{K_j}(c_j)‖ for many cones at once (columns c_j of C, masks[:, j]).
+PROJECTION_TOL = 1e-12  # DAQP's primal feasibility tolerance in cone projections
 
-    σ_j = min_{μ ≥ 0} ‖c_j + XᵀS_jμ‖ (the NNLS of :func:`cone_sigma`), so every μ ≥ 0 gives a bound. FISTA on
-    ½‖c_j + XᵀS_jμ_j‖² (gradient S_jX r_j, Lipschitz constant ‖X‖₂² for every j) runs on all columns together,
-    two matrix products an iteration; a column leaves once its bound is below ``below``, and all stop after
-    ``max_iter`` iterations. A decision σ_j < ``below`` taken from these bounds needs no NNLS: on breast
-    cancer's dust blocks 100 iterations for 88 cones cost 0.03 s against 0.15 s of NNLS.
-    """
-    S = np.where(masks, 1.0, -1.0)
-    step = 1.0 / max(float(np.linalg.norm(Xt, 2)) ** 2, 1e-300)
-    bounds = np.linalg.norm(C, axis=0)
-    open_ = np.flatnonzero(bounds >= below)
-    S, C = S[:, open_], C[:, open_]
-    mu = np.zeros_like(S)
-    ahead, t = mu, 1.0
-    for it in range(1, max_iter + 1):
-        if open_.size == 0:
-            break
-        residual = C + Xt.T @ (S * ahead)
-        new = np.maximum(ahead - step * S * (Xt @ residual), 0.0)
-        t_new = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        ahead, mu, t = new + ((t - 1.0) / t_new) * (new - mu), new, t_new
-        if it % check_every == 0 or it == max_iter:
-            bounds[open_] = np.minimum(bounds[open_], np.linalg.norm(C + Xt.T @ (S * mu), axis=0))
-            still = bounds[open_] >= below
-            open_, S, C, mu, ahead = open_[still], S[:, still], C[:, still], mu[:, still], ahead[:, still]
-    return bounds
+
+def _projection_qp(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
+    """c + Aᵀμ with DAQP's multipliers μ ≥ 0 of Π_K(c) = argmin{½‖u − c‖² : Au ≥ 0} (its λ = −μ for these
+    lower bounds; u = c + Aᵀμ at the optimum), or None where DAQP reports no optimum."""
+    m, d = A.shape
+    _, _, flag, info = qp.solve(np.eye(d), -c, np.ascontiguousarray(A), np.full(m, np.inf), np.zeros(m),
+                                np.zeros(m, dtype=np.int32), primal_tol=PROJECTION_TOL)
+    mu = np.maximum(-np.asarray(info["lam"], dtype=float), 0.0) if flag == 1 else None
+    if mu is None or not np.all(np.isfinite(mu)):
+        return None
+    return c + A.T @ mu
 
 
 def gated_norms(Xt: np.ndarray, weights: np.ndarray, lam: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ import torch
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .cones import min_norm_split
 from .data import add_bias, as_matrix
-from .duality import DualCheck, GapReport, cone_sigma, cone_sigma_upper, max_dual_constraint, \
+from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, \
     max_dual_constraint_vector, scaled_dual_value
 from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
 from .network import VECTOR_PENALTIES, TwoLayerNet, block_penalty, convex_objective, convex_prediction, \
@@ -672,9 +672,8 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
     Vector outputs: "per_output" polishes each output column as a scalar program with λ[:, k];
     "group" applies (a) and (c) to each column (the group constraint couples the columns, so (b)
     is not used). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1), and ``upper``:
-    upper bounds (2, P) on them (scalar outputs). (b) needs no NNLS where these, ‖c‖ ≥ σ, the block's own
-    direction (û = b/‖b‖ inside its cone gives σ ≥ cᵀû) or the batched bounds of
-    :func:`~cvxnn.duality.cone_sigma_upper` decide it.
+    upper bounds (2, P) on them (scalar outputs). (b) needs no projection where these, ‖c‖ ≥ σ, or the
+    block's own direction (û = b/‖b‖ inside its cone gives σ ≥ cᵀû) decide it.
     """
     if v.ndim == 3:
         v, w = v.copy(), w.copy()
@@ -703,11 +702,7 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
             unit = b[live] / np.linalg.norm(b[live], axis=1)[:, None]
             inside = (S[:, live] * (Xt @ unit.T)).min(axis=0, initial=0.0) >= 0
             kept = inside & (np.einsum("dj,jd->j", C, unit) >= threshold)  # û ∈ K gives σ ≥ cᵀû
-            open_ = np.flatnonzero((sigma >= threshold) & ~kept)
-            if open_.size:
-                sigma[open_] = np.minimum(sigma[open_], cone_sigma_upper(Xt, masks[:, live[open_]], C[:, open_],
-                                                                         threshold))
-            for j in open_[sigma[open_] >= threshold]:
+            for j in np.flatnonzero((sigma >= threshold) & ~kept):
                 sigma[j] = cone_sigma(Xt, masks[:, live[j]], C[:, j])[0]
             sigma[kept] = threshold
         b[live[sigma < threshold]] = 0.0
