@@ -1,12 +1,13 @@
 """Breast cancer: fit with pattern search (seeded by a short Adam run) against Adam (issue 3).
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--adam] [--time-limit S] [--solver NAME]
-                                                                     [--seed-exact STEPS ...] [--no-search]
-                                                                     [--tol G ...] [--target NC]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--adam] [--sgd] [--time-limit S]
+                                                                     [--solver NAME] [--seed-exact STEPS ...]
+                                                                     [--no-search] [--tol G ...] [--target NC]
 
 Data: scikit-learn's breast cancer (569 x 30), standardized, ones column (bias), targets ±1, β = 1,
 NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²). Adam: learning rates 1e-3, 1e-2, 1e-1, seeds 0-2, full
-batch, 5000 steps; for each run the final NC and the time it needs to get within 1 % of it.
+batch, 5000 steps; SGD: learning rates 1e-5, 3e-5, 1e-4, 3e-4, seeds 0-2, minibatches of 64, momentum 0.9,
+500 epochs; for each run the final NC and the time it needs to get within 1 % of it.
 ``--seed-exact STEPS ...``: for Adam (lr 1e-2, seed 2, the best run) stopped after each number of steps, the
 exact ReLU program on that network's patterns (``fit(patterns=Ψ's patterns, warm_start=Ψ(network),
 solver=--solver, tol=--tol)``, each tolerance from the same Adam run): how good a seed of that length can
@@ -34,14 +35,19 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return (X - X.mean(0)) / X.std(0), np.where(y == 1, 1.0, -1.0)
 
 
-def adam_runs(X: np.ndarray, t: np.ndarray, width: int, epochs: int) -> None:
+def gradient_runs(X: np.ndarray, t: np.ndarray, width: int, optimizer: str) -> None:
+    """Adam (full batch, 5000 steps) or SGD (minibatches of 64, momentum 0.9, 500 epochs = 4500 steps) over a
+    learning-rate grid and three seeds: each run's final NC and the time it needs to get within 1 % of it."""
     train_nonconvex(X[:2], t[:2], 1.0, 1, epochs=1)  # lazy imports off the clock
-    for lr in (1e-3, 1e-2, 1e-1):
+    rates, kwargs = ((1e-3, 1e-2, 1e-1), {"epochs": 5000}) if optimizer == "adam" else \
+        ((1e-5, 3e-5, 1e-4, 3e-4), {"epochs": 500, "batch_size": 64, "momentum": 0.9})
+    for lr in rates:
         for seed in range(3):
-            r = train_nonconvex(X, t, 1.0, width, lr=lr, epochs=epochs, seed=seed, bias=True, record_every=10)
+            r = train_nonconvex(X, t, 1.0, width, optimizer=optimizer, lr=lr, seed=seed, bias=True, record_every=10,
+                                **kwargs)
             obj, times = np.array(r.history.objectives), np.array(r.history.times)
             within = times[np.argmax(obj <= 1.01 * r.final_objective)]
-            print(f"adam lr={lr:g} seed={seed}: final NC {r.final_objective:.4f}, {r.wall_time:.2f} s, "
+            print(f"{optimizer} lr={lr:g} seed={seed}: final NC {r.final_objective:.4f}, {r.wall_time:.2f} s, "
                   f"within 1% after {within:.2f} s", flush=True)
 
 
@@ -88,6 +94,7 @@ def search_run(X: np.ndarray, t: np.ndarray, time_limit: float, solver: str, epo
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--adam", action="store_true")
+    parser.add_argument("--sgd", action="store_true", help="also minibatch SGD with momentum (learning-rate grid)")
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--epochs", type=int, default=300)
@@ -100,8 +107,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     torch.set_num_threads(1)
     X, t = data()
-    if args.adam:
-        adam_runs(X, t, args.width, 5000)
+    for optimizer in [name for name, on in (("adam", args.adam), ("sgd", args.sgd)) if on]:
+        gradient_runs(X, t, args.width, optimizer)
     seed_exact(X, t, args.seed_exact, args.width, args.solver, args.tol, args.target)
     if not args.no_search:
         search_run(X, t, args.time_limit, args.solver, args.epochs, args.width)
