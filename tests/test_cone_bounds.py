@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.optimize import nnls
 
-from cvxnn import duality
+from cvxnn import cones
 from cvxnn.duality import cone_sigma
 from cvxnn.patterns import sample_patterns
 from cvxnn.solvers.gram import add_lower_gram_, mirror_lower_
@@ -29,7 +29,7 @@ def test_cone_sigma_by_qp_matches_nnls_and_certifies_itself(seed, monkeypatch):
             if value > 1e-9 * np.linalg.norm(c):
                 assert (A @ u).min() >= -1e-9 and c @ u == pytest.approx(value, rel=1e-9)
             via_nnls.append((j, c, value))
-    monkeypatch.setattr(duality.qp, "solve", lambda H, f, *a, **k: (np.zeros(H.shape[0]), 0.0, -4, {}))
+    monkeypatch.setattr(cones.daqp, "solve", lambda H, f, *a, **k: (np.zeros(H.shape[0]), 0.0, -4, {}))
     for j, c, value in via_nnls:  # DAQP reporting no optimum: NNLS gives the same values
         assert cone_sigma(X, masks[:, j], c)[0] == pytest.approx(value, abs=1e-10 * np.linalg.norm(c))
 

@@ -78,18 +78,29 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
     return u + length * w, length * w
 
 
-QP_TOL = 1e-12  # DAQP's primal feasibility tolerance for the unit-length problem
+QP_TOL = 1e-12  # DAQP's primal feasibility tolerance (the problems here are scaled to unit size)
 QP_ACCEPT = 1e-9  # largest violation of a row accepted from DAQP before the NNLS working set is used
+
+
+def norm_qp(f: np.ndarray, A: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """min ½‖x‖² + fᵀx s.t. Ax ≥ lower by DAQP (a dual active-set QP solver): (x, μ) with the multipliers
+    μ ≥ 0 of the rows (x = −f + Aᵀμ at the optimum; DAQP's λ = −μ for lower bounds), or None where DAQP
+    reports no optimum."""
+    m, d = A.shape
+    x, _, flag, info = daqp.solve(np.eye(d), f, np.ascontiguousarray(A), np.full(m, np.inf), lower,
+                                  np.zeros(m, dtype=np.int32), primal_tol=QP_TOL)
+    if flag != 1:
+        return None
+    x, mu = np.asarray(x, dtype=float), np.maximum(-np.asarray(info["lam"], dtype=float), 0.0)
+    return (x, mu) if np.all(np.isfinite(x)) and np.all(np.isfinite(mu)) else None
 
 
 def _least_distance_qp(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """argmin ½‖w‖² s.t. Aw ≥ b by DAQP; None unless it reports an optimum that meets every row to QP_ACCEPT."""
-    d, m = A.shape[1], A.shape[0]
-    w, _, flag, _ = daqp.solve(np.eye(d), np.zeros(d), np.ascontiguousarray(A), np.full(m, np.inf), b,
-                               np.zeros(m, dtype=np.int32), primal_tol=QP_TOL)
-    if flag != 1 or not np.all(np.isfinite(w)) or float((A @ w - b).min()) < -QP_ACCEPT:
+    solved = norm_qp(np.zeros(A.shape[1]), A, b)
+    if solved is None or float((A @ solved[0] - b).min()) < -QP_ACCEPT:
         return None
-    return np.asarray(w, dtype=float)
+    return solved[0]
 
 
 def _least_distance_rows(A: np.ndarray, b: np.ndarray) -> np.ndarray:
