@@ -694,6 +694,7 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
         live = np.flatnonzero(np.linalg.norm(b, axis=1) > 0) if use_kkt else np.zeros(0, dtype=int)
         C = sign * (Xt.T @ (weights[:, live] * lam[:, None]))  # c_i, one column per live block
         sigma = np.linalg.norm(C, axis=0)  # ≥ σ_i; exact for the gated program
+        kept = np.zeros(live.size, dtype=bool)
         if formulation == "relu":
             if upper is not None:
                 sigma = np.minimum(sigma, upper[row, live])
@@ -704,8 +705,7 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
             kept = inside & (np.einsum("dj,jd->j", C, unit) >= threshold)  # û ∈ K gives σ ≥ cᵀû
             for j in np.flatnonzero((sigma >= threshold) & ~kept):
                 sigma[j] = cone_sigma(Xt, masks[:, live[j]], C[:, j])[0]
-            sigma[kept] = threshold
-        b[live[sigma < threshold]] = 0.0
+        b[live[(sigma < threshold) & ~kept]] = 0.0
         if formulation == "relu":
             viol = np.max(-(S * (Xt @ b.T)), axis=0, initial=0.0)
             b[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0
