@@ -4,7 +4,7 @@ The dual constraint of (NC) at λ is s(λ) = sup_{‖u‖≤1} |λᵀ(X̃u)_+| �
 maximum over all activation patterns D of σ^±(D) = ‖Π_K(D)(±X̃ᵀDλ)‖ (§2.2), far too many to
 enumerate for most data. :func:`search_violations` looks for large values by local ascent over
 patterns; every value it reports is an **exact** σ of the pattern of a real point (a cone
-projection by NNLS, :func:`~cvxnn.duality.cone_sigma`), hence a true value of |λᵀ(X̃u)_+| at a
+projection, :func:`~cvxnn.duality.cone_sigma`), hence a true value of |λᵀ(X̃u)_+| at a
 unit u and a valid *lower* estimate of s(λ). A value above β proves that λ is infeasible (the
 network or convex solution is not globally optimal); a search that finds nothing proves nothing.
 
@@ -59,7 +59,7 @@ class SearchResult:
         pattern has a larger σ (a local maximum of |λᵀ(X̃u)_+| on the sphere).
     best: index of the largest value (−1 when nothing was evaluated).
     n_starts: start directions × 2 signs; n_iter: exact ascent steps over all starts;
-    n_projections: cone projections (NNLS) solved; wall_time: seconds;
+    n_projections: cone projections solved; wall_time: seconds;
     n_screened: patterns whose screen ‖X̃ᵀWλ‖ (W = aD + b(I − D), an upper bound on σ^±) was
         computed in batches to decide which ones need a projection.
     """

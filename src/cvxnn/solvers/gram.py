@@ -1,9 +1,9 @@
 """Gram matrices FFᵀ formed on their lower triangle only.
 
 The ReLU program's interior-point method needs the n x n matrix Σ_j F_jF_jᵀ with long F_j (n x k, k ≫ n:
-k = pd for a chunk of p patterns). A full product spends half its flops on the mirror image. Splitting the rows of F into bands
-F_1, …, F_b and forming only F_a[F_1; …; F_a]ᵀ (the band's rows against all rows up to its own) costs
-(b + 1)/(2b) of the full product: with b = 4 bands, 1.3–1.5x faster than one ``addmm`` for n = 569–2000,
+k = pd for a chunk of p patterns). A full product spends half its flops on the mirror image. Splitting
+the rows of F into bands F_1, …, F_b and forming only F_a[F_1; …; F_a]ᵀ (the band's rows against all rows
+up to its own) costs (b + 1)/(2b) of the full product: with b = 4 bands, 1.3–1.5x faster than one ``addmm`` for n = 569–2000,
 k = 2000–15 500, the mirror included (torch 2.13, MKL, one thread), about what BLAS ``syrk`` gains, and it
 runs on any device. With k ≲ n the product is bound by writing the n² output and the bands gain nothing.
 """
@@ -31,4 +31,3 @@ def mirror_lower_(M: torch.Tensor) -> torch.Tensor:
     """Copy the strict lower triangle of each (…, n, n) matrix onto its upper triangle, in place."""
     upper = M.tril(-1).mT  # a copy, so clearing M's upper triangle leaves it intact
     return M.tril_().add_(upper)
-

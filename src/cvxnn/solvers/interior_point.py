@@ -106,7 +106,7 @@ has rows summing to 0), and d(tΛ) at the best such t (:meth:`~cvxnn.losses.Loss
 bound. When only a few groups exceed β (the multipliers of nearly-zero blocks converge last), or when
 the gap would close were every group within β (|F − d(Λ)| ≤ tol·|F|: then the bounds of nonzero blocks,
 ≈ β − μ/‖U_g‖ + O(‖r_d‖), exceed β only because μ has reached the accuracy of the steps), their column
-bounds are replaced by the exact ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (NNLS). The iterate is strictly feasible,
+bounds are replaced by the exact ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (a cone projection). The iterate is strictly feasible,
 so its objective L(A(U)) + β Σ_g ‖U_g‖ is an upper bound. The solve stops when their relative gap is
 ≤ ``tol``.
 
@@ -131,8 +131,8 @@ from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
 from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
-from .smoothing import BarrierHinge, BarrierNorm
 from .gram import add_lower_gram_, mirror_lower_
+from .smoothing import BarrierHinge, BarrierNorm
 from .result import SolverOutput, budget_status
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
@@ -524,7 +524,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     (no step possible) or "interrupted" (Ctrl-C); the best certified point so far is returned in every
     case. ``callback(iteration, objective, lower_bound)`` after every iteration. One output: ``info`` holds
     the returned point's Λ ("dual_point") and upper bounds on its cone values σ_i^± (2, P): the
-    multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖, exact where NNLS computed them ("dual_bounds"). With the hinge the output's
+    multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖, exact where a cone projection computed them ("dual_bounds"). With the hinge the output's
     ``dual`` is the certificate's dual point tΛ (shaped as y); the smooth losses leave it None (their Λ is
     −∇L at the returned point).
     """
@@ -669,7 +669,7 @@ def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, 
              limit: int | None = EXACT_BLOCKS) -> tuple[float, torch.Tensor]:
     """The largest group bound, and the column bounds used — the column bounds (2, P, c) themselves, or their root sum of squares per
     block when ``grouped`` — with, when at most ``limit`` groups (None: any number) exceed β, their column
-    bounds replaced by the exact cone norm ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (NNLS, :func:`~cvxnn.duality.cone_sigma`;
+    bounds replaced by the exact cone norm ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (a projection, :func:`~cvxnn.duality.cone_sigma`;
     fit_part: the (P, d, c) XᵀW_iΛ). Near the solution the multipliers of a few nearly-zero blocks lag
     behind, and the bounds of nonzero blocks, β‖U_g‖/t_μ + O(‖r_d‖) with β‖U_g‖/t_μ ≈ β − μ/‖U_g‖, exceed β
     once μ falls to the accuracy of the Newton steps: the exact values remove both from the bound."""
