@@ -78,7 +78,7 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
     return u + length * w, length * w
 
 
-QP_TOL = 1e-12  # DAQP's primal feasibility tolerance (the problems here are scaled to unit size)
+QP_TOL = 1e-12  # DAQP's primal feasibility tolerance (callers scale their problems to unit size)
 QP_ACCEPT = 1e-9  # largest violation of a row accepted from DAQP before the NNLS working set is used
 
 

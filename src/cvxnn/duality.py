@@ -79,9 +79,13 @@ def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e
 
 def _projection_qp(A: np.ndarray, c: np.ndarray) -> np.ndarray | None:
     """c + Aᵀμ with DAQP's multipliers μ ≥ 0 of Π_K(c) = argmin{½‖u − c‖² : Au ≥ 0} (u = c + Aᵀμ at the
-    optimum; :func:`~cvxnn.cones.norm_qp`), or None where DAQP reports no optimum."""
-    solved = norm_qp(-c, A, np.zeros(A.shape[0]))
-    return None if solved is None else c + A.T @ solved[1]
+    optimum; :func:`~cvxnn.cones.norm_qp`, solved for c/‖c‖ so that its tolerance is relative), or None
+    where DAQP reports no optimum."""
+    size = float(np.linalg.norm(c))
+    if size == 0.0:
+        return c.copy()
+    solved = norm_qp(-c / size, A, np.zeros(A.shape[0]))
+    return None if solved is None else c + A.T @ (size * solved[1])
 
 
 def gated_norms(Xt: np.ndarray, weights: np.ndarray, lam: np.ndarray) -> np.ndarray:
