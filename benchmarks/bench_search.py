@@ -1,80 +1,100 @@
-"""Breast cancer: fit with pattern search (seeded by a short Adam run) against Adam (issue 3).
+"""The race (issue 3): fit on the patterns of a short Adam run, against Adam and SGD run to the end.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--adam] [--sgd] [--time-limit S]
-                                                                     [--solver NAME] [--seed-exact STEPS ...]
-                                                                     [--no-search] [--tol G ...] [--target NC]
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--problem NAME] [--adam] [--sgd]
+        [--seed-exact STEPS ...] [--seed-run LR SEED] [--solver NAME] [--tol G ...] [--target NC]
+        [--no-search] [--time-limit S]
 
-Data: scikit-learn's breast cancer (569 x 30), standardized, ones column (bias), targets ±1, β = 1,
-NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²). Adam: learning rates 1e-3, 1e-2, 1e-1, seeds 0-2, full
-batch, 5000 steps; SGD: learning rates 1e-5, 3e-5, 1e-4, 3e-4, seeds 0-2, minibatches of 64, momentum 0.9,
-500 epochs; for each run the final NC and the time it needs to get within 1 % of it.
-``--seed-exact STEPS ...``: for Adam (lr 1e-2, seed 2, the best run) stopped after each number of steps, the
-exact ReLU program on that network's patterns (``fit(patterns=Ψ's patterns, warm_start=Ψ(network),
-solver=--solver, tol=--tol)``, each tolerance from the same Adam run): how good a seed of that length can
-get without any search, and what the solve costs. The race (issue target): the pipeline's total time, Adam's
-own clock plus Ψ and ``fit`` on one clock, for a network with NC at or below ``--target`` (Adam's best run).
+Problems (:mod:`problems`, each with its ones column as the bias): ``breast`` (569 x 30, β = 1), ``digits``
+(1797 x 64, digit < 5 against ≥ 5, β = 1), ``planted20`` / ``planted50`` (n = 2000 from a 5-neuron ReLU
+teacher, d = 20 / 50, β = 10). NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²), width ``--width`` (100).
+Adam: learning rates 1e-3, 1e-2, 1e-1, seeds 0-2, full batch, 5000 steps. SGD: minibatches of 64, momentum
+0.9, 500 epochs, learning rates (1e-5, 3e-5, 1e-4, 3e-4) · 569/n (its minibatch loss is scaled by n/64, so
+the useful step shrinks like 1/n), seeds 0-2. For each run: the final NC and the time it needs to get within
+1 % of it. The target is the best final NC of these runs (or ``--target``).
+``--seed-exact STEPS ...``: the Adam run ``--seed-run`` (default: the best Adam run above) stopped after each
+number of steps, then the exact ReLU program on that network's patterns (``fit(patterns=Ψ's patterns,
+warm_start=Ψ(network), solver=--solver, tol=--tol)``, each tolerance from the same Adam run). The race: the
+pipeline's total time (Adam's own clock plus Ψ and ``fit`` on one clock) for an NC at or below the target,
+against the time the target's run needs to get within 1 % of its own final value.
+Without ``--no-search``: ``fit`` with pattern search seeded by a short Adam run (``--epochs``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.datasets import load_breast_cancer
+from problems import breast_cancer, digits_binary, planted_problem
 
 import cvxnn
 from cvxnn import NonconvexInit, SearchOptions
 from cvxnn.network import convex_from_network
 from cvxnn.nonconvex import train_nonconvex
 
+PROBLEMS = {
+    "breast": (breast_cancer, 1.0),
+    "digits": (digits_binary, 1.0),
+    "planted20": (lambda: planted_problem(2000, 20), 10.0),
+    "planted50": (lambda: planted_problem(2000, 50), 10.0),
+}
 
-def data() -> tuple[np.ndarray, np.ndarray]:
-    X, y = load_breast_cancer(return_X_y=True)
-    return (X - X.mean(0)) / X.std(0), np.where(y == 1, 1.0, -1.0)
+
+@dataclass
+class GradientRun:
+    optimizer: str
+    lr: float
+    seed: int
+    final: float
+    within: float  # seconds to get within 1 % of final
 
 
-def gradient_runs(X: np.ndarray, t: np.ndarray, width: int, optimizer: str) -> None:
-    """Adam (full batch, 5000 steps) or SGD (minibatches of 64, momentum 0.9, 500 epochs = 4500 steps) over a
-    learning-rate grid and three seeds: each run's final NC and the time it needs to get within 1 % of it."""
-    train_nonconvex(X[:2], t[:2], 1.0, 1, epochs=1)  # lazy imports off the clock
+def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimizer: str) -> list[GradientRun]:
+    """Adam (full batch, 5000 steps) or SGD (minibatches of 64, momentum 0.9, 500 epochs) over a learning-rate
+    grid and three seeds: each run's final NC and the time it needs to get within 1 % of it."""
+    train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)  # lazy imports off the clock
     rates, kwargs = ((1e-3, 1e-2, 1e-1), {"epochs": 5000}) if optimizer == "adam" else \
-        ((1e-5, 3e-5, 1e-4, 3e-4), {"epochs": 500, "batch_size": 64, "momentum": 0.9})
+        (tuple(r * 569 / len(X) for r in (1e-5, 3e-5, 1e-4, 3e-4)), {"epochs": 500, "batch_size": 64, "momentum": 0.9})
+    runs = []
     for lr in rates:
         for seed in range(3):
-            r = train_nonconvex(X, t, 1.0, width, optimizer=optimizer, lr=lr, seed=seed, bias=True, record_every=10,
-                                **kwargs)
+            r = train_nonconvex(X, t, beta, width, optimizer=optimizer, lr=lr, seed=seed, record_every=10, **kwargs)
             obj, times = np.array(r.history.objectives), np.array(r.history.times)
-            within = times[np.argmax(obj <= 1.01 * r.final_objective)]
-            print(f"{optimizer} lr={lr:g} seed={seed}: final NC {r.final_objective:.4f}, {r.wall_time:.2f} s, "
+            within = float(times[np.argmax(obj <= 1.01 * r.final_objective)])
+            runs.append(GradientRun(optimizer, lr, seed, r.final_objective, within))
+            print(f"{optimizer} lr={lr:.3g} seed={seed}: final NC {r.final_objective:.4f}, {r.wall_time:.2f} s, "
                   f"within 1% after {within:.2f} s", flush=True)
+    return runs
 
 
-def seed_exact(X: np.ndarray, t: np.ndarray, steps: list[int], width: int, solver: str, tols: list[float],
-               target: float) -> None:
+def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], width: int, lr: float, seed: int,
+               solver: str, tols: list[float], target: float, target_time: float | None) -> None:
     if steps:  # lazy imports and the first solve's set-up off the clock
-        train_nonconvex(X[:2], t[:2], 1.0, 1, epochs=1)
-        net = train_nonconvex(X, t, 1.0, width, lr=1e-2, epochs=10, seed=2, bias=True).network
+        train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)
+        net = train_nonconvex(X, t, beta, width, lr=lr, epochs=10, seed=seed).network
         pats, v, w = convex_from_network(net, X)
-        cvxnn.fit(X, t, 1.0, bias=True, patterns=pats, solver=solver, tol=0.1, warm_start=(v, w))
+        cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=0.1, warm_start=(v, w))
     for k in steps:
-        run = train_nonconvex(X, t, 1.0, width, lr=1e-2, epochs=k, seed=2, bias=True, record_every=10)
+        run = train_nonconvex(X, t, beta, width, lr=lr, epochs=k, seed=seed, record_every=10)
         for tol in tols:
             start = time.perf_counter()
             pats, v, w = convex_from_network(run.network, X)
-            res = cvxnn.fit(X, t, 1.0, bias=True, patterns=pats, solver=solver, tol=tol, warm_start=(v, w))
+            res = cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=tol, warm_start=(v, w))
             solve = time.perf_counter() - start
             total = run.wall_time + solve
             race = "at or below" if res.network_objective <= target else "above"
-            print(f"adam lr=0.01 seed=2 stopped at {k} steps: NC {run.final_objective:.4f} ({run.wall_time:.2f} s), "
-                  f"{len(pats)} patterns; exact program on them ({res.solver}, tol {tol:g}, from Ψ(network)): NC "
-                  f"{res.network_objective:.4f} (relative gap {res.relative_gap:.1e}, {res.n_iter} iterations "
-                  f"{res.solve_time:.2f} s, fit {solve:.2f} s); total with Adam {total:.2f} s, NC {race} the target "
-                  f"{target:g}", flush=True)
+            against = "" if target_time is None else f" ({target_time / total:.2f}x the target run's {target_time:.2f} s)"
+            print(f"adam lr={lr:g} seed={seed} stopped at {k} steps: NC {run.final_objective:.4f} "
+                  f"({run.wall_time:.2f} s), {len(pats)} patterns; exact program on them ({res.solver}, tol {tol:g}, "
+                  f"from Ψ(network)): NC {res.network_objective:.4f} (relative gap {res.relative_gap:.1e}, "
+                  f"{res.n_iter} iterations {res.solve_time:.2f} s, fit {solve:.2f} s); total with Adam "
+                  f"{total:.2f} s{against}, NC {race} the target {target:.4f}", flush=True)
 
 
-def search_run(X: np.ndarray, t: np.ndarray, time_limit: float, solver: str, epochs: int, width: int) -> None:
+def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, solver: str, epochs: int,
+               width: int) -> None:
     start = time.perf_counter()
 
     def show(log):
@@ -83,7 +103,7 @@ def search_run(X: np.ndarray, t: np.ndarray, time_limit: float, solver: str, epo
               f"{log.search_time:.1f} s ({log.n_projections} projections, {log.n_screened} screened), "
               f"elapsed {time.perf_counter() - start:.1f} s", flush=True)
 
-    res = cvxnn.fit(X, t, 1.0, bias=True, solver=solver, init_nonconvex=NonconvexInit(epochs=epochs, width=width),
+    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=NonconvexInit(epochs=epochs, width=width),
                     search=SearchOptions(time_limit=time_limit), callback=show)
     s = res.search
     print(f"search: seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s); final NC {res.network_objective:.4f} "
@@ -93,6 +113,7 @@ def search_run(X: np.ndarray, t: np.ndarray, time_limit: float, solver: str, epo
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), default="breast")
     parser.add_argument("--adam", action="store_true")
     parser.add_argument("--sgd", action="store_true", help="also minibatch SGD with momentum (learning-rate grid)")
     parser.add_argument("--time-limit", type=float, default=300.0)
@@ -100,15 +121,26 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--seed-exact", type=int, nargs="*", default=[])
+    parser.add_argument("--seed-run", type=float, nargs=2, metavar=("LR", "SEED"),
+                        help="the Adam run the --seed-exact solves start from (default: the best Adam run above)")
     parser.add_argument("--no-search", action="store_true")
     parser.add_argument("--tol", type=float, nargs="+", default=[1e-6],
                         help="certified relative gaps of the --seed-exact solves (each from the same Adam run)")
-    parser.add_argument("--target", type=float, default=11.5917, help="the race's NC (Adam's best run)")
+    parser.add_argument("--target", type=float, help="the race's NC (default: the best Adam/SGD run above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    X, t = data()
-    for optimizer in [name for name, on in (("adam", args.adam), ("sgd", args.sgd)) if on]:
-        gradient_runs(X, t, args.width, optimizer)
-    seed_exact(X, t, args.seed_exact, args.width, args.solver, args.tol, args.target)
+    load, beta = PROBLEMS[args.problem]
+    X, t = load()
+    runs = [r for name, on in (("adam", args.adam), ("sgd", args.sgd)) if on
+            for r in gradient_runs(X, t, beta, args.width, name)]
+    best = min(runs, key=lambda r: r.final, default=None)
+    if best is not None:
+        print(f"best gradient run: {best.optimizer} lr={best.lr:.3g} seed={best.seed}, NC {best.final:.4f}, within 1% "
+              f"after {best.within:.2f} s", flush=True)
+    target = args.target if args.target is not None else (best.final if best else float("-inf"))
+    adam = min((r for r in runs if r.optimizer == "adam"), key=lambda r: r.final, default=None)
+    lr, seed = args.seed_run if args.seed_run else ((adam.lr, adam.seed) if adam else (1e-2, 2))
+    seed_exact(X, t, beta, args.seed_exact, args.width, lr, int(seed), args.solver, args.tol, target,
+               best.within if best is not None and args.target is None else None)
     if not args.no_search:
-        search_run(X, t, args.time_limit, args.solver, args.epochs, args.width)
+        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width)

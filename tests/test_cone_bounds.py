@@ -43,3 +43,16 @@ def test_banded_gram_is_the_full_product(n, k):
     mirror_lower_(M)
     torch.testing.assert_close(M, F @ F.T, rtol=1e-12, atol=1e-10)
     assert torch.equal(M, M.T)
+
+
+def test_cholesky_reads_only_the_lower_triangle_of_the_banded_gram():
+    """The ReLU ipm factors K = I + M with M's strict upper triangle left holding the bands' partial sums."""
+    F = torch.randn(300, 700, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    M = torch.zeros(300, 300, dtype=torch.float64)
+    add_lower_gram_(M, F)
+    assert not torch.allclose(M, M.T)  # the upper triangle is incomplete
+    M.diagonal().add_(1.0)
+    L, info = torch.linalg.cholesky_ex(M)
+    assert int(info) == 0
+    torch.testing.assert_close(L, torch.linalg.cholesky(F @ F.T + torch.eye(300, dtype=torch.float64)),
+                               rtol=1e-10, atol=1e-12)

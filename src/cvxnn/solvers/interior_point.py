@@ -257,12 +257,13 @@ class _System:
             R = R + (radial - tangential)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
             Linv = _inverse_factor(R)
         J = loss.hessian_factor(z)
-        M = _fit_grams(self.op.X, Linv, self.column_weights)
+        M = _fit_grams(self.op.X, Linv, self.column_weights)  # its lower triangle
         if self.coupled:
-            K = _coupled_woodbury(M, J, None if gamma is None else self._rank_one_fits(w, gamma))
-        else:
+            K = _coupled_woodbury(mirror_lower_(M), J, None if gamma is None else self._rank_one_fits(w, gamma))
+        else:  # K_k = I + diag(root_k) M_k diag(root_k) in place, on the lower triangle that Cholesky reads
             root = J.diagonal(dim1=1, dim2=2).T  # (c, n)
-            K = root[:, :, None] * M * root[:, None, :] + torch.eye(self.op.n, dtype=U.dtype, device=U.device)
+            K = M.mul_(root[:, :, None]).mul_(root[:, None, :])
+            K.diagonal(dim1=1, dim2=2).add_(1.0)
         curvature = (D, loss.hessian_blocks(z), tangential, radial, unit_blocks)
         return _Factors(Linv, gamma, w, J, _cholesky(K), curvature)
 
@@ -735,7 +736,9 @@ def _cholesky_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """M_k = Σ_j F_jkF_jkᵀ (c, n, n) with F_jk = diag(w_i) X L_jk^{-T} (the sign s_j cancels), chunked over
-    patterns; ``scale`` (n, P·d) holds the fit weights w_i repeated for the d columns of each F_i.
+    patterns; ``scale`` (n, P·d) holds the fit weights w_i repeated for the d columns of each F_i. Only the
+    lower triangles are formed (:func:`~cvxnn.solvers.gram.add_lower_gram_`; the strict upper ones hold partial
+    sums): Cholesky reads no more, and :func:`~cvxnn.solvers.gram.mirror_lower_` completes them where needed.
 
     The two sides of pattern i share diag(w_i)X, so their terms add up to one per pattern:
     M_k = Σ_i A_iN_ikA_iᵀ with A_i = diag(w_i)X and N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹ = C_ikC_ikᵀ (d x d),
@@ -752,7 +755,7 @@ def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, scale: torch.Tensor) -> torc
             b = min(P, a + step)
             F = (X @ C[a:b].permute(1, 0, 2).reshape(d, (b - a) * d)) * scale[:, a * d:b * d]  # [F_a … F_b]
             add_lower_gram_(M[k], F)
-    return mirror_lower_(M)
+    return M
 
 
 def _coupled_woodbury(M: torch.Tensor, J: torch.Tensor, fits: torch.Tensor | None) -> torch.Tensor:
