@@ -199,7 +199,6 @@ class _System:
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
         self.weights = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=op.dtype,
                                        device=op.device)  # (n, P)
-        self.column_weights = self.weights.repeat_interleave(op.d, dim=1)  # (n, P·d): w_i for each column of F_i
 
     def cone(self, U: torch.Tensor) -> torch.Tensor:
         """G(U) (2, n, P, c): (S_iXU_j)_k for both sides and every column, zero on rows with x_k = 0."""
@@ -257,7 +256,7 @@ class _System:
             R = R + (radial - tangential)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
             Linv = _inverse_factor(R)
         J = loss.hessian_factor(z)
-        M = _fit_grams(self.op.X, Linv, self.column_weights)  # its lower triangle
+        M = _fit_grams(self.op.X, Linv, self.weights)  # its lower triangle
         if self.coupled:
             K = _coupled_woodbury(mirror_lower_(M), J, None if gamma is None else self._rank_one_fits(w, gamma))
         else:  # K_k = I + diag(root_k) M_k diag(root_k) in place, on the lower triangle that Cholesky reads
@@ -734,9 +733,9 @@ def _cholesky_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
                                          upper=True)
 
 
-def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """M_k = Σ_j F_jkF_jkᵀ (c, n, n) with F_jk = diag(w_i) X L_jk^{-T} (the sign s_j cancels), chunked over
-    patterns; ``scale`` (n, P·d) holds the fit weights w_i repeated for the d columns of each F_i. Only the
+    patterns; ``weights`` (n, P) holds the fit weights w_i (applied to XC in place). Only the
     lower triangles are formed (:func:`~cvxnn.solvers.gram.add_lower_gram_`; the strict upper ones hold partial
     sums): Cholesky reads no more, and :func:`~cvxnn.solvers.gram.mirror_lower_` completes them where needed.
 
@@ -753,7 +752,8 @@ def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, scale: torch.Tensor) -> torc
         C = _cholesky(N[:, k])
         for a in range(0, P, step):
             b = min(P, a + step)
-            F = (X @ C[a:b].permute(1, 0, 2).reshape(d, (b - a) * d)) * scale[:, a * d:b * d]  # [F_a … F_b]
+            F = X @ C[a:b].permute(1, 0, 2).reshape(d, (b - a) * d)
+            F.view(n, b - a, d).mul_(weights[:, a:b, None])  # [F_a … F_b]
             add_lower_gram_(M[k], F)
     return M
 
