@@ -67,6 +67,20 @@ def test_every_bound_in_the_history_brackets_the_optimum_and_a_stopped_solve_ret
     assert objective > ref.objective * (1 + 1e-6)  # six iterations are not enough: the check means something
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_unreachable_gap_stops_as_stalled_once_the_gap_stops_shrinking(seed):
+    """tol = 0 cannot be met in floating point: the solve stops when STALL_ITERATIONS iterations no longer shrink
+    the gap, with the optimum reached (it ran all 200 iterations before)."""
+    X, y, beta = _problem(seed)
+    pats = cvxnn.sample_patterns(X, 12, seed=seed)
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
+    out = _solve(X, y, beta, pats, tol=0.0)
+    assert out.status == "stalled" and out.n_iter < 60
+    _, primal, lower = out.history[-1]
+    assert primal - lower <= 1e-8 * primal
+    assert convex_objective(X, y, pats.masks, out.v, out.w, beta) == pytest.approx(ref.objective, rel=1e-7)
+
+
 def test_warm_start_from_the_optimum_and_a_cone_without_interior():
     X, y, beta = _problem(seed=4)
     pats = cvxnn.sample_patterns(X, 20, seed=0)
