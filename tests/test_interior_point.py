@@ -12,6 +12,7 @@ from cvxnn.data import add_bias
 from cvxnn.losses import loss_from
 from cvxnn.network import cone_violation, convex_objective
 from cvxnn.operators import PatternOperator
+from cvxnn.solvers import interior_point
 from cvxnn.solvers.interior_point import solve_relu_interior
 from cvxnn.training import _choose_solver
 
@@ -68,9 +69,9 @@ def test_every_bound_in_the_history_brackets_the_optimum_and_a_stopped_solve_ret
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_an_unreachable_gap_stops_as_stalled_once_the_gap_stops_shrinking(seed):
-    """tol = 0 cannot be met in floating point: the solve stops when STALL_ITERATIONS iterations no longer shrink
-    the gap, with the optimum reached (it ran all 200 iterations before)."""
+def test_an_unreachable_gap_stops_as_stalled_once_the_iterates_stop_moving(seed):
+    """tol = 0 cannot be met in floating point: the solve stops when for STALL_ITERATIONS iterations the lower
+    bound has not risen and the objective has not moved, with the optimum reached."""
     X, y, beta = _problem(seed)
     pats = cvxnn.sample_patterns(X, 12, seed=seed)
     ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
@@ -79,6 +80,31 @@ def test_an_unreachable_gap_stops_as_stalled_once_the_gap_stops_shrinking(seed):
     _, primal, lower = out.history[-1]
     assert primal - lower <= 1e-8 * primal
     assert convex_objective(X, y, pats.masks, out.v, out.w, beta) == pytest.approx(ref.objective, rel=1e-7)
+
+
+def test_a_newton_matrix_that_never_factors_stops_the_solve_instead_of_hanging(monkeypatch):
+    """Without the stall rule, tol = 0 drives the iterates past what float64 resolves; the d x d blocks then hold
+    NaN, which no shift factors (this hung in _cholesky's retry loop before): the solve stops as "stalled" with
+    its best point, the optimum."""
+    monkeypatch.setattr(interior_point, "STALL_ITERATIONS", 10**6)
+    raised, factor = [], interior_point._cholesky
+
+    def spy(R):
+        try:
+            return factor(R)
+        except interior_point.NumericalBreakdown:
+            raised.append(R.shape)
+            raise
+
+    monkeypatch.setattr(interior_point, "_cholesky", spy)
+    X, y, beta = _problem(0)
+    pats = cvxnn.sample_patterns(X, 12, seed=0)
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
+    out = _solve(X, y, beta, pats, tol=0.0)
+    assert out.status == "stalled" and out.n_iter < 200 and len(raised) == 1
+    assert convex_objective(X, y, pats.masks, out.v, out.w, beta) == pytest.approx(ref.objective, rel=1e-7)
+    with pytest.raises(interior_point.NumericalBreakdown):
+        factor(torch.full((2, 3, 3), float("nan"), dtype=torch.float64))
 
 
 def test_warm_start_from_the_optimum_and_a_cone_without_interior():

@@ -526,8 +526,8 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     Computed in float64 on op's device (an op in another dtype is converted). V0, W0: start blocks
     shaped as the result (zeros by default; every column is moved strictly inside its cone). interior:
     (P, d) interior directions (e.g. the gates). Status "optimal", "max_iter", "time_limit", "stalled"
-    (no step possible, or the iterates stopped moving short of the gap: STALL_ITERATIONS) or
-    "interrupted" (Ctrl-C); the best certified point so far is returned in every
+    (no step possible, a Newton matrix that does not factor, or the iterates stopped moving short of the gap:
+    STALL_ITERATIONS) or "interrupted" (Ctrl-C); the best certified point so far is returned in every
     case. ``callback(iteration, objective, lower_bound)`` after every iteration. One output: ``info`` holds
     the returned point's Λ ("dual_point") and upper bounds on its cone values σ_i^± (2, P): the
     multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖, exact where a cone projection computed them ("dual_bounds"). With the hinge the output's
@@ -663,6 +663,8 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
                 break
     except KeyboardInterrupt:
         status = "interrupted"
+    except NumericalBreakdown:
+        status = "stalled"
     V, W = torch.zeros(P, d, c, **f64), torch.zeros(P, d, c, **f64)
     V[keep], W[keep] = best["U"][0], best["U"][1]
     if scalar:
@@ -708,14 +710,22 @@ def _step_length(x: torch.Tensor, dx: torch.Tensor) -> float:
     return min(1.0, BOUNDARY_FRACTION * -float(ratio))
 
 
+class NumericalBreakdown(ArithmeticError):
+    """A Newton matrix that no shift makes positive definite (non-finite entries): the iterates have run past
+    what float64 resolves. :func:`solve_relu_interior` stops ("stalled") with its best point."""
+
+
 def _cholesky(R: torch.Tensor) -> torch.Tensor:
     """Batched Cholesky factors of the SPD blocks R, each block regularized by δ·max diag(R_j)·I with δ
     raised from 1e-14 until it factors. Near a solution R_j is ill-conditioned (rows with g_k → 0 give
     curvature ~m_k/g_k² beside O(1) along u_j), so round-off can make it indefinite; the small shift
-    leaves the full Newton matrix R + AᵀHA, whose curvature along u_j comes from the fit term, nearly unchanged."""
+    leaves the full Newton matrix R + AᵀHA, whose curvature along u_j comes from the fit term, nearly unchanged.
+    Raises :class:`NumericalBreakdown` once δ would exceed 1 (a block with NaN or inf never factors)."""
     L, info = torch.linalg.cholesky_ex(R)
     shift = 1e-14
     while bool((info > 0).any()):
+        if shift > 1.0:
+            raise NumericalBreakdown("a Newton matrix is not positive definite at any shift")
         bad = info > 0
         Rb = R[bad]
         Rb = Rb + shift * Rb.diagonal(dim1=-2, dim2=-1).amax(dim=-1)[:, None, None] * torch.eye(
