@@ -174,3 +174,24 @@ def test_operator_products_match_the_dense_formulas_in_chunks(monkeypatch, cache
     W = act.a * pats.masks + act.b * (~pats.masks)
     np.testing.assert_allclose(op.matvec(torch.as_tensor(U)).numpy(), ((X @ U.T) * W).sum(axis=1), rtol=1e-12)
     np.testing.assert_allclose(op.rmatvec(torch.as_tensor(r)).numpy(), (W * r[:, None]).T @ X, rtol=1e-12)
+
+
+def test_a_loss_that_turns_nan_stops_the_line_search_with_the_best_point(problem, monkeypatch):
+    """No step decreases a NaN loss: the line search used to double L forever. Now the solve stops as "stalled"
+    and returns its best iterate, with a certificate that still brackets the optimum."""
+    from cvxnn.solvers import fista
+
+    X, y, masks, beta, ref = problem
+    value, calls = fista.SmoothLoss.value, []
+
+    def turns_nan(self, z):
+        calls.append(1)
+        return float("nan") if len(calls) > 60 else value(self, z)
+
+    monkeypatch.setattr(fista.SmoothLoss, "value", turns_nan)
+    out = _solve(X, y, masks, beta, tol=1e-12)
+    assert out.status == "stalled" and len(calls) > 60
+    assert np.isfinite(out.v).all()
+    objective = _objective(X, masks, y, out.v, beta)
+    assert ref.objective * (1 - 1e-9) <= objective == pytest.approx(out.info["objective"], rel=1e-12)
+    assert out.info["lower_bound"] <= ref.objective * (1 + 1e-9)

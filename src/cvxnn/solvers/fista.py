@@ -78,7 +78,7 @@ import torch
 
 from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
-from .result import SolverOutput, budget_status
+from .result import NumericalBreakdown, SolverOutput, budget_status
 from .smoothing import HingeSmoothing, NesterovHinge
 
 SCREEN_FRACTION = 0.05  # shrink the operator once this share of its groups is screened
@@ -482,6 +482,8 @@ class _GatedSolve:
                         grad = sub.rmatvec(g)
                         continue
                     L *= 2.0
+                    if not math.isfinite(L):  # no step decreases a NaN or inf loss
+                        raise NumericalBreakdown("FISTA's line search found no finite step")
                 if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
                     theta = 1.0
                 theta_next = 0.5 * (1 + (1 + 4 * theta * theta) ** 0.5)
@@ -537,7 +539,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     the support; doubled when an outer iteration did not halve the gap), each inner solve to a
     relative gap of max(tol, inner_ratio · the current global relative gap).
     ``max_iter`` counts FISTA iterations over all inner solves. Ctrl-C stops the solve and returns
-    the best iterate with its certificate. The returned U is the best iterate seen; ``history``
+    the best iterate with its certificate; a line search that finds no finite step (a NaN or inf loss)
+    stops it with status "stalled" and the best iterate. The returned U is the best iterate seen; ``history``
     holds (seconds, objective, best certified lower bound). ``info`` reports "screened" (groups
     removed), "screened_groups" (their indices), "screen_events" ((seconds, groups removed so
     far)), "working_sets" (sizes per outer iteration), "outer_iterations", "objective",
@@ -591,6 +594,8 @@ def solve_gated_fista(op: PatternOperator, y: torch.Tensor, beta: float, U0: tor
     except KeyboardInterrupt:
         status = "interrupted"
         s.certify(notify=False)
+    except NumericalBreakdown:  # the best point so far, certified at its last gap evaluation
+        status = "stalled"
     info = {"screened": int((~s.active).sum()),
             "screened_groups": torch.nonzero(~s.active).flatten().cpu().tolist(),
             "screen_events": s.screen_events, "working_sets": ws_sizes,

@@ -133,7 +133,7 @@ from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
 from .gram import add_lower_gram_, mirror_lower_
 from .smoothing import BarrierHinge, BarrierNorm
-from .result import SolverOutput, budget_status
+from .result import NumericalBreakdown, SolverOutput, budget_status
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
 BOUNDARY_FRACTION = 0.99
@@ -708,11 +708,6 @@ def _step_length(x: torch.Tensor, dx: torch.Tensor) -> float:
         return 1.0
     ratio = torch.where((dx < 0) & (x > 0), x / dx, -math.inf).max()  # −(the largest α) if any shrink
     return min(1.0, BOUNDARY_FRACTION * -float(ratio))
-
-
-class NumericalBreakdown(ArithmeticError):
-    """A Newton matrix that no shift makes positive definite (non-finite entries): the iterates have run past
-    what float64 resolves. :func:`solve_relu_interior` stops ("stalled") with its best point."""
 
 
 def _cholesky(R: torch.Tensor) -> torch.Tensor:

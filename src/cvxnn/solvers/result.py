@@ -9,6 +9,11 @@ from typing import Any
 import numpy as np
 
 
+class NumericalBreakdown(ArithmeticError):
+    """A step the arithmetic cannot resolve: a Newton matrix that no shift makes positive definite, or a line search
+    that finds no finite step (the loss is NaN or inf). The solvers stop with status "stalled" and their best point."""
+
+
 @dataclass
 class SolverOutput:
     """Primal blocks (P, d): ``v`` and ``w`` for the ReLU program; for the gated program u is in
