@@ -121,3 +121,26 @@ def test_auto_choice_and_capabilities():
     X, y, beta = _problem()
     with pytest.raises(ValueError, match="'al' does not support the 'gated' program"):
         cvxnn.fit(X, y, beta, patterns=5, formulation="gated", solver="al")
+
+
+def test_a_residual_that_turns_nan_stops_the_line_search_with_the_best_point(monkeypatch):
+    """No step decreases a NaN objective: the backtracking used to double L forever. Now the solve stops as
+    "stalled" with its best cone-feasible point, which cannot beat the reference optimum."""
+    from cvxnn.solvers import augmented_lagrangian
+
+    X, y, beta = _problem(n=40)
+    pats = cvxnn.sample_patterns(X, 10, seed=0)
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
+    forward, calls = augmented_lagrangian._Certifier.forward, []
+
+    def turns_nan(self, U):
+        calls.append(1)
+        r, G = forward(self, U)
+        return (r * float("nan"), G) if len(calls) > 50 else (r, G)
+
+    monkeypatch.setattr(augmented_lagrangian._Certifier, "forward", turns_nan)
+    out = _solve(X, y, beta, pats, "relu", tol=1e-10)
+    assert out.status == "stalled" and len(calls) > 50
+    assert np.isfinite(out.v).all() and np.isfinite(out.w).all()
+    assert max(cone_violation(X, pats.masks, out.v), cone_violation(X, pats.masks, out.w)) <= 1e-12
+    assert convex_objective(X, y, pats.masks, out.v, out.w, beta) >= ref.objective * (1 - 1e-9)

@@ -53,6 +53,7 @@ once more in float64 so that float32 runs also return blocks feasible up to floa
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ from scipy.optimize import nnls
 from ..cones import interior_point
 from ..operators import PatternOperator
 from .fista import group_soft_threshold
-from .result import SolverOutput
+from .result import NumericalBreakdown, SolverOutput
 
 REPAIR_MARGIN = 1e-6
 
@@ -212,7 +213,8 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
     interior: (P, d) directions c_i interior to the cones for the repair (e.g. the pattern gates).
     design: the float64 design matrix, for the final float64 repair when ``op`` holds a float32 copy
     (without it the repair is exact only for that rounded copy).
-    Stops with status "optimal" (gap ≤ tol · |primal|), "max_iter", "time_limit" or "interrupted"
+    Stops with status "optimal" (gap ≤ tol · |primal|), "max_iter", "time_limit", "stalled" (a line search that
+    finds no finite step) or "interrupted"
     (Ctrl-C); ``callback(it, primal, dual)`` is called at every gap check (every ``gap_every`` steps).
     """
     start = time.perf_counter()
@@ -272,6 +274,8 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
                 if f_new <= fY + float((grad * D).sum()) + 0.5 * L * float((D * D).sum()) + slack * abs(fY):
                     break
                 L *= 2.0
+                if not math.isfinite(L):  # no step decreases a NaN or inf objective
+                    raise NumericalBreakdown("the augmented Lagrangian's line search found no finite step")
             grad_map = L * float(D.norm())
             if float(((Y - U_new) * (U_new - U)).sum()) > 0:  # adaptive restart
                 theta = 1.0
@@ -301,6 +305,8 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
                     break
     except KeyboardInterrupt:
         status = "interrupted"
+    except NumericalBreakdown:
+        status = "stalled"
     if checked != it or best_U is None:
         check(it)
     v, w = _final_repair(cert.repair, best_U, design)
