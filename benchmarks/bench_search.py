@@ -54,7 +54,6 @@ class GradientRun:
 def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimizer: str) -> list[GradientRun]:
     """Adam (full batch, 5000 steps) or SGD (minibatches of 64, momentum 0.9, 500 epochs) over a learning-rate
     grid and three seeds: each run's final NC and the time it needs to get within 1 % of it."""
-    train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)  # lazy imports off the clock
     rates, kwargs = ((1e-3, 1e-2, 1e-1), {"epochs": 5000}) if optimizer == "adam" else \
         (tuple(r * 569 / len(X) for r in (1e-5, 3e-5, 1e-4, 3e-4)), {"epochs": 500, "batch_size": 64, "momentum": 0.9})
     runs = []
@@ -71,8 +70,7 @@ def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimiz
 
 def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], width: int, lr: float, seed: int,
                solver: str, tols: list[float], target: float, target_time: float | None) -> None:
-    if steps:  # lazy imports and the first solve's set-up off the clock
-        train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)
+    if steps:  # the first solve's set-up off the clock
         net = train_nonconvex(X, t, beta, width, lr=lr, epochs=10, seed=seed).network
         pats, v, w = convex_from_network(net, X)
         cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=0.1, warm_start=(v, w))
@@ -95,7 +93,6 @@ def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], widt
 
 def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, solver: str, epochs: int,
                width: int) -> None:
-    train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)  # lazy imports off the clock
     start = time.perf_counter()
 
     def show(log):
@@ -132,6 +129,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     load, beta = PROBLEMS[args.problem]
     X, t = load()
+    train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)  # the lazy imports of every run below, off their clocks
     runs = [r for name, on in (("adam", args.adam), ("sgd", args.sgd)) if on
             for r in gradient_runs(X, t, beta, args.width, name)]
     best = min(runs, key=lambda r: r.final, default=None)
