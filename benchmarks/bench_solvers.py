@@ -56,6 +56,7 @@ from problems import breast_cancer, digits_binary, planted_problem
 PROBLEMS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], float]] = {
     "planted20": ("planted ReLU teacher n=2000 d=20", lambda: planted_problem(2000, 20), 10.0),
     "planted50": ("planted ReLU teacher n=2000 d=50", lambda: planted_problem(2000, 50), 10.0),
+    "planted20_20k": ("planted ReLU teacher n=20000 d=20", lambda: planted_problem(20000, 20), 10.0),
     "breast": ("breast cancer (standardized, ±1, bias)", breast_cancer, 1.0),
     "digits": ("digits <5 vs ≥5 (standardized, ±1, bias)", digits_binary, 1.0),
 }
@@ -216,7 +217,7 @@ def machine_info() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="400 samples per problem (a smoke run)")
-    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--problems", default="planted20,planted50,breast,digits")
     parser.add_argument("--patterns", default="100,500")
     parser.add_argument("--relu", default="planted20,breast", help="problems whose ReLU program is also run")
     parser.add_argument("--relu-only", action="store_true", help="skip the gated program")

@@ -124,8 +124,42 @@ def test_warm_start_from_the_optimum_and_a_cone_without_interior():
     assert out.history[-1][2] <= ref_d.objective * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("act", ["relu", "abs"])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_the_pattern_side_system_matches_the_sample_side_and_the_reference(act, loss, monkeypatch):
+    X, y, beta = _problem(seed=6, n=150, loss=loss)
+    pats = cvxnn.sample_patterns(X, 6, seed=0)  # Pd = 24 ≪ n = 150: the pattern side is chosen
+    assert not interior_point._sample_side(150, 4, 6, loss) and interior_point._sample_side(150, 4, 6, "hinge")
+    assert interior_point._sample_side(569, 31, 100)  # breast cancer at P = 100 stays on the sample side
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference", activation=act, loss=loss)
+    pattern = _solve(X, y, beta, pats, act, loss, tol=1e-7)
+    monkeypatch.setattr(interior_point, "_sample_side", lambda *args: True)
+    sample = _solve(X, y, beta, pats, act, loss, tol=1e-7)
+    for out in (pattern, sample):
+        objective, lower = out.info["objective"], out.info["lower_bound"]
+        assert out.status == "optimal" and objective - lower <= 1e-7 * objective
+        assert lower <= ref.objective * (1 + 1e-9) and ref.objective <= objective * (1 + 1e-9)
+    assert abs(pattern.n_iter - sample.n_iter) <= 2
+    assert np.abs(pattern.v - sample.v).max() <= 1e-4 * np.abs(sample.v).max()
+
+
+def test_the_pattern_side_solves_a_program_whose_sample_side_matrix_would_not_fit_in_memory():
+    rng = np.random.default_rng(7)
+    n, d = 40_000, 4
+    X = add_bias(rng.standard_normal((n, d - 1)))
+    y = np.maximum(X @ rng.standard_normal(d), 0) + 0.1 * rng.standard_normal(n)
+    pats = cvxnn.sample_patterns(X, 8, seed=0)
+    assert interior_point._memory_bytes(n, d, 8, 1, False, 1, sample_side=True) > 2.5e10  # two n x n matrices
+    assert interior_point._memory_bytes(n, d, 8, 1, False, 1, sample_side=False) < 1e9
+    out = _solve(X, y, 10.0, pats, tol=1e-6)
+    objective, lower = out.info["objective"], out.info["lower_bound"]
+    assert out.status == "optimal" and objective - lower <= 1e-6 * objective
+    assert convex_objective(X, y, pats.masks, out.v, out.w, 10.0) == pytest.approx(objective, rel=1e-12)
+
+
 def test_fit_uses_ipm_for_large_relu_programs_and_it_refuses_what_it_lacks():
     assert _choose_solver("auto", "relu", 569 * 100, design_shape=(569, 31)) == "ipm"  # breast cancer, P = 100
+    assert _choose_solver("auto", "relu", 100_000 * 20, design_shape=(100_000, 20)) == "ipm"  # pattern side, Pd = 400
     assert _choose_solver("auto", "relu", 4000 * 4000, design_shape=(4000, 20)) == "reference"  # 2.6e12 flops/step
     assert _choose_solver("auto", "relu", 569 * 100, loss=loss_from("hinge"), design_shape=(569, 31)) == "ipm"
     assert _choose_solver("auto", "relu", 1000, design_shape=(100, 5)) == "reference"

@@ -452,15 +452,16 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     ``device``, stopping at a certified relative gap ``tol``: for the ReLU program the primal-dual method of
     :mod:`cvxnn.solvers.interior_point` — squared, logistic, cross-entropy or hinge loss (the hinge
     through epigraph slacks), scalar or vector outputs with either vector penalty; holds c n x n
-    matrices, or one (n·c) x (n·c) for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; for
+    matrices (c Pd x Pd ones when n exceeds about Pd, for smooth losses and per-output groups), or one
+    (n·c) x (n·c) for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; for
     the gated program the barrier method of :mod:`cvxnn.solvers.gated_interior_point` — one output,
     squared or logistic loss (GATED_IPM_LOSSES), n x n and P x P matrices), "al" (augmented Lagrangian in
     PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
     automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they declare: for the
     gated program ipm while one of its steps (:func:`~cvxnn.solvers.gated_interior_point.step_flops`,
     about 3n²P + n³/3) costs at most GATED_IPM_STEP_RATIO = 200 FISTA iterations (2nPd each), else
-    fista; for the ReLU program ipm while its cost per iteration, about n²·P·d·c plus the factorization
-    of its Woodbury matrix (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11;
+    fista; for the ReLU program ipm while its cost per iteration, about c·min(n²·P·d, n·(P·d)²) plus the
+    factorization of its Woodbury matrix (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11;
     else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
     SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS (and ipm, on the gated program, other losses or
     vector outputs).

@@ -84,6 +84,22 @@ loss these are the c independent scalar programs, solved together); otherwise (c
 "group" with c > 1) it is one (n·r) x (n·r) matrix, K[(a,r),(b,s)] = δ + Σ_k J_a[k,r](M_k)_{ab}J_b[k,s]
 + Σ_j γ_j(J_aᵀf_j[a])_r(J_bᵀf_j[b])_s. :func:`iteration_flops` estimates the cost.
 
+**The pattern side, for n > Pd.** When K is separable and n exceeds about Pd (:func:`_sample_side` compares
+n²Pd + n³/6 with n(Pd)² + (Pd)³/6), the same factors give a Pd x Pd system instead of n x n ones. Per output
+column (H = diag(h), h = J², G = FᵀHF with F = [W_1X … W_PX], so AᵀHA = [[G, −G], [−G, G]] on the two sides),
+R₊x₊ + G(x₊ − x₋) = b₊ and R₋x₋ − G(x₊ − x₋) = b₋ give for the net blocks u = x₊ − x₋
+
+    (I + NG)u = R₊⁻¹b₊ − R₋⁻¹b₋,   N = blockdiag(N_i) = CCᵀ,   i.e.   K'ũ = C⁻¹(R₊⁻¹b₊ − R₋⁻¹b₋),  u = Cũ,
+    K' = I + CᵀGC = I + 𝔽ᵀH𝔽   (𝔽 = [W_iXC_i]: the matrix whose n x n Gram the sample side forms),
+
+then x = R⁻¹(b − Aᵀ(h ∘ Fu)) (:meth:`_System._pattern_solve`). K' is formed over chunks of samples
+(:func:`_pattern_grams`), so no n x n matrix exists and the memory is O(nPc + (Pd)²): the ReLU program with
+n = 100 000 samples fits. Composing the two Woodbury identities instead (K⁻¹ = I − J𝔽K'⁻¹𝔽ᵀJ inside the
+sample-side formula) cancelled catastrophically near the solution (Newton residuals 1e-4 after refinement,
+stalled at a gap of 1.4e-6 on n = 2000, d = 20, P = 20); this form keeps the sample side's accuracy there
+(the same 26 iterations and gap, 3.9x faster). The hinge stays on the sample side: its curvature h ~ 1/μ at
+margin points left the pattern side stalled at 5.5e-6 where the sample side reaches 3.6e-7 (same problem).
+
 **Iterative refinement.** R⁻¹ is large (O(1/μ)) along the radial directions of nonzero blocks, where the
 fit term supplies the curvature, so the Woodbury correction cancels against R⁻¹ there and loses digits
 as μ → 0. Each solve
@@ -157,21 +173,33 @@ def _coupled(c: int, loss_name: str, vector_penalty: str) -> bool:
     return loss_name == "cross_entropy" or (vector_penalty == "group" and c > 1)
 
 
+def _sample_side(n: int, d: int, P: int, loss_name: str = "squared") -> bool:
+    """Whether the separable Woodbury system is solved on the sample side (K = I + J𝔽𝔽ᵀJ, n x n: n²·P·d to form,
+    n³/6 to factor) rather than on the pattern side (K' = I + 𝔽ᵀJ²𝔽, Pd x Pd: n·(Pd)² and (Pd)³/6; module
+    docstring): when it is cheaper, and always for the hinge (its margin curvature h ~ 1/μ costs the pattern
+    side accuracy: module docstring)."""
+    k = P * d
+    return loss_name == "hinge" or n * n * k + n ** 3 / 6.0 <= n * k * k + k ** 3 / 6.0
+
+
 def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "squared",
                     vector_penalty: str = "per_output") -> float:
     """Multiply-adds of one iteration (module docstring), for n samples, d features, P patterns, c outputs:
 
-    P·c·n·d·(n + 3d)    the Gram matrices M_k (n²d per pattern and column: both sides' R⁻¹ are summed
-                        first, :func:`_fit_grams`), the cone Hessians C_jk (n·d² per block and column) and
-                        the products XC_ik (n·d² per pattern and column), plus, for the Woodbury matrix K,
-    (n·r)³/6 + 2P·(n·r)² when it couples the outputs (r = c − 1 cross-entropy, else c; the second term
-                        for the rank-one group corrections only), else c·n³/6 (c separate n x n factors).
+    3·P·c·n·d²          the cone Hessians C_jk (n·d² per block and column) and the products XC_ik (n·d² per
+                        pattern and column), plus, for the Woodbury matrix K,
+    c·(n²Pd + n³/6) or c·(n(Pd)² + (Pd)³/6)   when it is separable: c matrices on the sample side (the Gram
+                        matrices M_k, n²d per pattern and column: both sides' R⁻¹ are summed first,
+                        :func:`_fit_grams`) or on the pattern side (:func:`_sample_side` chooses),
+    P·c·n²d + (n·r)³/6 + 2P·(n·r)² when it couples the outputs (r = c − 1 cross-entropy, else c; the last term
+                        for the rank-one group corrections only).
     """
-    work = 1.0 * P * c * n * d * (n + 3 * d)
+    work = 3.0 * P * c * n * d * d
     if not _coupled(c, loss_name, vector_penalty):
-        return work + c * n ** 3 / 6.0
+        k = P * d
+        return work + c * (n * n * k + n ** 3 / 6.0 if _sample_side(n, d, P, loss_name) else n * k * k + k ** 3 / 6.0)
     N = n * (c - 1 if loss_name == "cross_entropy" else c)
-    return work + N ** 3 / 6.0 + (2.0 * P * N * N if vector_penalty == "group" and c > 1 else 0.0)
+    return work + P * c * n * n * d + N ** 3 / 6.0 + (2.0 * P * N * N if vector_penalty == "group" and c > 1 else 0.0)
 
 
 @dataclass
@@ -181,7 +209,9 @@ class _Factors:
     Linv: inverse Cholesky factors L_jk⁻¹ (2, P, c, d, d) of R_jk ("per_output") or C_jk + τI ("group"):
         applying them is a batched product, several times faster than batched triangular solves with d x d blocks.
     gamma, w: the Sherman–Morrison terms (2, P) and (2, P, c, d) of "group" (None otherwise).
-    J: the loss Hessian factor (n, c, r); LK: the factor of K, (c, n, n) when separable, else (1, n·r, n·r).
+    J: the loss Hessian factor (n, c, r); LK: the factor of K, (c, n, n) when separable on the sample side,
+    (c, Pd, Pd) on the pattern side, else (1, n·r, n·r).
+    pattern: the factors C_ik of N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹, (P, c, d, d), when K is on the pattern side.
     """
 
     Linv: torch.Tensor
@@ -189,6 +219,7 @@ class _Factors:
     w: torch.Tensor | None
     J: torch.Tensor
     LK: torch.Tensor
+    pattern: torch.Tensor | None
     curvature: tuple[torch.Tensor, ...]  # (m/g, H blocks, τ, ρ, û) for applying the Newton matrix itself
 
 
@@ -201,6 +232,7 @@ class _System:
         self.grouped = vector_penalty == "group" and c > 1
         self.coupled = _coupled(c, loss_name, vector_penalty)
         self.dims = (2, 3) if self.grouped else (2,)  # the axes of one group of U
+        self.sample_side = self.coupled or _sample_side(op.n, op.d, op.P, loss_name)
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
         self.weights = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=op.dtype,
                                        device=op.device)  # (n, P)
@@ -261,15 +293,19 @@ class _System:
             R = R + (radial - tangential)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
             Linv = _inverse_factor(R)
         J = loss.hessian_factor(z)
-        M = _fit_grams(self.op.X, Linv, self.weights)  # its lower triangle
+        C = _cholesky((Linv.transpose(-1, -2) @ Linv).sum(dim=0))  # C_ikC_ikᵀ = N_ik, (P, c, d, d)
+        pattern = None
         if self.coupled:
+            M = _fit_grams(self.op.X, C, self.weights)
             K = _coupled_woodbury(mirror_lower_(M), J, None if gamma is None else self._rank_one_fits(w, gamma))
-        else:  # K_k = I + diag(root_k) M_k diag(root_k) in place, on the lower triangle that Cholesky reads
-            root = J.diagonal(dim1=1, dim2=2).T  # (c, n)
-            K = M.mul_(root[:, :, None]).mul_(root[:, None, :])
+        elif self.sample_side:  # K_k = I + diag(root_k) M_k diag(root_k) in place, on the lower triangle that
+            root = J.diagonal(dim1=1, dim2=2).T  # (c, n)                  Cholesky reads
+            K = _fit_grams(self.op.X, C, self.weights).mul_(root[:, :, None]).mul_(root[:, None, :])
             K.diagonal(dim1=1, dim2=2).add_(1.0)
+        else:  # K'_k = I + 𝔽_kᵀ diag(J_k)² 𝔽_k, on its lower triangle
+            K, pattern = _pattern_grams(self.op.X, C, self.weights, J.diagonal(dim1=1, dim2=2)), C
         curvature = (D, loss.hessian_blocks(z), tangential, radial, unit_blocks)
-        return _Factors(Linv, gamma, w, J, _cholesky(K), curvature)
+        return _Factors(Linv, gamma, w, J, _cholesky(K), pattern, curvature)
 
     def newton_apply(self, f: _Factors, V: torch.Tensor) -> torch.Tensor:
         """(∇²f_μ + Gᵀdiag(m/g)G) V, matrix-free: AᵀHAV + Gᵀ((m/g) ∘ GV) + τV + (ρ − τ)û⟨û, V⟩ per group
@@ -294,7 +330,7 @@ class _System:
         return out.transpose(2, 3)
 
     def _apply_kinv(self, f: _Factors, z: torch.Tensor) -> torch.Tensor:
-        """J K⁻¹ Jᵀz for z (n, c)."""
+        """J K⁻¹ Jᵀz for z (n, c) (K on the sample side)."""
         if not self.coupled:
             root = f.J.diagonal(dim1=1, dim2=2)  # (n, c)
             q = _cholesky_solve(f.LK, (root * z).T[..., None])[..., 0].T
@@ -304,9 +340,24 @@ class _System:
         return torch.einsum("amr,ar->am", f.J, q)
 
     def _woodbury(self, f: _Factors, rhs: torch.Tensor) -> torch.Tensor:
-        """(R + AᵀHA)⁻¹ rhs by Woodbury."""
+        """(R + AᵀHA)⁻¹ rhs by Woodbury (K on the sample side) or through the net blocks (pattern side)."""
         Rinv = self._apply_rinv(f, rhs)
+        if f.pattern is not None:
+            return self._pattern_solve(f, rhs, Rinv)
         return Rinv - self._apply_rinv(f, self.fit_adjoint(self._apply_kinv(f, self.fit(Rinv))))
+
+    def _pattern_solve(self, f: _Factors, rhs: torch.Tensor, Rinv: torch.Tensor) -> torch.Tensor:
+        """(R + AᵀHA)x = b on the pattern side, H = diag(h) (module docstring): with G = FᵀHF (F = [W_iX]_i,
+        A = [F, −F]) the net blocks u = x₊ − x₋ solve (I + N G)u = R₊⁻¹b₊ − R₋⁻¹b₋, N = blockdiag(C_ikC_ikᵀ); with
+        u = Cũ that is K'ũ = C⁻¹(R₊⁻¹b₊ − R₋⁻¹b₋), K' = I + CᵀGC = I + 𝔽ᵀH𝔽. Then x = R⁻¹(b − Aᵀ(h ∘ A(x))),
+        A(x) = Fu."""
+        P, c, d, _ = f.pattern.shape
+        net = (Rinv[0] - Rinv[1]).transpose(1, 2)[..., None]  # (P, c, d, 1)
+        t = torch.linalg.solve_triangular(f.pattern, net, upper=False)
+        t = _cholesky_solve(f.LK, t[..., 0].permute(1, 0, 2).reshape(c, P * d, 1))
+        u = (f.pattern @ t.view(c, P, d).permute(1, 0, 2)[..., None])[..., 0].transpose(1, 2)  # (P, d, c)
+        h = f.J.diagonal(dim1=1, dim2=2) ** 2
+        return self._apply_rinv(f, rhs - self.fit_adjoint(h * self.op.matvec(u)))
 
     def solve(self, f: _Factors, rhs: torch.Tensor) -> torch.Tensor:
         """(R + AᵀHA)⁻¹ rhs by Woodbury, with up to REFINEMENT_STEPS steps of iterative refinement once the
@@ -504,11 +555,15 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
     return max(min(eps, 5.0 * base / (beta * op.P * group_norm)), 1e-12)
 
 
-def _memory_bytes(n: int, d: int, P: int, c: int, coupled: bool, r: int) -> float:
-    """Float64 bytes held at once: K (and its factor), the Gram matrices M_k, one chunk of F_jk, the d x d
-    blocks (C, R, L), the (2, n, P, c) cone tensors (G, m, their steps, D) and the (2, P, d, c) blocks."""
-    k_entries = (n * r) ** 2 if coupled else c * n * n
-    return 8.0 * (2 * k_entries + c * n * n + 3 * 2 * P * c * d * d + 10 * n * P * c + 20 * P * d * c) \
+def _memory_bytes(n: int, d: int, P: int, c: int, coupled: bool, r: int, sample_side: bool) -> float:
+    """Float64 bytes held at once: K (and its factor; coupled: also the Gram matrices M_k), one chunk of 𝔽, the
+    d x d blocks (C, R, L), the (2, n, P, c) cone tensors (G, m, their steps, D), the (2, P, d, c) blocks and
+    the (n, d²) products x_kx_kᵀ of the cone Hessians."""
+    if coupled:
+        k_entries = 2 * (n * r) ** 2 + c * n * n
+    else:
+        k_entries = 2 * c * (n * n if sample_side else (P * d) ** 2)
+    return 8.0 * (k_entries + 3 * 2 * P * c * d * d + 10 * n * P * c + 20 * P * d * c + n * d * d) \
         + 2 * BLOCK_CHUNK_BYTES
 
 
@@ -549,7 +604,8 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     keep = torch.nonzero(ok).flatten()
     Pk = int(keep.numel())
     coupled = _coupled(c, loss.name, vector_penalty)
-    check_memory(_memory_bytes(n, d, Pk, c, coupled, c - 1 if loss.name == "cross_entropy" else c),
+    check_memory(_memory_bytes(n, d, Pk, c, coupled, c - 1 if loss.name == "cross_entropy" else c,
+                               coupled or _sample_side(n, d, Pk, loss.name)),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
                  "use fewer samples or patterns, or the gated program with solver='fista'.")
     system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty)
@@ -749,29 +805,47 @@ def _cholesky_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
                                          upper=True)
 
 
-def _fit_grams(X: torch.Tensor, Linv: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """M_k = Σ_j F_jkF_jkᵀ (c, n, n) with F_jk = diag(w_i) X L_jk^{-T} (the sign s_j cancels), chunked over
-    patterns; ``weights`` (n, P) holds the fit weights w_i (applied to XC in place). Only the
+def _fit_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """M_k = 𝔽_k𝔽_kᵀ = Σ_j F_jkF_jkᵀ (c, n, n) with F_jk = diag(w_i) X L_jk^{-T} (the sign s_j cancels), chunked
+    over patterns; ``weights`` (n, P) holds the fit weights w_i (applied to XC in place). Only the
     lower triangles are formed (:func:`~cvxnn.solvers.gram.add_lower_gram_`; the strict upper ones hold partial
     sums): Cholesky reads no more, and :func:`~cvxnn.solvers.gram.mirror_lower_` completes them where needed.
 
     The two sides of pattern i share diag(w_i)X, so their terms add up to one per pattern:
-    M_k = Σ_i A_iN_ikA_iᵀ with A_i = diag(w_i)X and N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹ = C_ikC_ikᵀ (d x d),
-    half the n²d products of one term per side; XC_ik for a chunk of patterns is one product.
+    M_k = Σ_i A_iN_ikA_iᵀ with A_i = diag(w_i)X and N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹ = C_ikC_ikᵀ (d x d; C is
+    (P, c, d, d)), half the n²d products of one term per side; 𝔽_k = [A_1C_1k … A_PC_Pk] for a chunk of
+    patterns is one product.
     """
     n, d = X.shape
-    P, c = Linv.shape[1:3]
+    P, c = C.shape[:2]
     M = torch.zeros(c, n, n, dtype=X.dtype, device=X.device)
     step = max(1, BLOCK_CHUNK_BYTES // (8 * n * d))
-    N = (Linv.transpose(-1, -2) @ Linv).sum(dim=0)  # (P, c, d, d)
     for k in range(c):
-        C = _cholesky(N[:, k])
         for a in range(0, P, step):
             b = min(P, a + step)
-            F = X @ C[a:b].permute(1, 0, 2).reshape(d, (b - a) * d)
+            F = X @ C[a:b, k].permute(1, 0, 2).reshape(d, (b - a) * d)
             F.view(n, b - a, d).mul_(weights[:, a:b, None])  # [F_a … F_b]
             add_lower_gram_(M[k], F)
     return M
+
+
+def _pattern_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """K'_k = I + 𝔽_kᵀ diag(root_k)² 𝔽_k (c, Pd, Pd), the pattern-side Woodbury matrices, with 𝔽_k as in
+    :func:`_fit_grams` (block (i, j) is C_ikᵀXᵀW_i diag(root_k)² W_jXC_jk) and root (n, c) the square roots of
+    the diagonal loss Hessian; chunked over samples, on the lower triangle only (the strict upper one holds
+    partial sums)."""
+    n, d = X.shape
+    P, c = C.shape[:2]
+    K = torch.zeros(c, P * d, P * d, dtype=X.dtype, device=X.device)
+    step = max(1, BLOCK_CHUNK_BYTES // max(8 * P * d, 1))
+    for k in range(c):
+        blocks = C[:, k].permute(1, 0, 2).reshape(d, P * d)
+        for a in range(0, n, step):
+            F = X[a:a + step] @ blocks
+            F.view(F.shape[0], P, d).mul_((weights[a:a + step] * root[a:a + step, k, None])[:, :, None])
+            add_lower_gram_(K[k], F.T)
+        K[k].diagonal().add_(1.0)
+    return K
 
 
 def _coupled_woodbury(M: torch.Tensor, J: torch.Tensor, fits: torch.Tensor | None) -> torch.Tensor:
