@@ -11,16 +11,16 @@ For each problem and pattern count P (Gaussian gates, seed 0, the same gates for
 * gated program  min ½‖Σ_i D_iXu_i − y‖² + βΣ‖u_i‖ : cvxnn FISTA + Newton (float64, stopping on a certified
   relative gap of 1e-4 and 1e-6; float32 at 1e-4), cvxnn's barrier method ("ipm", float64, certified 1e-4 and
   1e-6; not for the hinge), scnn's R-FISTA (its default tolerance and tighter ones), and the reference
-  (P = 100 only);
+  (P ≤ ``--reference-max-p``);
 * ReLU program (the same with cone constraints, blocks v_i, w_i), for the problems in ``--relu``: cvxnn's
   augmented Lagrangian ("al", float64 to gap 1e-6 and float32 to 1e-4, each within ``--al-time`` seconds),
   cvxnn's interior-point method ("ipm", float64, certified gaps 1e-4 and 1e-6, through ``cvxnn.fit``),
-  scnn's augmented Lagrangian (within ``--relu-timeout`` seconds) and the reference (P = 100 only).
+  scnn's augmented Lagrangian (within ``--relu-timeout`` seconds) and the reference (P ≤ ``--reference-max-p``).
 
 p* is, for the gated program, cvxnn's own float64 solve at a certified relative gap of 1e-10 (its
 lower bound is a valid dual value, so p* is known to that accuracy); for the ReLU program, the
-reference's optimum (its certified gap is in the row) at P = 100, and cvxnn's ipm at a certified gap of
-1e-8 at P > 100, where the reference is not run. Every row reports the wall time and the relative
+reference's optimum (its certified gap is in the row) for P ≤ ``--reference-max-p`` (100), and cvxnn's ipm
+at a certified gap of 1e-8 above it, where the reference is not run. Every row reports the wall time and the relative
 suboptimality (objective − p*)/p* of the returned point measured in cvxnn's scaling; scnn's objective
 is (1/2n)‖·‖² + λΣ‖·‖, so λ = β/n gives the same program; its solutions are scored on our side
 with its own (reordered) gates, and ReLU solutions also report their cone violation.
@@ -143,7 +143,8 @@ def run_al(X, y, pats, beta, tol, dtype, time_limit: float) -> tuple[float, floa
 
 
 def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_time: float,
-                  gated: bool = True, loss: str = "squared", relu_timeout: float | None = None) -> list[dict]:
+                  gated: bool = True, loss: str = "squared", relu_timeout: float | None = None,
+                  reference_max_p: int = 100) -> list[dict]:
     label, make, beta = PROBLEMS[key]
     X, y = make()
     if quick:
@@ -155,11 +156,12 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
     programs = (["gated"] if gated else []) + (["relu"] if relu else [])
     for program in programs:
         fast = "fista" if program == "gated" else "al"
-        reference = in_child(_reference_job, (X, y, pats, beta, program, loss), timeout) if P <= 100 else None
+        reference = in_child(_reference_job, (X, y, pats, beta, program, loss), timeout) if P <= reference_max_p \
+            else None
         if program == "gated" and loss != "hinge":  # certified to 1e-10 by FISTA + Newton
             p_star = cvxnn.fit(X, y, beta, patterns=pats, formulation=program, solver=fast, loss=loss,
                                tol=1e-10).objective
-        elif P <= 100:  # the reference's optimum, certified by its own gap
+        elif P <= reference_max_p:  # the reference's optimum, certified by its own gap
             p_star = None if reference is None else reference[1]
         else:  # ReLU without the reference: cvxnn's ipm certified to 1e-8
             p_star = cvxnn.fit(X, y, beta, patterns=pats, solver="ipm", loss=loss, tol=1e-8).objective
@@ -203,7 +205,7 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
                 seconds, objective, viol, masks = out
                 same = {m.tobytes() for m in masks.T} == {m.tobytes() for m in pats.masks.T}
                 add(f"scnn {name} tol {tol:g}", seconds, objective, cone_violation=viol, same_patterns=same)
-        if P <= 100:
+        if P <= reference_max_p:
             seconds, objective, gap = reference if reference is not None else (None, None, None)
             add("cvxpy + Clarabel", seconds, objective, certified_gap=gap)
     return rows
@@ -225,6 +227,7 @@ def main() -> None:
                         help="the loss of both programs (logistic, hinge: ±1 labels, so breast or digits)")
     parser.add_argument("--al-time", type=float, default=60.0, help="seconds allowed to cvxnn's augmented Lagrangian")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to each scnn/reference run")
+    parser.add_argument("--reference-max-p", type=int, default=100, help="the reference runs for P up to this")
     parser.add_argument("--relu-timeout", type=float, help="seconds allowed to scnn's augmented Lagrangian "
                         "(default: --timeout)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
@@ -238,7 +241,8 @@ def main() -> None:
     for key in args.problems.split(","):
         for P in (int(p) for p in args.patterns.split(",")):
             rows.extend(bench_problem(key, P, args.timeout, args.quick, key in args.relu.split(","), args.al_time,
-                                      gated=not args.relu_only, loss=args.loss, relu_timeout=args.relu_timeout))
+                                      gated=not args.relu_only, loss=args.loss, relu_timeout=args.relu_timeout,
+                                      reference_max_p=args.reference_max_p))
             args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))  # an interrupted run keeps its rows
 
 
