@@ -57,6 +57,7 @@ PROBLEMS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], floa
     "planted20": ("planted ReLU teacher n=2000 d=20", lambda: planted_problem(2000, 20), 10.0),
     "planted50": ("planted ReLU teacher n=2000 d=50", lambda: planted_problem(2000, 50), 10.0),
     "planted20_20k": ("planted ReLU teacher n=20000 d=20", lambda: planted_problem(20000, 20), 10.0),
+    "planted20_100k": ("planted ReLU teacher n=100000 d=20", lambda: planted_problem(100000, 20), 10.0),
     "breast": ("breast cancer (standardized, ±1, bias)", breast_cancer, 1.0),
     "digits": ("digits <5 vs ≥5 (standardized, ±1, bias)", digits_binary, 1.0),
 }
