@@ -173,7 +173,7 @@ def bench_problem(key: str, P: int, timeout: float, quick: bool, relu: bool, al_
             rows.append(dict(row0, method=method, seconds=seconds, objective=objective, subopt=sub, **extra))
             shown = "timeout" if seconds is None else f"{seconds:8.2f} s  objective {objective:.8g}  subopt " + \
                 ("?" if sub is None else f"{sub:.1e}")
-            print(f"{label[:28]:28s} P={len(pats):4d} {program:5s} {method:28s} {shown}", flush=True)
+            print(f"{label[:36]:36s} P={len(pats):4d} {program:5s} {method:28s} {shown}", flush=True)
 
         runs = ((1e-4, torch.float64), (1e-6, torch.float64), (1e-4, torch.float32)) if program == "gated" else \
             ((1e-6, torch.float64), (1e-4, torch.float32))
