@@ -556,13 +556,14 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
 
 
 def _memory_bytes(n: int, d: int, P: int, c: int, coupled: bool, r: int, sample_side: bool) -> float:
-    """Float64 bytes held at once: K (and its factor; coupled: also the Gram matrices M_k), one chunk of 𝔽, the
-    d x d blocks (C, R, L), the (2, n, P, c) cone tensors (G, m, their steps, D), the (2, P, d, c) blocks and
-    the (n, d²) products x_kx_kᵀ of the cone Hessians."""
+    """Float64 bytes held at once: K, its factor and the previous iteration's factor (alive until replaced;
+    coupled: also the Gram matrices M_k), one chunk of 𝔽, the d x d blocks (C, R, L), the (2, n, P, c) cone
+    tensors (G, m, their steps, D), the (2, P, d, c) blocks and the (n, d²) products x_kx_kᵀ of the cone
+    Hessians."""
     if coupled:
-        k_entries = 2 * (n * r) ** 2 + c * n * n
+        k_entries = 3 * (n * r) ** 2 + c * n * n
     else:
-        k_entries = 2 * c * (n * n if sample_side else (P * d) ** 2)
+        k_entries = 3 * c * (n * n if sample_side else (P * d) ** 2)
     return 8.0 * (k_entries + 3 * 2 * P * c * d * d + 10 * n * P * c + 20 * P * d * c + n * d * d) \
         + 2 * BLOCK_CHUNK_BYTES
 
