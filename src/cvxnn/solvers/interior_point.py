@@ -823,11 +823,17 @@ def _fit_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor) -> torch
     step = max(1, BLOCK_CHUNK_BYTES // (8 * n * d))
     for k in range(c):
         for a in range(0, P, step):
-            b = min(P, a + step)
-            F = X @ C[a:b, k].permute(1, 0, 2).reshape(d, (b - a) * d)
-            F.view(n, b - a, d).mul_(weights[:, a:b, None])  # [F_a … F_b]
-            add_lower_gram_(M[k], F)
+            add_lower_gram_(M[k], _scaled_columns(X, C[a:a + step, k], weights[:, a:a + step]))
     return M
+
+
+def _scaled_columns(X: torch.Tensor, C: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """[diag(s_1)XC_1 … diag(s_p)XC_p] (rows, p·d) for blocks C (p, d, d) and row scales ``scale`` (rows, p):
+    one product, scaled in place."""
+    p, d = C.shape[:2]
+    F = X @ C.permute(1, 0, 2).reshape(d, p * d)
+    F.view(X.shape[0], p, d).mul_(scale[:, :, None])
+    return F
 
 
 def _pattern_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
@@ -840,10 +846,8 @@ def _pattern_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor, root
     K = torch.zeros(c, P * d, P * d, dtype=X.dtype, device=X.device)
     step = max(1, BLOCK_CHUNK_BYTES // max(8 * P * d, 1))
     for k in range(c):
-        blocks = C[:, k].permute(1, 0, 2).reshape(d, P * d)
         for a in range(0, n, step):
-            F = X[a:a + step] @ blocks
-            F.view(F.shape[0], P, d).mul_((weights[a:a + step] * root[a:a + step, k, None])[:, :, None])
+            F = _scaled_columns(X[a:a + step], C[:, k], weights[a:a + step] * root[a:a + step, k, None])
             add_lower_gram_(K[k], F.T)
         K[k].diagonal().add_(1.0)
     return K
