@@ -227,12 +227,12 @@ class _System:
     """The blocks' products and the Newton system at one iterate (module docstring); blocks U are (2, P, d, c)."""
 
     def __init__(self, op: PatternOperator, live: torch.Tensor, loss_name: str, beta: float, c: int,
-                 vector_penalty: str) -> None:
+                 vector_penalty: str, sample_side: bool) -> None:
         self.op, self.live, self.beta = op, live, beta
         self.grouped = vector_penalty == "group" and c > 1
         self.coupled = _coupled(c, loss_name, vector_penalty)
         self.dims = (2, 3) if self.grouped else (2,)  # the axes of one group of U
-        self.sample_side = self.coupled or _sample_side(op.n, op.d, op.P, loss_name)
+        self.sample_side = sample_side  # K on the sample side (always when coupled: :func:`_sample_side`)
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
         self.weights = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=op.dtype,
                                        device=op.device)  # (n, P)
@@ -605,11 +605,11 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     keep = torch.nonzero(ok).flatten()
     Pk = int(keep.numel())
     coupled = _coupled(c, loss.name, vector_penalty)
-    check_memory(_memory_bytes(n, d, Pk, c, coupled, c - 1 if loss.name == "cross_entropy" else c,
-                               coupled or _sample_side(n, d, Pk, loss.name)),
+    sample_side = coupled or _sample_side(n, d, Pk, loss.name)
+    check_memory(_memory_bytes(n, d, Pk, c, coupled, c - 1 if loss.name == "cross_entropy" else c, sample_side),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
                  "use fewer samples or patterns, or the gated program with solver='fista'.")
-    system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty)
+    system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty, sample_side)
     U = torch.zeros(2, Pk, d, c, **f64)
     for side, B in enumerate((V0, W0)):
         if B is not None:
