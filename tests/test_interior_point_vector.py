@@ -77,7 +77,7 @@ def test_ipm_reaches_the_reference_optimum_with_a_certified_gap(loss, vector_pen
     lower = out.info["lower_bound"]
     assert objective - lower <= 1e-7 * objective
     # every certified bound brackets the optimum (the reference is accurate to ~1e-9 relative)
-    assert all(low <= ref.objective * (1 + 1e-9) <= primal * (1 + 1e-9) for _, primal, low in out.history)
+    assert all(low <= ref.objective * (1 + 1e-9) <= primal * (1 + 2e-9) for _, primal, low in out.history)
     assert abs(objective - ref.objective) <= 2e-7 * ref.objective
     assert max(_column_violation(Xt, pats, out.v), _column_violation(Xt, pats, out.w)) <= 1e-12
 
@@ -88,7 +88,7 @@ def test_a_stopped_solve_returns_its_best_point_with_a_valid_bound(loss, vector_
     ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference", loss=loss, vector_penalty=vector_penalty, bias=True)
     out = _solve(Xt, Y, beta, pats, loss=loss, vector_penalty=vector_penalty, max_iter=5)
     assert out.status == "max_iter" and out.n_iter == 5
-    assert all(low <= ref.objective * (1 + 1e-9) <= primal * (1 + 1e-9) for _, primal, low in out.history)
+    assert all(low <= ref.objective * (1 + 1e-9) <= primal * (1 + 2e-9) for _, primal, low in out.history)
     assert out.history[-1][2] > -np.inf  # a finite bound: for the cross-entropy, Y − tΛ stays in the simplex
     objective = convex_objective(Xt, Y, pats.masks, out.v, out.w, beta, loss=loss_from(loss),
                                  vector_penalty=vector_penalty)

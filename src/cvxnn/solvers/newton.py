@@ -46,7 +46,7 @@ from ..data import check_memory
 from ..operators import PatternOperator
 from ..losses import HINGE, SQUARED, Loss
 from .fista import GroupNorm, SmoothLoss, gated_certificate, gated_gap, solve_gated_fista
-from .interior_point import _cholesky_solve
+from .gram import cholesky_solve
 from .smoothing import BarrierHinge, BarrierNorm, HingeSmoothing, NesterovHinge
 from .result import SolverOutput
 
@@ -122,9 +122,7 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
                  "pass a looser tol or fewer patterns.")
     f64 = dict(dtype=torch.float64, device=U.device)
     B = weights[:, patterns].to(**f64)[:, :, None] * X.to(**f64)[:, None, :]  # (n, m, d): column j's W_iX
-    spans = [slice(int(lo) * d, int(hi) * d) for lo, hi in
-             zip(torch.searchsorted(outputs, torch.arange(c, device=U.device)).tolist(),
-                 torch.searchsorted(outputs, torch.arange(1, c + 1, device=U.device)).tolist())]
+    spans = output_spans(outputs, c, d)
     smooth = SmoothLoss(loss, y.to(**f64).reshape(n, c), smoothing)
     entries = (groups[:, :, None] * d + torch.arange(d, device=U.device)).reshape(groups.shape[0], -1)
 
@@ -136,17 +134,6 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     def fit_gradient(G: torch.Tensor) -> torch.Tensor:
         """[B_jᵀ G[:, k_j]]_j for G = ∇L(Z), flattened."""
         return (B * G[:, outputs, None]).sum(dim=0).reshape(m * d)
-
-    def fit_hessian(H: torch.Tensor) -> torch.Tensor:
-        """Bᵀ∇²L B from the per-sample blocks H (n, c, c); zero blocks are skipped."""
-        Bf = B.reshape(n, m * d)
-        out = torch.zeros(m * d, m * d, **f64)
-        for k, rows in enumerate(spans):
-            for k2, cols in enumerate(spans):
-                h = H[:, k, k2]
-                if rows.stop > rows.start and cols.stop > cols.start and bool(h.any()):
-                    out[rows, cols] = Bf[:, rows].T @ (h[:, None] * Bf[:, cols])
-        return out
 
     def value(v: torch.Tensor) -> float:
         norms = v[entries].norm(dim=1)
@@ -165,7 +152,8 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
         return grad, Z, norms, unit
 
     u = U3[patterns, :, outputs].to(**f64).reshape(m * d)
-    constant_hessian = fit_hessian(smooth.hessian_blocks(torch.zeros(n, c, **f64))) if smooth.squared else None
+    constant_hessian = fit_hessian(B.reshape(n, m * d), spans, smooth.hessian_blocks(torch.zeros(n, c, **f64))) \
+        if smooth.squared else None
     f = value(u)
     scale = max(float(fit_gradient(smooth.value_and_gradient(torch.zeros(n, c, **f64))[1]).norm()), beta, 1e-300)
     size = entries.shape[1]  # entries per penalty group
@@ -191,7 +179,8 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
         step = None if design is None else \
             _woodbury_step(design, smooth.hessian_blocks(Z).diagonal(dim1=1, dim2=2).reshape(-1), curv, entries, -grad)
         if step is None:
-            H = constant_hessian.clone() if constant_hessian is not None else fit_hessian(smooth.hessian_blocks(Z))
+            H = constant_hessian.clone() if constant_hessian is not None else \
+                fit_hessian(B.reshape(n, m * d), spans, smooth.hessian_blocks(Z))
             H.index_put_(group_index, curv, accumulate=True)
             H.diagonal().add_(1e-14 * float(H.diagonal().max()))  # BᵀB may be singular
             step = torch.linalg.solve(H, -grad)
@@ -202,6 +191,26 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     out = torch.zeros_like(U3)
     out[patterns, :, outputs] = u.view(m, d).to(U.dtype)
     return out if U.ndim == 3 else out[:, :, 0]
+
+
+def output_spans(outputs: torch.Tensor, c: int, width: int) -> list[slice]:
+    """The unknowns of each output k, for unknowns ordered by their output ``outputs`` (sorted) in groups of
+    ``width`` entries: slices into the flattened unknowns."""
+    ends = torch.searchsorted(outputs, torch.arange(c + 1, device=outputs.device)).tolist()
+    return [slice(lo * width, hi * width) for lo, hi in zip(ends[:-1], ends[1:])]
+
+
+def fit_hessian(B: torch.Tensor, spans: list[slice], H: torch.Tensor) -> torch.Tensor:
+    """Bᵀ∇²L B for the design B (n, unknowns) whose unknowns of output k are ``spans[k]``, from the per-sample
+    Hessian blocks H (n, c, c): block (k, k') is B_kᵀ diag(H[:, k, k']) B_k'; zero blocks are skipped."""
+    q = B.shape[1]
+    out = torch.zeros(q, q, dtype=B.dtype, device=B.device)
+    for k, rows in enumerate(spans):
+        for k2, cols in enumerate(spans):
+            h = H[:, k, k2]
+            if rows.stop > rows.start and cols.stop > cols.start and bool(h.any()):
+                out[rows, cols] = B[:, rows].T @ (h[:, None] * B[:, cols])
+    return out
 
 
 def _damped_step(u: torch.Tensor, f: float, step: torch.Tensor, grad_norm: float, value: Callable,
@@ -318,14 +327,14 @@ def _support_newton_step(X: torch.Tensor, Ws: torch.Tensor, gram: torch.Tensor, 
     def solve_d(v: torch.Tensor) -> torch.Tensor:
         """H_D⁻¹v for v of shape (m, d)."""
         w = inv_d[:, None] * v
-        q = _cholesky_solve(LK, (root * predict(w))[:, None])[:, 0]
+        q = cholesky_solve(LK, (root * predict(w))[:, None])[:, 0]
         return w - inv_d[:, None] * adjoint(root * q)
 
     def solve(v: torch.Tensor) -> torch.Tensor:
         x = solve_d(v)
         if LS is None:
             return x
-        a = _cholesky_solve(LS, (Us * x[rank_one]).sum(dim=1)[:, None])
+        a = cholesky_solve(LS, (Us * x[rank_one]).sum(dim=1)[:, None])
         return x + solve_d(torch.zeros_like(v).index_copy_(0, rank_one, a * Us))
 
     def hessian(v: torch.Tensor) -> torch.Tensor:
