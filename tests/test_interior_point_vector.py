@@ -76,8 +76,10 @@ def test_ipm_reaches_the_reference_optimum_with_a_certified_gap(loss, vector_pen
     assert objective == pytest.approx(out.info["objective"], rel=1e-12)
     lower = out.info["lower_bound"]
     assert objective - lower <= 1e-7 * objective
-    # every certified bound brackets the optimum (the reference is accurate to ~1e-9 relative)
-    assert all(low <= ref.objective * (1 + 1e-9) <= primal * (1 + 2e-9) for _, primal, low in out.history)
+    # every certified bound brackets the optimum, which lies in the reference's own certified interval (its objective
+    # is feasible to ~1e-9 relative; with the exponential cones of the cross-entropy its gap can be ~1e-6)
+    assert all(low <= ref.objective * (1 + 1e-9) and primal >= ref.lower_bound * (1 - 1e-9)
+               for _, primal, low in out.history)
     assert abs(objective - ref.objective) <= 2e-7 * ref.objective
     assert max(_column_violation(Xt, pats, out.v), _column_violation(Xt, pats, out.w)) <= 1e-12
 

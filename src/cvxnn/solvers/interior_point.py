@@ -129,8 +129,8 @@ so its objective L(A(U)) + β Σ_g ‖U_g‖ is an upper bound. The solve stops 
 **Polish on the face (smooth losses).** Λ moves with ‖X‖ ~ √n times the error of the prediction, so at large n
 the iterates reach the optimal objective long before Λ certifies it, and the Newton systems (curvatures m/g up
 to 1e18) lose the accuracy to go further: planted n = 8000, d = 20, P = 20 stalled at a gap of 1.0e-4 with the
-objective 5e-9 from the optimum. After an iteration whose lower bound did not rise (by more than STALL_SPREAD of
-the gap), :func:`~cvxnn.solvers.polish.polish` fixes the binding rows and the zero groups the iterate shows and
+objective 5e-9 from the optimum. After an iteration whose objective has settled (POLISH_SETTLED) but whose lower
+bound did not rise (by more than STALL_SPREAD of the gap), :func:`~cvxnn.solvers.polish.polish` fixes the binding rows and the zero groups the iterate shows and
 solves the smooth program on that face by Newton's method, repairing the active set where a step reaches a row
 or a multiplier comes out negative; its point, moved inside the cones along the interior directions, and its
 multipliers go through the same certificate (Λ taken before the move, which only shifts round-off violations).
@@ -180,7 +180,9 @@ ROUND_OFF = 64 * 2.0 ** -52  # changes this small relative to the objective coun
 EXACT_BLOCKS = 8  # groups whose dual bound is recomputed exactly when only this many exceed β
 HINGE_START_MU = 1.0  # hinge: μ of the slacks for the start point's certificate, before the IPM's μ is known
 POLISH_EVERY = 2  # a polish on the iterate's face (smooth losses) after an iteration whose lower bound did not rise
-#                   (by more than STALL_SPREAD of the gap), at most every this many iterations
+#                   (by more than STALL_SPREAD of the gap) while its objective moved by at most POLISH_SETTLED
+#                   (relative), at most every this many iterations
+POLISH_SETTLED = 1e-6
 
 
 def _coupled(c: int, loss_name: str, vector_penalty: str) -> bool:
@@ -731,8 +733,9 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
             z = system.fit(U)
             primal = certify(U, z, m)
             risen = best["lower"] - trail[-1][1] > STALL_SPREAD * (trail[-1][0] - trail[-1][1])
-            if part.rows == 0 and not risen and not gap_ok() and it >= polished + POLISH_EVERY:
-                polished = it  # the lower bound did not rise: solve on the iterate's face (polish.py)
+            settled = abs(primal - trail[-1][0]) <= POLISH_SETTLED * abs(primal)
+            if part.rows == 0 and settled and not risen and not gap_ok() and it >= polished + POLISH_EVERY:
+                polished = it  # the objective settled, the lower bound did not follow: solve on the face (polish.py)
                 face = polish(system.op, system.weights, live, system.XX, U, G, m, smooth, beta, system.grouped)
                 if face is not None:
                     inside = _strict_start(system.op, live, C[keep], face[0], 0.0)

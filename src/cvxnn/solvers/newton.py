@@ -214,12 +214,13 @@ def fit_hessian(B: torch.Tensor, spans: list[slice], H: torch.Tensor) -> torch.T
 
 
 def _damped_step(u: torch.Tensor, f: float, step: torch.Tensor, grad_norm: float, value: Callable,
-                 gradient_norm: Callable) -> tuple[torch.Tensor, float] | None:
-    """(u + t·step, f(u + t·step)) for the first t = 1, ½, ¼, ... (t > 1e-8) that decreases f, or at t = 1 leaves f
-    unchanged to round-off (near the optimum f changes by less than that) and halves ‖∇f‖; None if none does."""
+                 gradient_norm: Callable, smallest: float = 1e-8) -> tuple[torch.Tensor, float] | None:
+    """(u + t·step, f(u + t·step)) for the first t = 1, ½, ¼, ... (t > ``smallest``) that decreases f, or at t = 1
+    leaves f unchanged to round-off (near the optimum f changes by less than that) and halves ‖∇f‖; None if none
+    does."""
     round_off = 4 * torch.finfo(torch.float64).eps
     t = 1.0
-    while t > 1e-8:
+    while t > smallest:
         trial = u + t * step
         f_trial = value(trial)
         if f_trial < f or (t == 1.0 and f_trial <= f + round_off * abs(f) and gradient_norm(trial) < 0.5 * grad_norm):

@@ -41,20 +41,23 @@ from .newton import _damped_step, fit_hessian, output_spans
 ZERO_GROUP = 1e-7  # groups with ‖U_g‖ below this fraction of the largest are held at zero
 NULL_TOL = 1e-11  # eigenvalues of X_AᵀX_A up to this fraction of the largest span the face's directions
 ROUND_OFF = 1e-12  # inactive rows may start at −this · ‖x_k‖‖U_g‖ (those in the span of the active rows sit at 0)
+RESOLUTION = 64 * 2.0 ** -52  # relative changes of F this small are round-off
 NEGATIVE = 1e-9  # a multiplier with m_k‖x_k‖/β below −this leaves the active set
-ROUNDS = 6  # faces tried at most (each change of the active set starts a new one)
+ROUNDS = 20  # faces tried at most (each change of the active set starts a new one)
 STEPS = 10  # Newton steps per face at most
-MEMORY_BYTES = 256 * 2**20  # the (n, free coordinates) matrix Z and the Hessian at most: larger faces are not polished
+MEMORY_BYTES = 256 * 2**20  # the Hessian (free coordinates squared) at most: larger faces are not polished
+CHUNK_BYTES = 64 * 2**20  # the rows of the design Z formed at once
 
 
 class _Face:
     """The face {S_iXu = 0 on the active rows} of the blocks (2, P, d, c): its coordinates z (one per free direction
-    b_v of a nonzero column, ordered by output), their design Z = [s_jW_iXb_v] and penalty groups."""
+    b_v of a nonzero column, ordered by output), their design Z = [s_jW_iXb_v] (formed CHUNK_BYTES of samples at a
+    time, never whole) and penalty groups."""
 
     def __init__(self, op: PatternOperator, weights: torch.Tensor, XX: torch.Tensor, active: torch.Tensor,
                  nonzero: torch.Tensor, shape: torch.Size, grouped: bool) -> None:
         two, P, d, c = self.shape = shape
-        self.op = op
+        self.op, self.weights = op, weights
         gram = (active.permute(0, 2, 3, 1).reshape(-1, op.n).to(op.dtype) @ XX).view(two, P, c, d, d)  # X_AᵀX_A
         self.evals, self.evecs = torch.linalg.eigh(gram)
         free = (self.evals <= NULL_TOL * self.evals[..., -1:]) & nonzero[..., None]  # (2, P, c, d)
@@ -62,17 +65,18 @@ class _Face:
         self.q = int(self.side.numel())
         self.spans = output_spans(self.column, c, 1)
         self.has_free = free.any(dim=3)  # (2, P, c): columns with a free direction
-        if self.q == 0 or 8.0 * (op.n * self.q + self.q ** 2) > MEMORY_BYTES:
-            return
+        self.solvable = 0 < self.q and 8.0 * self.q ** 2 <= MEMORY_BYTES
         self.basis = self.evecs[self.side, self.pattern, self.column, :, e]  # (q, d): b_v
-        self.Z = (op.X @ self.basis.T).mul_(weights[:, self.pattern] * (1.0 - 2.0 * self.side.to(op.dtype)))
+        self.sign = 1.0 - 2.0 * self.side.to(op.dtype)
+        step = max(1, CHUNK_BYTES // (8 * max(self.q, 1)))
+        self.chunks = [slice(a, min(a + step, op.n)) for a in range(0, op.n, step)]
         key = self.side * P + self.pattern
         self.group = torch.unique(key if grouped else key * c + self.column, return_inverse=True)[1]
         self.same = self.group[:, None] == self.group[None, :]
 
-    @property
-    def solvable(self) -> bool:
-        return hasattr(self, "Z")
+    def design(self, rows: slice) -> torch.Tensor:
+        """Z on the samples ``rows``: (rows, q)."""
+        return (self.op.X[rows] @ self.basis.T).mul_(self.weights[rows][:, self.pattern] * self.sign)
 
     def blocks(self, z: torch.Tensor) -> torch.Tensor:
         """U (2, P, d, c) with columns Σ_v z_vb_v."""
@@ -91,7 +95,13 @@ class _Face:
         return torch.stack([self.op.cone_products(U[s]) for s in range(U.shape[0])])
 
     def predict(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.Z[:, span] @ z[span, None] for span in self.spans], dim=1)  # (n, c)
+        """Zz as the (n, c) prediction."""
+        out = torch.empty(self.op.n, self.shape[3], dtype=z.dtype)
+        for rows in self.chunks:
+            Z = self.design(rows)
+            for k, span in enumerate(self.spans):
+                out[rows, k] = Z[:, span] @ z[span]
+        return out
 
     def radii(self, z: torch.Tensor) -> torch.Tensor:
         """‖z_g‖ per group."""
@@ -102,15 +112,21 @@ class _Face:
         return smooth.loss_value(self.predict(z)) + beta * float(self.radii(z).sum())
 
     def gradient(self, z: torch.Tensor, smooth: SmoothLoss, beta: float) -> torch.Tensor:
+        """Zᵀ∇L(Zz) + βz_g/‖z_g‖."""
         grad_loss = smooth.value_and_gradient(self.predict(z))[1]
-        fit = torch.cat([self.Z[:, span].T @ grad_loss[:, k] for k, span in enumerate(self.spans)])
-        return fit + beta * z / self.radii(z)[self.group]
+        out = beta * z / self.radii(z)[self.group]
+        for rows in self.chunks:
+            Z = self.design(rows)
+            for k, span in enumerate(self.spans):
+                out[span] += Z[:, span].T @ grad_loss[rows, k]
+        return out
 
     def newton_step(self, z: torch.Tensor, grad: torch.Tensor, smooth: SmoothLoss, beta: float
                     ) -> torch.Tensor | None:
         """−∇²F(z)⁻¹∇F(z), ∇²F = ZᵀHZ + (β/‖z_g‖)(I − ẑ_gẑ_gᵀ) per group; None where it does not factor."""
         r = self.radii(z)[self.group]
-        hessian = fit_hessian(self.Z, self.spans, smooth.hessian_blocks(self.predict(z)))
+        H = smooth.hessian_blocks(self.predict(z))
+        hessian = sum(fit_hessian(self.design(rows), self.spans, H[rows]) for rows in self.chunks)
         scaled = z * (beta / r ** 3).sqrt()
         hessian += torch.diag(beta / r) - self.same * (scaled[:, None] * scaled[None, :])
         hessian.diagonal().add_(1e-14 * float(hessian.diagonal().max()))
@@ -181,8 +197,10 @@ def _solve_face(face: _Face, z: torch.Tensor, inactive: torch.Tensor, smooth: Sm
         reach = float(ratio.min())
         if reach < 1.0:  # F is convex along the step, with its minimum near t = 1: it decreases up to the row
             return z + reach * step, inactive & (ratio <= reach * (1 + 1e-9))
+        # a decrease predicted below F's round-off cannot be measured: only the full step is tried (it must halve ‖∇F‖)
+        measurable = -float(grad @ step) > RESOLUTION * abs(F)
         taken = _damped_step(z, F, step, float(grad.norm()), lambda v: face.value(v, smooth, beta),
-                             lambda v: float(face.gradient(v, smooth, beta).norm()))
+                             lambda v: float(face.gradient(v, smooth, beta).norm()), 1e-8 if measurable else 0.5)
         if taken is None:  # no step decreases F or, at round-off, halves ‖∇F‖: solved as far as arithmetic goes
             return z, None
         z, F = taken
