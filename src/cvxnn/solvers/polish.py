@@ -18,14 +18,18 @@ step or two:
 * the face's program min_z F(z) = L(Zz) + β Σ_g ‖z_g‖ (Z: the columns s_jW_iXb, one per free
   coordinate, into the output of its column; ‖u_g‖ = ‖z_g‖ as B is orthonormal) has the gradient
   Zᵀ∇L + βz_g/‖z_g‖ and the Hessian ZᵀHZ + (β/‖z_g‖)(I − ẑ_gẑ_gᵀ) per group (H the per-sample Hessian
-  blocks of L): Newton steps with Armijo backtracking that keep every inactive row ≥ 0;
+  blocks of L): damped Newton steps;
+* the active set is repaired as it goes: a step that reaches an inactive row stops there (a ratio test: the
+  cone values are linear in z) and the row joins the active set; at the face's optimum an active row whose
+  multiplier (below) is negative leaves it; each change starts a new face, up to ROUNDS (planted n = 100 000,
+  P = 20: 10 faces, two of them fixing a near-zero group at zero by all its rows at once);
 * at the face's optimum the stationarity on each nonzero column, v + X_AᵀS_Am = βu/‖U_g‖ with
   v = s_jXᵀW_iΛ, is solved by the least-norm multipliers m_A = S_AX_A(X_AᵀX_A)⁺(βu/‖U_g‖ − v) (X_AᵀX_A
   inverted on its range), clipped at 0. With the multipliers of the zero groups kept from the iterate, the
   interior-point certificate (‖v + XᵀS_im‖ per group, exact cone projections where above β) applies as it is.
 
 Nothing here is trusted: a wrong active set gives a point that is feasible but not optimal, or multipliers
-whose bounds exceed β, and the certificate then says so. The same problem at n = 8000 certifies 1.9e-12.
+whose bounds exceed β, and the certificate then says so. The same problem at n = 8000 certifies 5e-12.
 """
 
 from __future__ import annotations
@@ -138,8 +142,9 @@ def polish(op: PatternOperator, weights: torch.Tensor, live: torch.Tensor, XX: t
            G: torch.Tensor, m: torch.Tensor, smooth: SmoothLoss, beta: float, grouped: bool
            ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(U, m) solved on the face of the iterate U (2, P, d, c) with cone values G and multipliers m (2, n, P, c)
-    (module docstring), or None where no face within ROUNDS could be solved (a face too large for MEMORY_BYTES,
-    a singular Newton matrix, a group that collapses, or backtracking that finds no step). ``weights`` (n, P):
+    (module docstring), or None where no face within ROUNDS could be solved (a face too large for MEMORY_BYTES, an
+    iterate whose projection onto the face leaves an inactive row negative, a singular Newton matrix, a group that
+    reaches zero). ``weights`` (n, P):
     the fit weights w_i; ``XX`` (n, d²): the products x_kx_kᵀ; ``grouped``: Frobenius groups U_j (else columns).
     The returned U may leave active rows at −1e-13 relative (round-off); the multipliers are those of the
     returned U's Λ."""
