@@ -10,7 +10,8 @@ import torch
 
 import cvxnn
 from cvxnn.duality import cone_sigma
-from cvxnn.losses import SQUARED
+from cvxnn.activations import activation_from
+from cvxnn.losses import SQUARED, loss_from
 from cvxnn.network import cone_violation, convex_objective
 from cvxnn.operators import PatternOperator
 from cvxnn.solvers import interior_point, polish
@@ -49,6 +50,25 @@ def test_the_polish_certifies_gaps_the_iterates_alone_stall_above(seed, monkeypa
     monkeypatch.setattr(interior_point, "polish", lambda *args: None)
     alone = _solve(X, y, pats, 1e-10)
     assert alone.status == "stalled" and _gap(alone) > 1e-9  # what the polish adds
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "abs"])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_the_polish_works_for_every_activation_and_smooth_loss(act, loss):
+    """Without the polish five of these six stall, at gaps of 5e-8 to 2.3e-6 (measured; logistic with the absolute
+    value reaches 8.7e-11 alone); with it all certify 1e-10."""
+    X, y, pats = _planted(3000, 10)
+    beta = BETA
+    if loss == "logistic":
+        y, beta = np.where(y > np.median(y), 1.0, -1.0), 2.0
+    op = PatternOperator(X, pats.masks, activation=activation_from(act))
+    out = interior_point.solve_relu_interior(op, torch.as_tensor(y), beta, tol=1e-10, loss=loss_from(loss),
+                                             interior=torch.as_tensor(pats.gates.T))
+    assert out.status == "optimal" and _gap(out) <= 1e-10
+    objective = convex_objective(X, y, pats.masks, out.v, out.w, beta, activation_from(act), loss_from(loss))
+    assert objective == pytest.approx(out.info["objective"], rel=1e-12)
+    scale = np.abs(X).max() * max(np.abs(out.v).max(), np.abs(out.w).max())
+    assert max(cone_violation(X, pats.masks, out.v), cone_violation(X, pats.masks, out.w)) <= 1e-12 * scale
 
 
 def _polished_face(monkeypatch, X, y, pats):
