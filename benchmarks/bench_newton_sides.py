@@ -13,29 +13,17 @@ cost per iteration: n²·P·d + n³/6 against n·(P·d)² + (P·d)³/6.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-from problems import planted_problem
+from problems import planted_problem, timed_relu_ipm
 
 import cvxnn
-from cvxnn.losses import loss_from
-from cvxnn.operators import PatternOperator
 from cvxnn.solvers import interior_point
 
 
 def solve(X, y, pats, beta: float, tol: float, loss: str, sample_side: bool) -> tuple[float, object]:
     """(seconds, SolverOutput) with the side forced."""
-    chosen = interior_point._sample_side
-    interior_point._sample_side = lambda *args: sample_side
-    try:
-        op = PatternOperator(X, pats.masks)
-        start = time.perf_counter()
-        out = interior_point.solve_relu_interior(op, torch.as_tensor(y), beta, tol=tol, loss=loss_from(loss),
-                                                 interior=torch.as_tensor(pats.gates.T))
-        return time.perf_counter() - start, out
-    finally:
-        interior_point._sample_side = chosen
+    return timed_relu_ipm(X, y, pats, beta, tol, loss, _sample_side=lambda *args: sample_side)
 
 
 def main() -> None:

@@ -13,29 +13,17 @@ the program on the iterate's face and certifies to round-off.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from bench_solvers import PROBLEMS
-from problems import planted_problem
+from problems import planted_problem, timed_relu_ipm
 
 import cvxnn
-from cvxnn.operators import PatternOperator
-from cvxnn.solvers import interior_point
 
 
 def solve(X, y, pats, beta: float, tol: float, polish: bool) -> tuple[float, object]:
     """(seconds, SolverOutput), the polish switched off by replacing it with one that finds nothing."""
-    real = interior_point.polish
-    interior_point.polish = real if polish else (lambda *args: None)
-    try:
-        op = PatternOperator(X, pats.masks)
-        start = time.perf_counter()
-        out = interior_point.solve_relu_interior(op, torch.as_tensor(y), beta, tol=tol,
-                                                 interior=torch.as_tensor(pats.gates.T))
-        return time.perf_counter() - start, out
-    finally:
-        interior_point.polish = real
+    return timed_relu_ipm(X, y, pats, beta, tol, **({} if polish else {"polish": lambda *args: None}))
 
 
 def main() -> None:
