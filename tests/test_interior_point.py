@@ -202,3 +202,27 @@ def test_the_dual_bounds_bound_every_cone_value_and_screen_the_exact_check(act):
     assert max_dual_constraint(X, pats.masks, near, activation=activation_from(act), upper=upper).value == \
         pytest.approx(exact.value, rel=1e-12)
     assert fit.dual_check.value <= beta * (1 + 1e-6)
+
+
+def test_the_start_directions_are_the_analytic_centers_of_the_cones():
+    """Each center u is unit, strictly inside its cone and the maximizer of Σ_k log(s_kx_kᵀu) − (N/2)‖u‖² to a Newton
+    decrement of 1e-8; typically farther from the cone's boundary than the gate it starts from."""
+    X, _, _ = _problem(seed=5, n=400, d=4)
+    pats = cvxnn.sample_patterns(X, 15, seed=2)
+    op = PatternOperator(X, pats.masks)
+    live = op.X.norm(dim=1) > 0
+    XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, -1)
+    gates = torch.as_tensor(pats.gates.T)
+    U = interior_point._analytic_centers(op, live, XX, gates)
+    G = op.cone_products(U)
+    assert torch.allclose(U.norm(dim=1), torch.ones(len(pats), dtype=U.dtype), atol=1e-12)
+    assert bool((G > 0).all())
+    gradient = (op.cone_adjoint(1.0 / G) - op.n * U).numpy()
+    S = np.where(pats.masks, 1.0, -1.0)
+    for i in range(len(pats)):  # centered: the Newton decrement gᵀH⁻¹g, H = Σ_k a_ka_kᵀ/g_k² + NI, is tiny
+        A = S[:, i, None] * X / G[:, i, None].numpy()
+        assert gradient[i] @ np.linalg.solve(A.T @ A + op.n * np.eye(X.shape[1]), gradient[i]) <= 1e-8
+    margin = (G / op.X.norm(dim=1)[:, None]).min(dim=0).values
+    unit_gates = gates / gates.norm(dim=1, keepdim=True)
+    gate_margin = (op.cone_products(unit_gates) / op.X.norm(dim=1)[:, None]).min(dim=0).values
+    assert float(margin.median()) >= 2 * float(gate_margin.median())  # not pattern by pattern: no max-margin point
