@@ -115,24 +115,29 @@ class _Face:
         """F(z) = L(Zz) + β Σ_g ‖z_g‖."""
         return smooth.loss_value(self.predict(z)) + beta * float(self.radii(z).sum())
 
-    def gradient(self, z: torch.Tensor, smooth: SmoothLoss, beta: float) -> torch.Tensor:
-        """Zᵀ∇L(Zz) + βz_g/‖z_g‖."""
-        grad_loss = smooth.value_and_gradient(self.predict(z))[1]
-        out = beta * z / self.radii(z)[self.group]
+    def derivatives(self, z: torch.Tensor, smooth: SmoothLoss, beta: float, curvature: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(∇F(z) = Zᵀ∇L(Zz) + βz_g/‖z_g‖, and with ``curvature`` the fit part ZᵀHZ of ∇²F), from one pass over
+        the chunks of Z."""
+        pred = self.predict(z)
+        grad_loss = smooth.value_and_gradient(pred)[1]
+        H = smooth.hessian_blocks(pred) if curvature else None
+        grad = beta * z / self.radii(z)[self.group]
+        fit = torch.zeros(self.q, self.q, dtype=z.dtype) if curvature else None
         for rows in self.chunks:
             Z = self.design(rows)
             for k, span in enumerate(self.spans):
-                out[span] += Z[:, span].T @ grad_loss[rows, k]
-        return out
+                grad[span] += Z[:, span].T @ grad_loss[rows, k]
+            if curvature:
+                fit += fit_hessian(Z, self.spans, H[rows])
+        return grad, fit
 
-    def newton_step(self, z: torch.Tensor, grad: torch.Tensor, smooth: SmoothLoss, beta: float
-                    ) -> torch.Tensor | None:
-        """−∇²F(z)⁻¹∇F(z), ∇²F = ZᵀHZ + (β/‖z_g‖)(I − ẑ_gẑ_gᵀ) per group; None where it does not factor."""
+    def newton_step(self, z: torch.Tensor, grad: torch.Tensor, fit: torch.Tensor, beta: float) -> torch.Tensor | None:
+        """−∇²F(z)⁻¹∇F(z), ∇²F = ZᵀHZ (``fit``) + (β/‖z_g‖)(I − ẑ_gẑ_gᵀ) per group; None where it does not
+        factor."""
         r = self.radii(z)[self.group]
-        H = smooth.hessian_blocks(self.predict(z))
-        hessian = sum(fit_hessian(self.design(rows), self.spans, H[rows]) for rows in self.chunks)
         scaled = z * (beta / r ** 3).sqrt()
-        hessian += torch.diag(beta / r) - self.same * (scaled[:, None] * scaled[None, :])
+        hessian = fit + torch.diag(beta / r) - self.same * (scaled[:, None] * scaled[None, :])
         hessian.diagonal().add_(1e-14 * float(hessian.diagonal().max()))
         L, info = torch.linalg.cholesky_ex(hessian)
         return None if int(info) != 0 else torch.cholesky_solve(-grad[:, None], L)[:, 0]
@@ -193,8 +198,8 @@ def _solve_face(face: _Face, z: torch.Tensor, inactive: torch.Tensor, smooth: Sm
     for _ in range(STEPS):
         if bool((face.radii(z) == 0).any()):
             return None
-        grad = face.gradient(z, smooth, beta)
-        step = face.newton_step(z, grad, smooth, beta)
+        grad, fit = face.derivatives(z, smooth, beta, curvature=True)
+        step = face.newton_step(z, grad, fit, beta)
         if step is None:
             return None
         here, along = face.cone(z), face.cone(step)
@@ -205,7 +210,7 @@ def _solve_face(face: _Face, z: torch.Tensor, inactive: torch.Tensor, smooth: Sm
         # a decrease predicted below F's round-off cannot be measured: only the full step is tried (it must halve ‖∇F‖)
         measurable = -float(grad @ step) > RESOLUTION * abs(F)
         taken = _damped_step(z, F, step, float(grad.norm()), lambda v: face.value(v, smooth, beta),
-                             lambda v: float(face.gradient(v, smooth, beta).norm()), 1e-8 if measurable else 0.5)
+                             lambda v: float(face.derivatives(v, smooth, beta)[0].norm()), 1e-8 if measurable else 0.5)
         if taken is None:  # no step decreases F or, at round-off, halves ‖∇F‖: solved as far as arithmetic goes
             return z, None
         z, F = taken
