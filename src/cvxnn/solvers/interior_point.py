@@ -164,7 +164,7 @@ from .fista import SmoothLoss, restrict
 from .gram import add_lower_gram_, cholesky_solve, mirror_lower_
 from .polish import polish
 from .smoothing import BarrierHinge, BarrierNorm
-from .result import NumericalBreakdown, SolverOutput, budget_status
+from .result import RESOLUTION, NumericalBreakdown, SolverOutput, budget_status
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
 BOUNDARY_FRACTION = 0.99
@@ -175,12 +175,11 @@ CENTRALITY_CORRECTORS = 2  # Gondzio's multiple centrality correctors per iterat
 CENTRALITY_BOX = (0.1, 10.0)  # products g·m outside [0.1σμ, 10σμ] at the trial step are corrected
 BLOCK_SHIFT = 1e-13  # relative shift of the d x d blocks of R when factored (module docstring, refinement)
 STALL_ITERATIONS = 10  # stop ("stalled") when over this many iterations neither the lower bound has risen nor the
-STALL_SPREAD = 1e-3  # objective values have spread by more than this fraction of the gap (plus ROUND_OFF): the
+STALL_SPREAD = 1e-3  # objective values have spread by more than this fraction of the gap (plus RESOLUTION): the
 #                      iterates no longer move. Measured: breast cancer, 153 patterns of a pattern search, the gap
 #                      stuck at 1.44e-6 against tol 1e-6 from iteration 35 to 200 (28 s) with the objective unchanged
 #                      to 4e-12. (Small problems also wander for 20 iterations with the best gap unchanged before
 #                      converging; there the objective keeps moving.)
-ROUND_OFF = 64 * 2.0 ** -52  # changes this small relative to the objective count as none (stall test)
 EXACT_BLOCKS = 8  # groups whose dual bound is recomputed exactly when only this many exceed β
 CENTERING_STEPS = 50  # damped Newton steps of the analytic centers of the cones (the start's directions), at most
 CENTERING_TOL = 1e-8  # ... until every squared Newton decrement is this small
@@ -785,7 +784,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
                 callback(it, best["primal"], best["lower"])
             if len(trail) > STALL_ITERATIONS:
                 recent = [p for p, _ in trail[-1 - STALL_ITERATIONS:]]
-                spread = STALL_SPREAD * (best["primal"] - best["lower"]) + ROUND_OFF * abs(best["primal"])
+                spread = STALL_SPREAD * (best["primal"] - best["lower"]) + RESOLUTION * abs(best["primal"])
                 if trail[-1][1] - trail[-1 - STALL_ITERATIONS][1] <= spread and max(recent) - min(recent) <= spread:
                     status = "stalled"
                     break

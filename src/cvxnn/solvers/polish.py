@@ -41,11 +41,11 @@ import torch
 from ..operators import PatternOperator
 from .fista import SmoothLoss
 from .newton import _damped_step, fit_hessian, output_spans
+from .result import RESOLUTION
 
 ZERO_GROUP = 1e-7  # groups with ‖U_g‖ below this fraction of the largest are held at zero
 NULL_TOL = 1e-11  # eigenvalues of X_AᵀX_A up to this fraction of the largest span the face's directions
-ROUND_OFF = 1e-12  # inactive rows may start at −this · ‖x_k‖‖U_g‖ (those in the span of the active rows sit at 0)
-RESOLUTION = 64 * 2.0 ** -52  # relative changes of F this small are round-off
+START_SLACK = 1e-12  # inactive rows may start at −this · ‖x_k‖‖U_g‖ (those in the span of the active rows sit at 0)
 NEGATIVE = 1e-9  # a multiplier with m_k‖x_k‖/β below −this leaves the active set
 ROUNDS = 20  # faces tried at most (each change of the active set starts a new one)
 STEPS = 10  # Newton steps per face at most
@@ -170,7 +170,7 @@ def polish(op: PatternOperator, weights: torch.Tensor, live: torch.Tensor, XX: t
             return None
         inactive = live & ~active
         z = face.coordinates(U)
-        if bool((face.cone(z) < -ROUND_OFF * scale)[inactive].any()):
+        if bool((face.cone(z) < -START_SLACK * scale)[inactive].any()):
             return None
         solved = _solve_face(face, z, inactive, smooth, beta)
         if solved is None:

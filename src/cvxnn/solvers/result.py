@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 
+RESOLUTION = 64 * 2.0 ** -52  # relative changes of an objective this small are round-off
+
+
 class NumericalBreakdown(ArithmeticError):
     """A step the arithmetic cannot resolve: a Newton matrix that no shift makes positive definite, or a line search
     that finds no finite step (the loss is NaN or inf). The solvers stop with status "stalled" and their best point."""
