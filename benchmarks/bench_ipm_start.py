@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from bench_solvers import PROBLEMS
-from problems import planted_problem, timed_relu_ipm
+from bench_solvers import ipm_cases
+from problems import planted_problem, relative_gap, timed_relu_ipm
 
 import cvxnn
 
@@ -34,19 +34,14 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-6)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cases = []
-    for key in filter(None, args.problems.split(",")):
-        label, make, beta = PROBLEMS[key]
-        cases.append((label, *make(), beta, args.patterns))
-    for n in filter(None, args.large.split(",")):
-        cases.append((f"planted ReLU teacher n={n} d=20", *planted_problem(int(n), 20), 10.0, 20))
+    cases = ipm_cases(args.problems, args.patterns, args.large)
     X, y = planted_problem(200, 5)
     timed_relu_ipm(X, y, cvxnn.sample_patterns(X, 5, seed=0), 10.0, 0.1)  # warm-up
     for label, X, y, beta, P in cases:
         pats = cvxnn.sample_patterns(X, P, seed=0)
         for name, parts in (("gates", {"_analytic_centers": unit_gates}), ("centers", {})):
             seconds, out = timed_relu_ipm(X, y, pats, beta, args.tol, **parts)
-            gap = (out.info["objective"] - out.info["lower_bound"]) / abs(out.info["objective"])
+            gap = relative_gap(out)
             print(f"{label:40s} P={P:4d} start along {name:7s}: {seconds:7.2f} s, {out.n_iter:3d} iterations, "
                   f"{out.status:8s} gap {gap:.1e}", flush=True)
 

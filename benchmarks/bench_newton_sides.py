@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from problems import planted_problem, timed_relu_ipm
+from problems import planted_problem, relative_gap, timed_relu_ipm
 
 import cvxnn
 from cvxnn.solvers import interior_point
@@ -45,7 +45,7 @@ def main() -> None:
         chosen = "sample" if interior_point._sample_side(args.n, args.d, len(pats), args.loss) else "pattern"
         for side in ("sample", "pattern"):
             seconds, out = solve(X, y, pats, beta, args.tol, args.loss, side == "sample")
-            gap = (out.info["objective"] - out.info["lower_bound"]) / abs(out.info["objective"])
+            gap = relative_gap(out)
             print(f"n={args.n} d={args.d} P={len(pats):4d} Pd={len(pats) * args.d:5d} {side:7s} side"
                   f"{' (chosen)' if side == chosen else '         '}: {seconds:7.2f} s, {out.n_iter:3d} iterations, "
                   f"{seconds / max(out.n_iter, 1):.3f} s each, gap {gap:.1e}, {out.status}, "

@@ -63,6 +63,19 @@ PROBLEMS: dict[str, tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], floa
 }
 
 
+def ipm_cases(problems: str, patterns: int, large: str) -> list[tuple[str, np.ndarray, np.ndarray, float, int]]:
+    """(label, X, y, β, P) for the comma-separated ``problems`` of PROBLEMS at ``patterns`` patterns, then for planted
+    problems of the comma-separated sizes ``large`` (d = 20, β = 10) at P = 20: the cases of the scripts that compare
+    parts of the ReLU ipm (bench_polish.py, bench_ipm_start.py)."""
+    cases = []
+    for key in filter(None, problems.split(",")):
+        label, make, beta = PROBLEMS[key]
+        cases.append((label, *make(), beta, patterns))
+    for n in filter(None, large.split(",")):
+        cases.append((f"planted ReLU teacher n={n} d=20", *planted_problem(int(n), 20), 10.0, 20))
+    return cases
+
+
 def cone_violation_relative(X, masks, V, W) -> float:
     """max over blocks b_i and samples k of (−((2D_i − I)Xb_i)_k)_+ / (max_k ‖x_k‖ · ‖b_i‖)."""
     S = np.where(masks, 1.0, -1.0)

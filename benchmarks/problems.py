@@ -58,3 +58,8 @@ def timed_relu_ipm(X: np.ndarray, y: np.ndarray, pats: Any, beta: float, tol: fl
         out = interior_point.solve_relu_interior(op, torch.as_tensor(y), beta, tol=tol, loss=loss_from(loss),
                                                  interior=torch.as_tensor(pats.gates.T))
         return time.perf_counter() - start, out
+
+
+def relative_gap(out: Any) -> float:
+    """The certified relative gap (objective − lower bound)/|objective| of an ipm's SolverOutput."""
+    return (out.info["objective"] - out.info["lower_bound"]) / abs(out.info["objective"])
