@@ -59,9 +59,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
 
-from ..cones import interior_point
+from ..cones import interior_point, min_norm_split
 from ..operators import PatternOperator
 from .fista import group_soft_threshold
 from .result import NumericalBreakdown, SolverOutput
@@ -105,40 +104,29 @@ class ConeRepair:
                 self.SXC[:, i] = torch.where(self.op.masks[:, i], xc, -xc)
                 self.ok[i] = True
 
-    def _project(self, U: torch.Tensor, G: torch.Tensor, bad: torch.Tensor, rounds: int = 20) -> torch.Tensor:
-        """U with each flagged block replaced by its projection onto the rows it violates (NNLS, float64).
-
-        The projection of u onto {u : s_k x_kᵀu ≥ 0, k ∈ R} is u + A_Rᵀm with m = argmin_{m ≥ 0} ‖u + A_Rᵀm‖
-        (Moreau), A_R the rows s_k x_kᵀ; R grows by the rows still violated, for a few rounds.
-        """
+    def _project(self, U: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:
+        """U with each flagged block replaced by its projection onto its cone, u + w with w the least-norm
+        correction (:func:`~cvxnn.cones.min_norm_split`: DAQP, or NNLS on a working set of rows), in float64.
+        (Scipy's NNLS on the violated rows took 29 ms a block at n = 20 000, 93 % of a solve.)"""
         U = U.clone()
         Xn = self.op.X.double().cpu().numpy()
+        masks = self.op.masks.cpu().numpy()
         for side, i in torch.nonzero(bad).tolist():
-            s = np.where(self.op.masks[:, i].cpu().numpy(), 1.0, -1.0)
-            u = U[side, i].double().cpu().numpy()
-            rows = np.flatnonzero(G[side, :, i].cpu().numpy() < 0)
-            for _ in range(rounds):
-                A = s[rows, None] * Xn[rows]
-                m, _ = nnls(A.T, -u, maxiter=50 * max(A.shape))
-                p = u + A.T @ m
-                extra = np.setdiff1d(np.flatnonzero(s * (Xn @ p) < 0), rows)
-                if extra.size == 0:
-                    break
-                rows = np.union1d(rows, extra)
-            U[side, i] = torch.as_tensor(p, dtype=self.op.dtype, device=self.op.device)
+            projected, _ = min_norm_split(Xn, masks[:, i], U[side, i].double().cpu().numpy())
+            U[side, i] = torch.as_tensor(projected, dtype=self.op.dtype, device=self.op.device)
         return U
 
     def step(self, U: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         """A point near U = (2, P, d) with every block in its cone, given G = G(U) (2, n, P).
 
-        Violating blocks are projected onto their violated rows (:meth:`_project`); what round-off or
-        the row selection leaves is removed by the interior shift u_i ← u_i + τ_i c_i, or by zeroing the
+        Violating blocks are projected onto their cones (:meth:`_project`); what round-off
+        leaves is removed by the interior shift u_i ← u_i + τ_i c_i, or by zeroing the
         block when its cone has no known interior point or the shift would be longer than the block.
         """
         bad = ((G < 0) & self.nonzero_rows[None, :, None]).any(dim=1)
         if not bool(bad.any()):
             return U
-        U = self._project(U, G, bad)
+        U = self._project(U, bad)
         G = torch.stack([self.op.cone_products(U[0]), self.op.cone_products(U[1])])
         viol = (G < 0) & self.nonzero_rows[None, :, None]
         bad = viol.any(dim=1)
@@ -213,9 +201,10 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
     interior: (P, d) directions c_i interior to the cones for the repair (e.g. the pattern gates).
     design: the float64 design matrix, for the final float64 repair when ``op`` holds a float32 copy
     (without it the repair is exact only for that rounded copy).
-    Stops with status "optimal" (gap ≤ tol · |primal|), "max_iter", "time_limit", "stalled" (a line search that
-    finds no finite step) or "interrupted"
-    (Ctrl-C); ``callback(it, primal, dual)`` is called at every gap check (every ``gap_every`` steps).
+    Stops with status "optimal" (gap ≤ tol · |primal|), "max_iter", "time_limit" (checked at every step: once the
+    time spent plus the last gap check's would exceed it, so the final check fits the budget as far as its cost
+    repeats), "stalled" (a line search that finds no finite step) or "interrupted" (Ctrl-C);
+    ``callback(it, primal, dual)`` is called at every gap check (every ``gap_every`` steps).
     """
     start = time.perf_counter()
     y = y.to(op.dtype)
@@ -249,11 +238,13 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
     history: list[tuple[float, float, float]] = []
     best_primal, best_dual, best_U = float("inf"), -float("inf"), None
     infeas_prev, inner = float("inf"), 0
-    status, it, checked = "max_iter", 0, -1
+    status, it, checked, check_cost = "max_iter", 0, -1, 0.0
 
     def check(it: int) -> bool:
-        nonlocal best_primal, best_dual, best_U
+        nonlocal best_primal, best_dual, best_U, check_cost
+        started = time.perf_counter()
         primal, dual, U_f = cert(U, mu, rho)
+        check_cost = time.perf_counter() - started
         if primal < best_primal:
             best_primal, best_U = primal, U_f.clone()
         best_dual = max(best_dual, dual)
@@ -300,9 +291,9 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
                 if check(it):
                     status = "optimal"
                     break
-                if time_limit is not None and time.perf_counter() - start > time_limit:
-                    status = "time_limit"
-                    break
+            if time_limit is not None and time.perf_counter() - start + check_cost > time_limit:
+                status = "time_limit"  # the certificate of the last iterate, still to come, fits the budget
+                break
     except KeyboardInterrupt:
         status = "interrupted"
     except NumericalBreakdown:
