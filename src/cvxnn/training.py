@@ -294,7 +294,7 @@ class Program:
         ``callback(iteration, objective, lower_bound)`` and ``time_limit`` (seconds) reach the
         first-order solvers. If ``start`` has a lower objective than the solver's answer (an
         inexact stop), ``start`` is returned, with the better of the two lower bounds: the fit is
-        never worse than its start.
+        never worse than its start. It still reports the solver that ran, its iterations, time and history.
         """
         size = self.y.size * len(pats)  # n·P·c
         solver = _choose_solver(self.solver, self.formulation, size, self.activation, self.loss, self.vector,
@@ -336,6 +336,7 @@ class Program:
             begin = self.at(pats, start[0], start[1], out.status)
             if res.lower_bound > begin.lower_bound:  # both bound the same program: keep the solver's
                 begin.lower_bound, begin.dual_check = res.lower_bound, res.dual_check
+            begin.solver, begin.n_iter, begin.solve_time, begin.history = solver, res.n_iter, res.solve_time, res.history
             return begin
         return res
 
