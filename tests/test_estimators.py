@@ -238,6 +238,9 @@ def test_classifier_rejects_one_class(iris):
     (dict(fit_intercept="yes"), TypeError, "fit_intercept"),
     (dict(standardize=None), TypeError, "standardize"),
     (dict(random_state="seed"), TypeError, "random_state"),
+    (dict(time_limit=0), ValueError, "time_limit"),
+    (dict(time_limit="1"), ValueError, "time_limit"),
+    (dict(time_limit=float("inf")), ValueError, "time_limit"),
 ])
 def test_bad_hyper_parameters(params, error, match, regression_data):
     X, y = regression_data
@@ -251,7 +254,16 @@ def test_init_stores_parameters_unmodified():
                                standardize=False, random_state=rs)
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                     standardize=False, random_state=rs, activation="relu", negative_slope=0.01,
-                                    loss="log_loss", solver="auto", search=None, tol=1e-6)
+                                    loss="log_loss", solver="auto", search=None, tol=1e-6, time_limit=None)
+
+
+def test_a_time_limit_reaches_the_solver_and_keeps_a_certified_fit(regression_data):
+    X, y = regression_data
+    full = ConvexReLURegressor(alpha=1e-3, n_patterns=30, solver="ipm", tol=1e-8).fit(X, y)
+    cut = ConvexReLURegressor(alpha=1e-3, n_patterns=30, solver="ipm", tol=1e-8, time_limit=1e-6).fit(X, y)
+    assert full.convex_fit_.status == "optimal" and cut.convex_fit_.status == "time_limit"
+    assert 0 <= full.dual_gap_ <= 1e-8 < cut.dual_gap_
+    assert cut.lower_bound_ <= full.objective_ * (1 + 1e-9) and np.all(np.isfinite(cut.predict(X)))
 
 
 def test_all_patterns_give_a_global_certificate():

@@ -104,3 +104,24 @@ def test_solver_capabilities_are_declared(small_problem):
     X, y, beta = small_problem
     with pytest.raises(ValueError, match="does not support the 'relu' program"):
         cvxnn.fit(X, y, beta, patterns=5, solver="fista")
+
+
+@pytest.mark.parametrize("formulation, solver", [("relu", "ipm"), ("gated", "fista")])
+def test_a_time_limit_returns_the_best_certified_point_so_far(formulation, solver):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 8))
+    y = np.maximum(X @ rng.standard_normal(8), 0.0) + 0.1 * rng.standard_normal(300)
+    full = cvxnn.fit(X, y, 1.0, patterns=40, formulation=formulation, solver=solver, tol=1e-8)
+    cut = cvxnn.fit(X, y, 1.0, patterns=40, formulation=formulation, solver=solver, tol=1e-8, time_limit=1e-6)
+    assert full.status == "optimal" and cut.status == "time_limit"
+    assert cut.n_iter < full.n_iter and cut.relative_gap > full.relative_gap
+    # both bound the same program: the cut run's interval contains the optimum
+    assert cut.lower_bound <= full.objective * (1 + 1e-9) and cut.objective >= full.lower_bound * (1 - 1e-9)
+    assert cut.objective == pytest.approx(convex_objective(X, y, cut.patterns.masks, cut.v, cut.w, 1.0), rel=1e-9)
+
+
+@pytest.mark.parametrize("limit", [0, -1.0, "5", float("nan")])
+def test_a_time_limit_must_be_a_positive_number_of_seconds(small_problem, limit):
+    X, y, beta = small_problem
+    with pytest.raises(ValueError, match="time_limit"):
+        cvxnn.fit(X, y, beta, patterns=5, time_limit=limit)

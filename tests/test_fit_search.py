@@ -161,6 +161,13 @@ def test_a_start_better_than_the_solvers_answer_is_kept_with_the_solvers_record(
     assert loose.lower_bound <= loose.objective * (1 + 1e-9)
 
 
+def test_fits_time_limit_bounds_a_search_whose_own_budget_is_larger():
+    X, y = planted_two_neuron(5, n=30, d=4)
+    res = cvxnn.fit(X, y, BETA, patterns=3, search=SearchOptions(max_rounds=50, time_limit=600), time_limit=1e-3)
+    assert res.search.stopped == "time_limit" and len(res.search.rounds) == 1
+    assert res.lower_bound <= res.objective * (1 + 1e-9)
+
+
 def test_progress_display_runs(capsys):
     X, y = planted_two_neuron(0)
     res = cvxnn.fit(X, y, BETA, patterns=5, search=SearchOptions(max_rounds=2), progress=True)

@@ -71,7 +71,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
-                 solver="auto", search=None, tol=1e-6):
+                 solver="auto", search=None, tol=1e-6, time_limit=None):
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.formulation = formulation
@@ -84,6 +84,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.solver = solver
         self.search = search
         self.tol = tol
+        self.time_limit = time_limit
 
     # -------------------------------------------------------------- parameters
     def _check_params(self) -> None:
@@ -114,6 +115,10 @@ class _ConvexReLUBase(BaseEstimator):
         t = self.tol
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
             raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")
+        limit = self.time_limit
+        if limit is not None and (isinstance(limit, (bool, np.bool_)) or not isinstance(limit, numbers.Real)
+                                  or not (np.isfinite(limit) and limit > 0)):
+            raise ValueError(f"{name}: time_limit must be None or a positive number of seconds, got {limit!r}.")
         rs = self.random_state
         if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
                 or isinstance(rs, (bool, np.bool_)):
@@ -172,7 +177,8 @@ class _ConvexReLUBase(BaseEstimator):
         return convex_fit(Xs, y, beta, patterns=pats, formulation=self.formulation, bias=bool(self.fit_intercept),
                           activation=self.activation, negative_slope=self.negative_slope, loss=loss,
                           solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
-                          else self.search, tol=float(self.tol), seed=self._seed())
+                          else self.search, tol=float(self.tol), seed=self._seed(),
+                          time_limit=None if self.time_limit is None else float(self.time_limit))
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""
@@ -222,6 +228,10 @@ _PARAMS_DOC = """
         each program is in ``convex_fit_.patterns`` (``convex_fits_[k].patterns``).
     tol : float, default=1e-6
         Relative duality gap at which the iterative solvers stop.
+    time_limit : float or None, default=None
+        Seconds each convex program (one per class for multi-class problems) may take, search included
+        (``cvxnn.fit(..., time_limit=...)``); a solve cut short keeps its best certified point, and
+        ``dual_gap_`` says how far it got. The reference solver runs to the end.
     random_state : int, RandomState, Generator or None, default=0
         Seed of the pattern sampler (and of the search's random starts). An int is passed through as ``cvxnn.fit``'s ``seed``, so the
         same patterns are drawn as by ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)``
@@ -371,10 +381,11 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss",
-                 solver="auto", search=None, tol=1e-6):
+                 solver="auto", search=None, tol=1e-6, time_limit=None):
         super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
                          standardize=standardize, random_state=random_state, activation=activation,
-                         negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol)
+                         negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol,
+                         time_limit=time_limit)
 
     def fit(self, X, y):
         """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""

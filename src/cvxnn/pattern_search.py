@@ -523,7 +523,8 @@ class SearchReport:
 
 def column_generation(program: Program, patterns: Any, options: SearchOptions | None, init_nonconvex: Any = None,
                       warm_start: Any = None, seed: int | None = 0, max_patterns: int = AUTO_ENUMERATE_LIMIT,
-                      progress: bool = False, callback: Callable[[RoundLog], Any] | None = None) -> ConvexFit:
+                      progress: bool = False, callback: Callable[[RoundLog], Any] | None = None,
+                      time_limit: float | None = None) -> ConvexFit:
     """``fit`` with a pattern search: solve (CVX) on a growing list, adding violated patterns.
 
     List 𝒟_0: ``patterns`` (resolved as by ``fit``), merged with the patterns of the nonconvex seed
@@ -536,10 +537,12 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     so the objective never increases; a violated pattern added makes it decrease. Stops when no
     new pattern is found, after ``max_rounds`` solves, at ``time_limit``, or on KeyboardInterrupt
     (from Ctrl-C or ``callback``): then the best fit so far is returned with status "interrupted".
-    ``options`` None: one solve, no search (a nonconvex seed only).
+    ``options`` None: one solve, no search (a nonconvex seed only). ``time_limit``: seconds for the whole call
+    (with ``options.time_limit``, the smaller of the two).
     """
     start_time = time.perf_counter()
-    deadline = None if options is None or options.time_limit is None else start_time + options.time_limit
+    limits = [t for t in (time_limit, None if options is None else options.time_limit) if t is not None]
+    deadline = start_time + min(limits) if limits else None
     Xt, yv, beta, act = program.Xt, program.y, program.beta, program.activation
     init_objective, init_time, start = None, 0.0, None
     rounds: list[RoundLog] = []

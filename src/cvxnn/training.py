@@ -428,7 +428,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         dtype: torch.dtype = torch.float64, device: str = "cpu", activation: Any = "relu",
         negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: Any = "squared",
         vector_penalty: str = "per_output", search: Any = None, init_nonconvex: Any = None,
-        warm_start: Any = None, progress: bool = False, callback: Callable[[Any], Any] | None = None) -> ConvexFit:
+        warm_start: Any = None, progress: bool = False, callback: Callable[[Any], Any] | None = None,
+        time_limit: float | None = None) -> ConvexFit:
     """Solve the convex program of a two-layer network with weight decay β.
 
     The objective matched is NC = L(f(X)) + (β/2)Σ_j(‖u_j‖² + ‖α_j‖²) (sum over samples), with
@@ -485,7 +486,12 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     callback: with a search, called with each round's :class:`~cvxnn.pattern_search.RoundLog`;
         raising KeyboardInterrupt there (or Ctrl-C) ends the search with the best fit so far
         (status "interrupted").
+    time_limit: seconds for the iterative solvers ("fista", "ipm", "al"), and with a search or a nonconvex
+        seed for the whole call (the smaller of it and ``SearchOptions.time_limit``). A solve that reaches
+        it returns its best certified point with status "time_limit"; the reference solver runs to the end.
     """
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ValueError(f"time_limit must be None or a positive number of seconds, got {time_limit!r}.")
     program = make_program(X, y, beta, formulation, solver, bias, activation, negative_slope, tol, dtype, device,
                            verbose, prune_network, loss, vector_penalty)
     Xt, act = program.Xt, program.activation
@@ -495,7 +501,7 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
         with FitProgress(progress, None) as bar:
             return program.solve(pats, start=warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:]),
-                                 callback=bar.solver)
+                                 callback=bar.solver, time_limit=time_limit)
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
@@ -504,7 +510,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
                          f"and one output; got formulation={formulation!r}, loss={program.loss.name!r}"
                          f"{' with vector outputs' if program.vector else ''}.")
     return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
-                             seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback)
+                             seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback,
+                             time_limit=time_limit)
 
 
 def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver: str = "auto", bias: bool = False,

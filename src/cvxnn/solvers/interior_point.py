@@ -558,7 +558,7 @@ def _analytic_centers(op: PatternOperator, live: torch.Tensor, XX: torch.Tensor,
         f(u) = Σ_k log(s_kx_kᵀu) − (N/2)‖u‖²      (k over the N live rows, s_k = ±1 the signs of S_i),
 
     whose stationarity Σ_k s_kx_k/g_k = Nu gives ‖u‖ = 1 at the optimum (multiply by u). Newton steps (Hessian
-    Xᵀdiag(1/g²)X + NI) with a backtracking line search (:func:`_centering_steps`), batched over the patterns
+    Xᵀdiag(1/g²)X + NI) with a backtracking line search (:func:`_centering_step`), batched over the patterns
     whose squared Newton decrement λ² still exceeds CENTERING_TOL, CENTERING_STEPS at most. A gate lies anywhere
     in its thin cone; the center's smallest relative margin s_kx_kᵀu/‖x_k‖ is 5–10x larger, and the ipm started
     from it takes fewer iterations (measured: breast cancer P = 100 25 → 21, planted n = 2000, d = 20, P = 100
