@@ -124,6 +124,25 @@ def test_warm_start_from_the_optimum_and_a_cone_without_interior():
     assert out.history[-1][2] <= ref_d.objective * (1 + 1e-9)
 
 
+def test_a_warm_start_is_shifted_into_the_cones_by_a_fraction_of_its_own_scale():
+    X, y, beta = _problem(seed=4)
+    pats = cvxnn.sample_patterns(X, 20, seed=0)
+    op = PatternOperator(X, pats.masks)
+    smooth = interior_point.SmoothLoss(loss_from("squared"), torch.as_tensor(y)[:, None])
+    C = torch.as_tensor(pats.gates.T)
+    U0 = torch.zeros(2, len(pats), X.shape[1], 1, dtype=torch.float64)
+    cold = interior_point._start_scale(op, smooth, C, beta, 1.0, U0)
+    U0[0, :3, 0, 0] = torch.tensor([1e-3, 2e-3, 5.0], dtype=torch.float64)  # nonzero column norms 1e-3, 2e-3, 5: median 2e-3
+    warm = interior_point._start_scale(op, smooth, C, beta, 1.0, U0)
+    assert cold > 1e-2 and warm == pytest.approx(interior_point.WARM_START_SHIFT * 2e-3, rel=1e-12)
+    # from the optimum the shifted start stays close enough to save iterations, and converges to the same point
+    ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
+    start = _solve(X, y, beta, pats, V0=torch.as_tensor(ref.v), W0=torch.as_tensor(ref.w), tol=1e-7)
+    scratch = _solve(X, y, beta, pats, tol=1e-7)
+    assert start.n_iter <= 0.75 * scratch.n_iter  # 10 against 15 (14 when the cold shift, 9.6, erased the start)
+    assert start.info["objective"] == pytest.approx(scratch.info["objective"], rel=1e-6)
+
+
 @pytest.mark.parametrize("act", ["relu", "abs"])
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_the_pattern_side_system_matches_the_sample_side_and_the_reference(act, loss, monkeypatch):
