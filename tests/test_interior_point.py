@@ -132,7 +132,7 @@ def test_a_warm_start_is_shifted_into_the_cones_by_a_fraction_of_its_own_scale()
     C = torch.as_tensor(pats.gates.T)
     U0 = torch.zeros(2, len(pats), X.shape[1], 1, dtype=torch.float64)
     cold = interior_point._start_scale(op, smooth, C, beta, 1.0, U0)
-    U0[0, :3, 0, 0] = torch.tensor([1e-3, 2e-3, 5.0], dtype=torch.float64)  # nonzero column norms 1e-3, 2e-3, 5: median 2e-3
+    U0[0, :3, 0, 0] = torch.tensor([1e-3, 2e-3, 5.0], dtype=torch.float64)  # column norms with median 2e-3
     warm = interior_point._start_scale(op, smooth, C, beta, 1.0, U0)
     assert cold > 1e-2 and warm == pytest.approx(interior_point.WARM_START_SHIFT * 2e-3, rel=1e-12)
     # from the optimum the shifted start stays close enough to save iterations, and converges to the same point

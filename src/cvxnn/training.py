@@ -336,7 +336,8 @@ class Program:
             begin = self.at(pats, start[0], start[1], out.status)
             if res.lower_bound > begin.lower_bound:  # both bound the same program: keep the solver's
                 begin.lower_bound, begin.dual_check = res.lower_bound, res.dual_check
-            begin.solver, begin.n_iter, begin.solve_time, begin.history = solver, res.n_iter, res.solve_time, res.history
+            begin.solver, begin.n_iter, begin.solve_time = solver, res.n_iter, res.solve_time
+            begin.history = res.history
             return begin
         return res
 
