@@ -120,7 +120,7 @@ def test_a_time_limit_returns_the_best_certified_point_so_far(formulation, solve
     assert cut.objective == pytest.approx(convex_objective(X, y, cut.patterns.masks, cut.v, cut.w, 1.0), rel=1e-9)
 
 
-@pytest.mark.parametrize("limit", [0, -1.0, "5", float("nan")])
+@pytest.mark.parametrize("limit", [0, -1.0, "5", float("nan"), float("inf"), True])
 def test_a_time_limit_must_be_a_positive_number_of_seconds(small_problem, limit):
     X, y, beta = small_problem
     with pytest.raises(ValueError, match="time_limit"):

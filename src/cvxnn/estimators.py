@@ -41,7 +41,8 @@ from .data import add_bias
 from .network import TwoLayerNet
 from .patterns import Patterns, sample_patterns
 from .pattern_search import SearchOptions
-from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, fit as convex_fit, resolve_patterns
+from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, check_time_limit, fit as convex_fit, \
+    resolve_patterns
 
 __all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
 
@@ -115,10 +116,10 @@ class _ConvexReLUBase(BaseEstimator):
         t = self.tol
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
             raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")
-        limit = self.time_limit
-        if limit is not None and (isinstance(limit, (bool, np.bool_)) or not isinstance(limit, numbers.Real)
-                                  or not (np.isfinite(limit) and limit > 0)):
-            raise ValueError(f"{name}: time_limit must be None or a positive number of seconds, got {limit!r}.")
+        try:
+            check_time_limit(self.time_limit)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
         rs = self.random_state
         if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
                 or isinstance(rs, (bool, np.bool_)):
@@ -178,7 +179,7 @@ class _ConvexReLUBase(BaseEstimator):
                           activation=self.activation, negative_slope=self.negative_slope, loss=loss,
                           solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
                           else self.search, tol=float(self.tol), seed=self._seed(),
-                          time_limit=None if self.time_limit is None else float(self.time_limit))
+                          time_limit=self.time_limit)
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""

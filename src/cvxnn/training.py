@@ -66,6 +66,7 @@ certificates then compare with networks whose neurons have a (penalized) bias.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -491,8 +492,7 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
         seed for the whole call (the smaller of it and ``SearchOptions.time_limit``). A solve that reaches
         it returns its best certified point with status "time_limit"; the reference solver runs to the end.
     """
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"time_limit must be None or a positive number of seconds, got {time_limit!r}.")
+    time_limit = check_time_limit(time_limit)
     program = make_program(X, y, beta, formulation, solver, bias, activation, negative_slope, tol, dtype, device,
                            verbose, prune_network, loss, vector_penalty)
     Xt, act = program.Xt, program.activation
@@ -654,6 +654,17 @@ def _choose_solver(solver: str, formulation: str, size: int, activation: Activat
         raise ValueError(f"solver {solver!r} does not support {outputs} outputs; it supports "
                          f"{', '.join(SOLVER_OUTPUTS[solver])} outputs. Use solver='reference'.")
     return solver
+
+
+def check_time_limit(time_limit: Any) -> float | None:
+    """None, or a positive finite number of seconds as a float (ValueError otherwise): ``fit``'s and the
+    estimators' ``time_limit``."""
+    if time_limit is None:
+        return None
+    if isinstance(time_limit, (bool, np.bool_)) or not isinstance(time_limit, numbers.Real) \
+            or not (np.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be None or a positive number of seconds, got {time_limit!r}.")
+    return float(time_limit)
 
 
 def _check_beta(beta: Any) -> float:
