@@ -636,8 +636,8 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
     30-sample problems with 3 outputs and "group" at most 27 against at most 62.
 
     A warm start U0 (2, P, d, c) with nonzero columns keeps its scale: ε is at most WARM_START_SHIFT times their
-    median norm. That ε was 17–180x the median before, and the shift all but erased the start. Measured from the
-    race's starts (Ψ of a 1500-step Adam run, P = 100, tol 1e-2 / 1e-3 / 1e-6): breast cancer 11 / 13 / 19 →
+    median norm. That ε was 27–180x the median before, and the shift all but erased the start. Measured from the
+    race's starts (Ψ of a 1500-step Adam run, P = 97–100, tol 1e-2 / 1e-3 / 1e-6): breast cancer 11 / 13 / 19 →
     8 / 10 / 15 iterations, digits 10 / 11 / 15 → 7 / 9 / 13, planted n = 2000, d = 20 15 / 20 / 30 →
     6 / 11 / 21, d = 50 10 / 14 / 22 → 6 / 9 / 16 (a factor 0.1 or 1 gained less on two of the four)."""
     if op.P == 0:
