@@ -135,6 +135,8 @@ def test_a_warm_start_is_shifted_into_the_cones_by_a_fraction_of_its_own_scale()
     U0[0, :3, 0, 0] = torch.tensor([1e-3, 2e-3, 5.0], dtype=torch.float64)  # column norms with median 2e-3
     warm = interior_point._start_scale(op, smooth, C, beta, 1.0, U0)
     assert cold > 1e-2 and warm == pytest.approx(interior_point.WARM_START_SHIFT * 2e-3, rel=1e-12)
+    U0[1, :5, 0, 0] = 1e-14  # a solver's dust on zero blocks does not count
+    assert interior_point._start_scale(op, smooth, C, beta, 1.0, U0) == warm
     # from the optimum the shifted start stays close enough to save iterations, and converges to the same point
     ref = cvxnn.fit(X, y, beta, patterns=pats, solver="reference")
     start = _solve(X, y, beta, pats, V0=torch.as_tensor(ref.v), W0=torch.as_tensor(ref.w), tol=1e-7)
