@@ -583,31 +583,31 @@ def _analytic_centers(op: PatternOperator, live: torch.Tensor, XX: torch.Tensor,
         H = ((inverse * inverse).T @ XX).view(-1, d, d) + N * eye
         step = torch.linalg.solve(H, grad)
         decrement = (grad * step).sum(dim=1).clamp(min=0.0)
-        U[todo] = _centering_step(cones, live, U[todo], step, decrement)
+        U[todo] = _centering_step(cones, live, U[todo], G, step, decrement)
         todo = todo[decrement > CENTERING_TOL]
         if todo.numel() == 0:
             break
     return U / U.norm(dim=1, keepdim=True)
 
 
-def _centering_step(op: PatternOperator, live: torch.Tensor, U: torch.Tensor, step: torch.Tensor,
+def _centering_step(op: PatternOperator, live: torch.Tensor, U: torch.Tensor, G: torch.Tensor, step: torch.Tensor,
                     decrement: torch.Tensor) -> torch.Tensor:
-    """U + t·step per pattern (rows of U), t the first of 1, ½, ¼, … that keeps every live row strictly inside
-    the cone and raises f (:func:`_analytic_centers`) by at least CENTERING_ARMIJO·t·λ² (λ² = ``decrement``, the
-    derivative along the Newton step); U itself where no t ≥ 2^−CENTERING_HALVINGS does."""
+    """U + t·step per pattern (rows of U, cone products G), t the first of 1, ½, ¼, … that keeps every live row
+    strictly inside the cone and raises f (:func:`_analytic_centers`) by at least CENTERING_ARMIJO·t·λ²
+    (λ² = ``decrement``, the derivative along the Newton step); U itself where no t ≥ 2^−CENTERING_HALVINGS does."""
     N = float(live.sum())
 
-    def value(V: torch.Tensor) -> torch.Tensor:
-        G = op.cone_products(V)
+    def value(V: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         inside = ((G > 0) | ~live[:, None]).all(dim=0)
         logs = torch.where(live[:, None] & (G > 0), G, 1.0).log().sum(dim=0)
         return torch.where(inside, logs - 0.5 * N * (V * V).sum(dim=1), -math.inf)
 
-    base = value(U)
+    base = value(U, G)
     t = torch.ones_like(decrement)
     accepted = torch.zeros_like(decrement, dtype=torch.bool)
     for _ in range(CENTERING_HALVINGS):
-        accepted = value(U + t[:, None] * step) >= base + CENTERING_ARMIJO * t * decrement
+        trial = U + t[:, None] * step
+        accepted = value(trial, op.cone_products(trial)) >= base + CENTERING_ARMIJO * t * decrement
         if bool(accepted.all()):
             break
         t = torch.where(accepted, t, 0.5 * t)
