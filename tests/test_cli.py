@@ -163,6 +163,25 @@ def test_train_regression_no_bias_custom_model_path(data_dir, tmp_path):
     assert r2 == pytest.approx(summary["models"][0]["train_metrics"]["r2"], abs=1e-9)
 
 
+def test_train_time_limit_stops_the_convex_solve(tmp_path):
+    """--time-limit reaches fit: 800 training rows x 70 patterns go to the ipm ("auto"), which a limit of 1 ns
+    stops after its first iteration with a valid, looser certificate; the report is still written."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((1000, 3))
+    csv = _write_csv(tmp_path / "big.csv", ["a", "b", "c", "y"],
+                     [[f"{v:.5f}" for v in x] + [f"{np.sin(x[0]) + x[1] * x[2]:.5f}"] for x in X])
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["train", "--data", str(csv), "--target", "y", "--out", str(out), "--patterns", "70",
+                              "--epochs", "20", "--certify-samples", "50", "--adam-lrs", "0.01", "--gd-lrs", "none",
+                              "--no-refit", "--time-limit", "1e-9"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    convex = summary["models"][0]
+    assert summary["settings"]["time_limit"] == 1e-9
+    assert convex["kind"] == "convex" and convex["solver_status"] == "time_limit"
+    assert 1e-6 < convex["program_relative_gap"] < np.inf
+
+
 MULTI_CLASS_CSV = "a,b,y\n" + "\n".join(f"{i},{i * i % 7},{i % 3}" for i in range(30)) + "\n"
 REGRESSION_CSV = "a,b,y\n" + "\n".join(f"{i},{i * i % 7},{i * 0.37:.2f}" for i in range(30)) + "\n"
 
@@ -257,6 +276,7 @@ def _bad_inputs(tmp_path):
         "unknown activation": (None, "y", "--activation must be one of"),
         "slope without leaky": (None, "y", "--negative-slope applies to --activation leaky_relu only"),
         "bad slope": (None, "y", "--negative-slope must satisfy"),
+        "bad time limit": (None, "y", "--time-limit must be a positive number of seconds"),
     }
     out = {}
     for name, (content, target, msg) in cases.items():
@@ -276,7 +296,8 @@ BAD_OPTIONS = {"logistic multi-class": ["--loss", "logistic"], "hinge multi-clas
                "logistic regression": ["--loss", "logistic"], "cross-entropy regression": ["--loss", "cross_entropy"],
                "unknown loss": ["--loss", "l1"], "unknown activation": ["--activation", "tanh"],
                "slope without leaky": ["--negative-slope", "0.2"],
-               "bad slope": ["--activation", "leaky_relu", "--negative-slope", "1.5"]}
+               "bad slope": ["--activation", "leaky_relu", "--negative-slope", "1.5"],
+               "bad time limit": ["--time-limit", "0"]}
 
 
 @pytest.mark.parametrize("case", ["missing file", "missing target", "non-numeric", "nan", "empty", *BAD_OPTIONS])

@@ -38,6 +38,8 @@ err_console = Console(stderr=True)
 
 INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, MemoryError, ComparisonError,
                 IsADirectoryError, PermissionError)
+TIME_LIMIT_HELP = ("Seconds for each convex program's solve; an iterative solver stopped there keeps its best "
+                   "certified point (default: no limit).")
 DEMO_DATASET = "breast_cancer"
 DEMO_BETA = 1.0
 DEMO_PATTERNS = 50
@@ -171,6 +173,7 @@ def demo(
     search_starts: int = typer.Option(0, "--search-starts", help="Random starts of the certificate's local "
                                       "search for violated patterns (0: sampled patterns only; each start costs "
                                       "about a second here, and the search also starts from every neuron)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
 ) -> None:
     """Breast cancer: the convex program vs Adam and GD, with certificates and a report (1-2 min).
 
@@ -182,7 +185,7 @@ def demo(
     from .data import load_bundled
 
     try:
-        _validate_common(beta=beta, epochs=epochs, seed=seed)
+        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit)
         if patterns < 1:
             raise ComparisonError(f"--patterns must be a positive integer, got {patterns}.")
         from .report import check_output_dir
@@ -196,7 +199,7 @@ def demo(
         _comparison(Xtr, ytr, Xte, yte, task="classification", out=out, dataset="breast_cancer (sklearn)",
                     feature_names=ds.feature_names, target_name="malignant(0)/benign(1)", beta=beta,
                     n_patterns=patterns, bias=True, epochs=epochs, seed=seed,
-                    certify_search_starts=search_starts)
+                    certify_search_starts=search_starts, time_limit=time_limit)
     except KeyboardInterrupt:
         _fail("interrupted; no report written.", 130)
     except INPUT_ERRORS as exc:
@@ -250,6 +253,7 @@ def train(
                                       "search for violated patterns (0: sampled patterns only; the search also "
                                       "starts from every neuron, so it can take minutes)."),
     threads: int = typer.Option(1, "--threads", help="torch threads for the gradient runs."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
 ) -> None:
     """The comparison of `cvxnn demo` on your CSV file; saves the best convex model.
 
@@ -262,7 +266,7 @@ def train(
     from .data import load_csv
 
     try:
-        _validate_common(beta=beta, epochs=epochs, seed=seed)
+        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit)
         if not 0 <= test_size < 1:
             raise ComparisonError(f"--test-size must be in [0, 1), got {test_size:g}.")
         if width is not None and width < 1:
@@ -307,7 +311,7 @@ def train(
                              feature_names=ds.feature_names, target_name=target, beta=beta, n_patterns=spec,
                              bias=bias, adam_lrs=a_lrs, gd_lrs=g_lrs, epochs=epochs, width=width, seed=seed,
                              refit=refit, certify_samples=certify_samples, certify_search_starts=search_starts,
-                             threads=threads, activation=act, loss=loss)
+                             threads=threads, activation=act, loss=loss, time_limit=time_limit)
         saved = _save_model(result, model_path, data) if model_path is not None else out / MODEL_FILE
         out_console.print(f"Convex model ({result.best_convex.name}) saved to [bold]{saved}[/] with its "
                           f"preprocessing in [bold]{Path(saved).with_suffix('.json')}[/]", highlight=False)
@@ -540,7 +544,9 @@ def _parse_activation(name: str, negative_slope: float | None):
     return activation_from(name, negative_slope)
 
 
-def _validate_common(*, beta: float, epochs: int, seed: int) -> None:
+def _validate_common(*, beta: float, epochs: int, seed: int, time_limit: float | None) -> None:
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
+        raise ComparisonError(f"--time-limit must be a positive number of seconds, got {time_limit:g}.")
     if not math.isfinite(beta) or beta <= 0:
         raise ComparisonError(f"--beta must be a positive number, got {beta:g}.")
     if epochs < 1:

@@ -57,7 +57,7 @@ from .network import TwoLayerNet
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
     sample_patterns
 from .threads import torch_threads
-from .training import ConvexFit, fit
+from .training import ConvexFit, check_time_limit, fit
 
 TASKS = ("auto", "classification", "regression")
 LOSSES = ("auto", "squared", "logistic", "hinge", "cross_entropy")
@@ -493,7 +493,8 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                    certify_samples: int = 1000, certify_search_starts: int = 0, record_every: int = 10, threads: int | None = 1,
                    dataset: str = "data", feature_names: list[str] | None = None, target_name: str | None = None,
                    progress: ProgressHook | None = None, activation: Any = "relu",
-                   negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: str = "squared") -> ComparisonResult:
+                   negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: str = "squared",
+                   time_limit: float | None = None) -> ComparisonResult:
     """Convex program vs Adam / GD on one train/test split (see the module docstring).
 
     Args:
@@ -521,6 +522,8 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
         record_every: record the NC objective every this many gradient steps.
         threads: torch threads during the gradient runs (restored afterwards); None leaves it.
         progress: a :class:`ProgressHook`.
+        time_limit: seconds for each convex program's solve (``fit``'s ``time_limit``: an iterative solver
+            stopped there returns its best certified point with status "time_limit"); None: no limit.
     """
     from .nonconvex import best_of, train_nonconvex
 
@@ -530,6 +533,10 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     except (TypeError, ValueError) as exc:
         raise ComparisonError(str(exc)) from None
     beta = _positive(beta, "beta")
+    try:
+        time_limit = check_time_limit(time_limit)
+    except ValueError as exc:
+        raise ComparisonError(str(exc)) from None
     epochs = _positive_int(epochs, "epochs")
     record_every = _positive_int(record_every, "record_every")
     certify_samples = _positive_int(certify_samples, "certify_samples")
@@ -556,7 +563,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     def convex_model(name: str, pats: Patterns, extra_time: float = 0.0) -> ModelResult:
         hook.stage(f"{name}: convex program on {len(pats)} patterns")
         start = time.perf_counter()
-        cf = fit(Xs, t, beta, patterns=pats, bias=bias, seed=seed, activation=act, loss=loss_fn)
+        cf = fit(Xs, t, beta, patterns=pats, bias=bias, seed=seed, activation=act, loss=loss_fn, time_limit=time_limit)
         elapsed = time.perf_counter() - start + extra_time
         hook.done(f"objective {cf.objective:.6g}, relative gap {cf.relative_gap:.1e}")
         hook.stage(f"{name}: certificate")
@@ -642,7 +649,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                     "||alpha_j||_1^2 >= ||alpha_j||^2, while the gradient runs use l2 weight decay, so a "
                     "gradient run may end below the convex models" if vector else
                     "the refit's objective is at most that gradient run's (the map Psi, THEORY 1.2)"),
-                "certify_samples": certify_samples,
+                "certify_samples": certify_samples, "time_limit": time_limit,
                 "certify_search_starts": int(certify_search_starts),
                 "record_every": record_every,
                 "threads": threads, "standardized_features": True,
