@@ -103,6 +103,9 @@ def test_time_limit_stops_the_search():
     X, y = planted_two_neuron(4)
     res = cvxnn.fit(X, y, BETA, patterns=3, seed=4, search=SearchOptions(time_limit=1e-6))
     assert res.search.stopped == "time_limit" and len(res.search.rounds) == 1
+    last = res.search.rounds[0]  # the solve spent the budget: no search (not even its batched screen) after it
+    assert last.n_screened == last.n_projections == last.n_added == 0 and last.search_time == 0.0
+    assert np.isnan(last.max_violation) and np.isnan(res.search.max_violation)
 
 
 def test_search_refuses_the_gated_program_and_bad_options():

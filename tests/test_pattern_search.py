@@ -14,7 +14,7 @@ import cvxnn
 from cvxnn.duality import cone_sigma, max_dual_constraint
 from cvxnn.figures import dual_constraint_circle, dual_constraint_curve, neuron_angles
 from cvxnn.network import TwoLayerNet, convex_prediction
-from cvxnn.pattern_search import certify_with_search, column_generation_fit, search_violations
+from cvxnn.pattern_search import certify_with_search, column_generation_fit, screened_ascent, search_violations
 from planted import planted_two_neuron
 
 BETA = 0.1
@@ -49,6 +49,25 @@ def test_every_reported_value_is_an_exact_sigma_of_a_real_pattern():
         assert np.min(np.where(mask, 1.0, -1.0) * (X @ u)) >= -1e-9  # u ∈ K(D_i)
     assert np.allclose(res.achieved, res.values, rtol=1e-9, atol=1e-12)
     assert res.values.max() <= exact * (1 + 1e-9)  # no value above the true supremum
+
+
+def test_screened_ascent_reports_exact_values_that_more_steps_never_lower():
+    """The batched ascent's values are λᵀ(X̃u)_+ at its unit points, and a longer run repeats a shorter one's
+    path (the step lengths depend on the step number only), so its best values are at least as large; none
+    exceeds the exact supremum over the enumerated patterns."""
+    X, y = planted_two_neuron(1)
+    _, lam, _ = _suboptimal_duals(X, y, 1)[2]
+    H = np.random.default_rng(0).standard_normal((X.shape[1], 60))
+    signs = np.tile([1.0, -1.0], 30)
+    short_u, short_g = screened_ascent(X, lam, H, signs, 5)
+    long_u, long_g = screened_ascent(X, lam, H, signs, 30)
+    for U, g in ((short_u, short_g), (long_u, long_g)):
+        assert np.allclose(np.linalg.norm(U, axis=0), 1.0)
+        assert np.allclose(g, signs * (lam @ np.maximum(X @ U, 0.0)), rtol=1e-12, atol=1e-12)
+    assert np.all(long_g >= short_g) and np.any(long_g > short_g)
+    masks = cvxnn.enumerate_patterns(X).masks
+    exact = max(max_dual_constraint(X, masks, lam).value, max_dual_constraint(X, masks, -lam).value)
+    assert long_g.max() <= exact * (1 + 1e-9)
 
 
 def test_search_matches_the_exact_maximum_on_enumerable_data():

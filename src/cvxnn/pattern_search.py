@@ -37,7 +37,8 @@ from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, NonconvexInit, Program, _
 
 DEFAULT_RANDOM_STARTS = 100
 DEFAULT_MAX_ITER = 100
-DEFAULT_SCREEN_STEPS = 10  # batched ascent steps of the random starts before any exact projection
+DEFAULT_SCREEN_STEPS = 30  # batched ascent steps of the random starts before any exact projection
+SCREEN_STEP_DECAY = 3.0  # the batched ascent's k-th step has length 1/(1 + k/SCREEN_STEP_DECAY) on the unit sphere
 DEFAULT_BEST_STARTS = 5  # random starts ascended exactly even when their screen cannot exceed β
 BINDING_TOL = 1e-9  # a row is on the boundary of the cone when |x_kᵀu| ≤ BINDING_TOL·‖x_k‖ (unit u)
 ASCENT_RTOL = 1e-12  # a neighbour must improve σ by this relative amount for the ascent to move
@@ -223,10 +224,15 @@ def screened_ascent(Xt: np.ndarray, lam: np.ndarray, H: np.ndarray, signs: np.nd
                     activation: Activation = RELU) -> tuple[np.ndarray, np.ndarray]:
     """Batched ascent of g_j(u) = s_j·λᵀσ(X̃u) on the unit sphere from the columns of H (d × k); no projection.
 
-    Step, for all columns at once (two products with X̃): c = s_j·X̃ᵀW(u)λ, the gradient of g_j
-    at u (W(u) = aD(u) + b(I − D(u))), and u ← (u + c/‖c‖)/‖u + c/‖c‖‖. Returns the unit points
-    (d × k) with the largest value seen along each path and those values, each an exact value of
-    s_j·λᵀσ(X̃u) at a unit u (a lower bound on σ^{s_j} of the point's pattern).
+    Step k, for all columns at once (two products with X̃): c = s_j·X̃ᵀW(u)λ, the gradient of g_j
+    at u (W(u) = aD(u) + b(I − D(u))), and u ← (u + t_kc/‖c‖)/‖u + t_kc/‖c‖‖ with the diminishing
+    length t_k = 1/(1 + k/SCREEN_STEP_DECAY): a constant t = 1 (a 45° turn) circles a maximum instead of
+    reaching it. Measured on digits at a pattern search's dual point (2000 starts): with 30 such steps the
+    exact ascents that follow took 771 steps and 2541 projections (9.6 s) to their 40 violated local
+    maxima, against 2149 steps and 4212 projections (17.5 s) after 10 steps of t = 1, with larger
+    maxima. Returns the unit points (d × k) with the largest value seen along each path and those
+    values, each an exact value of s_j·λᵀσ(X̃u) at a unit u (a lower bound on σ^{s_j} of the point's
+    pattern).
     """
     U = H / np.maximum(np.linalg.norm(H, axis=0), 1e-300)
     best_u, best_g = U.copy(), np.full(U.shape[1], -np.inf)
@@ -238,7 +244,7 @@ def screened_ascent(Xt: np.ndarray, lam: np.ndarray, H: np.ndarray, signs: np.nd
         if step == steps:
             break
         C = signs * (Xt.T @ (activation.fit_weights(Z >= 0) * lam[:, None]))
-        U = U + C / np.maximum(np.linalg.norm(C, axis=0), 1e-300)
+        U = U + C / (1.0 + step / SCREEN_STEP_DECAY) / np.maximum(np.linalg.norm(C, axis=0), 1e-300)
         U /= np.maximum(np.linalg.norm(U, axis=0), 1e-300)
     return best_u, best_g
 
@@ -411,7 +417,8 @@ class SearchOptions:
         with the current neurons and the list's gate vectors; exact ascents follow from the best
         (screen ‖X̃ᵀWλ‖ > β, or among the ``n_best`` largest values), at most ``max_ascents``;
         no further ascent starts once 2·``max_add`` violated local maxima are known.
-    n_random: Gaussian starts per round ascended exactly without screening (diversity).
+    n_random: Gaussian starts per round ascended exactly without screening (none by default: on digits their
+        ascents from σ ≈ 0–0.5β took 100 steps each, 36 % of a round's search, and found the lowest maxima).
     exact_starts: ascend exactly from every neuron and gate instead of screening them.
     screen_steps, max_iter: batched and exact ascent steps.
     max_add: new patterns per round (largest violation first; None: all found).
@@ -424,7 +431,7 @@ class SearchOptions:
     max_rounds: int = 20
     time_limit: float | None = None
     n_screen: int = 1000
-    n_random: int = 10
+    n_random: int = 0
     n_best: int = DEFAULT_BEST_STARTS
     max_ascents: int | None = None
     exact_starts: bool = False
@@ -560,6 +567,13 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         start = warm_start_blocks(warm_start, pats, Xt.shape[1])
     max_rounds = 1 if options is None else options.max_rounds
     with FitProgress(progress, max_rounds) as bar:
+
+        def log_round(entry: RoundLog) -> None:
+            rounds.append(entry)
+            bar.round(entry)
+            if callback is not None:
+                callback(entry)
+
         try:
             for k in range(max_rounds):
                 remaining = None if deadline is None else deadline - time.perf_counter()
@@ -568,8 +582,12 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 if options is None:
                     rounds.append(RoundLog(k, len(pats), res.objective, float("nan"), 0, res.solve_time, 0.0))
                     break
-                lam = yv - convex_prediction(Xt, pats.masks, res.v, res.w, act)
                 remaining = None if deadline is None else deadline - time.perf_counter()
+                if remaining is not None and remaining <= 0:  # the solve used the budget: no search at its point
+                    stopped, max_violation = "time_limit", float("nan")
+                    log_round(RoundLog(k, len(pats), res.objective, max_violation, 0, res.solve_time, 0.0))
+                    break
+                lam = yv - convex_prediction(Xt, pats.masks, res.v, res.w, act)
                 found = search_violations(
                     Xt, lam, beta, starts=_round_starts(res, pats) if options.exact_starts else None,
                     n_random=options.n_random, seed=None if seed is None else seed + k, max_iter=options.max_iter,
@@ -581,11 +599,8 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 new = _new_patterns(pats, found, options.viol_rtol, options.max_add)
                 max_violation = found.best_value / beta if found.values.size else float("nan")
                 totals += (found.n_starts, found.n_screened, found.n_projections)
-                rounds.append(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
-                                       found.wall_time, found.n_projections, found.n_screened))
-                bar.round(rounds[-1])
-                if callback is not None:
-                    callback(rounds[-1])
+                log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
+                                   found.wall_time, found.n_projections, found.n_screened))
                 if deadline is not None and time.perf_counter() > deadline:  # the search may have been cut
                     stopped = "time_limit"
                     break
