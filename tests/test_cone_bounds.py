@@ -34,6 +34,46 @@ def test_cone_sigma_by_qp_matches_nnls_and_certifies_itself(seed, monkeypatch):
         assert cone_sigma(X, masks[:, j], c)[0] == pytest.approx(value, abs=1e-10 * np.linalg.norm(c))
 
 
+def test_a_warm_started_cone_sigma_gives_the_cold_value_whatever_rows_start_it(monkeypatch):
+    """The working set ``active`` only starts DAQP: the rows binding at the cold maximizer (the right set), at a
+    neighbouring cone's maximizer (as in the pattern search), random rows, more rows than dimensions, and none
+    all give the cold value and maximizer; the right set needs fewer DAQP iterations."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 8))
+    pats = sample_patterns(X, 12, seed=3)
+    masks = pats.masks
+    iterations = []
+    solve = cones.daqp.solve
+
+    def counted(*args, **kwargs):
+        out = solve(*args, **kwargs)
+        iterations.append(out[3]["iterations"])
+        return out
+
+    monkeypatch.setattr(cones.daqp, "solve", counted)
+    positive = 0
+    for j in range(masks.shape[1]):
+        c = pats.gates[:, j] / np.linalg.norm(pats.gates[:, j]) + rng.standard_normal(8)  # σ > 0 for most
+        iterations.clear()
+        value, u = cone_sigma(X, masks[:, j], c)
+        cold = iterations[-1]
+        positive += value > 1e-9 * np.linalg.norm(c)
+        binding = np.flatnonzero(np.abs(X @ u) <= 1e-9 * np.linalg.norm(X, axis=1))
+        flipped = masks[:, j].copy()
+        flipped[binding[:1]] = ~flipped[binding[:1]]  # the cone across one face of the maximizer
+        _, v = cone_sigma(X, flipped, X.T @ (flipped * rng.standard_normal(200)))
+        near = np.flatnonzero(np.abs(X @ v) <= 1e-9 * np.linalg.norm(X, axis=1))
+        for active in (binding, near, rng.choice(200, 5, replace=False), np.arange(20), np.arange(0)):
+            iterations.clear()
+            warm, w = cone_sigma(X, masks[:, j], c, active=active)
+            assert warm == pytest.approx(value, abs=1e-10 * np.linalg.norm(c))
+            if value > 1e-9 * np.linalg.norm(c):  # (at σ = 0 the maximizer is round-off)
+                assert np.allclose(w, u, atol=1e-7)
+            if active is binding and binding.size:
+                assert iterations[0] < cold
+    assert positive >= 8
+
+
 @pytest.mark.parametrize("n,k", [(5, 3), (130, 40), (300, 700), (513, 90)])
 def test_banded_gram_is_the_full_product(n, k):
     F = torch.randn(n, k, dtype=torch.float64, generator=torch.Generator().manual_seed(n))

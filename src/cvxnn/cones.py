@@ -82,13 +82,21 @@ QP_TOL = 1e-12  # DAQP's primal feasibility tolerance (callers scale their probl
 QP_ACCEPT = 1e-9  # largest violation of a row accepted from DAQP before the NNLS working set is used
 
 
-def norm_qp(f: np.ndarray, A: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+ACTIVE_AT_LOWER = 3  # DAQP's constraint flags ACTIVE | LOWER: a row in the starting working set, at its lower bound
+
+
+def norm_qp(f: np.ndarray, A: np.ndarray, lower: np.ndarray, active: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray] | None:
     """min ½‖x‖² + fᵀx s.t. Ax ≥ lower by DAQP (a dual active-set QP solver): (x, μ) with the multipliers
     μ ≥ 0 of the rows (x = −f + Aᵀμ at the optimum; DAQP's λ = −μ for lower bounds), or None where DAQP
-    reports no optimum."""
+    reports no optimum. ``active``: indices of rows that start DAQP's working set (a warm start, e.g. the rows
+    binding at a neighbouring problem's solution)."""
     m, d = A.shape
-    x, _, flag, info = daqp.solve(np.eye(d), f, np.ascontiguousarray(A), np.full(m, np.inf), lower,
-                                  np.zeros(m, dtype=np.int32), primal_tol=QP_TOL)
+    sense = np.zeros(m, dtype=np.int32)
+    if active is not None:
+        sense[active] = ACTIVE_AT_LOWER
+    x, _, flag, info = daqp.solve(np.eye(d), f, np.ascontiguousarray(A), np.full(m, np.inf), lower, sense,
+                                  primal_tol=QP_TOL)
     if flag != 1:
         return None
     x, mu = np.asarray(x, dtype=float), np.maximum(-np.asarray(info["lam"], dtype=float), 0.0)

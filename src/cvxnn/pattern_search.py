@@ -125,13 +125,15 @@ class _PatternTable:
         self.n_screened += masks.shape[1]
         return gated_norms(self.Xt, self.activation.fit_weights(masks), self.lam)
 
-    def evaluate(self, mask: np.ndarray, sign: int, gate: np.ndarray) -> tuple[float, np.ndarray]:
-        """σ^sign(D) = max{sign·λᵀWX̃u : u ∈ K(D), ‖u‖ ≤ 1}, W = aD + b(I − D), and its maximizer; ``gate`` has pattern D."""
+    def evaluate(self, mask: np.ndarray, sign: int, gate: np.ndarray, active: np.ndarray | None = None
+                 ) -> tuple[float, np.ndarray]:
+        """σ^sign(D) = max{sign·λᵀWX̃u : u ∈ K(D), ‖u‖ ≤ 1}, W = aD + b(I − D), and its maximizer; ``gate`` has
+        pattern D; ``active``: rows that start the projection's working set (:func:`~cvxnn.duality.cone_sigma`)."""
         key = mask.tobytes()
         if (key, sign) in self.sigma:
             return self.sigma[(key, sign)]
         weights = self.activation.fit_weights(mask[:, None])[:, 0]
-        value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights * self.lam)))
+        value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights * self.lam)), active=active)
         self.sigma[(key, sign)] = (value, u)
         if key not in self.index:
             self.index[key] = len(self.masks)
@@ -146,8 +148,8 @@ class _PatternTable:
         return value, u
 
 
-def _neighbour_points(Xt: np.ndarray, u: np.ndarray, row_norms: np.ndarray) -> list[np.ndarray]:
-    """Points u + εδ in the cells adjacent to u across the hyperplanes u lies on.
+def _neighbour_points(Xt: np.ndarray, u: np.ndarray, row_norms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Points u + εδ in the cells adjacent to u across the hyperplanes u lies on, and those rows (B below).
 
     B = {k : |x_kᵀu| ≤ tol‖x_k‖} (binding rows). For each k ∈ B, and for all of B at once, δ
     solves X_B δ = t (least squares) with t the current signs of B, flipped on k (on all of B);
@@ -156,21 +158,18 @@ def _neighbour_points(Xt: np.ndarray, u: np.ndarray, row_norms: np.ndarray) -> l
     z = Xt @ u
     binding = np.abs(z) <= BINDING_TOL * row_norms
     if not binding.any():
-        return []
-    XB = Xt[binding]
+        return [], np.flatnonzero(binding)
     signs = np.where(z[binding] >= 0, 1.0, -1.0)
-    targets = [signs * np.where(np.arange(signs.size) == k, -1.0, 1.0) for k in range(signs.size)]
+    targets = signs[:, None] * (1.0 - 2.0 * np.eye(signs.size))  # column k: the signs with the k-th flipped
     if signs.size > 1:
-        targets.append(-signs)
-    pinv = np.linalg.pinv(XB)
+        targets = np.c_[targets, -signs]
+    deltas = np.linalg.pinv(Xt[binding]) @ targets  # one least-squares solution per column
     off = ~binding
-    margin = np.abs(z[off]).min() if off.any() else 1.0
-    points = []
-    for t in targets:
-        delta = pinv @ t
-        spread = np.abs(Xt[off] @ delta).max() if off.any() else np.linalg.norm(delta)
-        points.append(u + 0.5 * margin / max(spread, 1e-300) * delta)
-    return points
+    if off.any():
+        margin, spreads = np.abs(z[off]).min(), np.abs(Xt[off] @ deltas).max(axis=0)
+    else:
+        margin, spreads = 1.0, np.linalg.norm(deltas, axis=0)
+    return list((u[:, None] + deltas * (0.5 * margin / np.maximum(spreads, 1e-300))).T), np.flatnonzero(binding)
 
 
 def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.ndarray, expanded: set,
@@ -199,7 +198,7 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
         if value <= 0:
             return step + 1
         best = (value * (1 + ASCENT_RTOL), None, None)
-        points = _neighbour_points(table.Xt, u, row_norms)
+        points, binding = _neighbour_points(table.Xt, u, row_norms)
         if points:
             H = np.array(points)
             masks = table.Xt @ H.T >= 0
@@ -208,7 +207,7 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
                 if screens[j] <= best[0]:
                     break
                 if not np.array_equal(masks[:, j], mask):
-                    v, _ = table.evaluate(masks[:, j], sign, H[j])
+                    v, _ = table.evaluate(masks[:, j], sign, H[j], active=binding)
                     if v > best[0]:
                         best = (v, masks[:, j], H[j])
                         if first_improvement:
