@@ -237,3 +237,15 @@ def test_stationarity_certificate_refuses_other_activations(data, fits):
     X, y = data
     with pytest.raises(ValueError, match="ReLU networks only"):
         cvxnn.stationarity_certificate(fits["abs"].network, X, y, BETA)
+
+
+@pytest.mark.parametrize("act", [RELU, Activation(2.0, 0.0), leaky_relu(0.1), ABS, Activation(1.5, -0.3)],
+                         ids=["relu", "scaled_relu", "leaky", "abs", "two_piece"])
+def test_torch_activation_matches_numpy_with_slopes_a_b_and_zero_at_zero(act):
+    """σ in torch (one relu for b = 0, the two-relu form otherwise) equals the NumPy σ, and its derivative is a
+    for t > 0, b for t < 0 and 0 at t = 0 (torch.relu's convention)."""
+    t = torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    out = act.torch(t)
+    np.testing.assert_allclose(out.detach().numpy(), act(t.detach().numpy()), rtol=0, atol=1e-15)
+    out.sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), [act.b, act.b, 0.0, act.a, act.a], rtol=0, atol=1e-15)

