@@ -2,7 +2,7 @@
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--problem NAME] [--adam] [--sgd]
         [--seed-exact STEPS ...] [--seed-run LR SEED] [--solver NAME] [--tol G ...] [--target NC]
-        [--no-search] [--time-limit S]
+        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K]
 
 Problems (:mod:`problems`, each with its ones column as the bias): ``breast`` (569 x 30, β = 1), ``digits``
 (1797 x 64, digit < 5 against ≥ 5, β = 1), ``planted20`` / ``planted50`` (n = 2000 from a 5-neuron ReLU
@@ -16,7 +16,8 @@ number of steps, then the exact ReLU program on that network's patterns (``fit(p
 warm_start=Ψ(network), solver=--solver, tol=--tol)``, each tolerance from the same Adam run). The race: the
 pipeline's total time (Adam's own clock plus Ψ and ``fit`` on one clock) for an NC at or below the target,
 against the time the target's run needs to get within 1 % of its own final value.
-Without ``--no-search``: ``fit`` with pattern search seeded by a short Adam run (``--epochs``).
+Without ``--no-search``: ``fit`` with pattern search seeded by short Adam runs (``--epochs`` steps, ``--restarts``
+runs from seeds 0, 1, …).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], widt
 
 
 def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, solver: str, epochs: int,
-               width: int) -> None:
+               width: int, restarts: int) -> None:
     start = time.perf_counter()
 
     def show(log):
@@ -101,7 +102,7 @@ def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, sol
               f"{log.search_time:.1f} s ({log.n_projections} projections, {log.n_screened} screened), "
               f"elapsed {time.perf_counter() - start:.1f} s", flush=True)
 
-    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=NonconvexInit(epochs=epochs, width=width),
+    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=NonconvexInit(epochs=epochs, width=width, restarts=restarts),
                     search=SearchOptions(time_limit=time_limit), callback=show)
     s = res.search
     print(f"search: seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s); final NC {res.network_objective:.4f} "
@@ -117,6 +118,7 @@ if __name__ == "__main__":
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--solver", default="auto")
     parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--restarts", type=int, default=1, help="Adam runs seeding the search (NonconvexInit)")
     parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--seed-exact", type=int, nargs="*", default=[])
     parser.add_argument("--seed-run", type=float, nargs=2, metavar=("LR", "SEED"),
@@ -142,4 +144,4 @@ if __name__ == "__main__":
     seed_exact(X, t, beta, args.seed_exact, args.width, lr, int(seed), args.solver, args.tol, target,
                best.within if best is not None and args.target is None else None)
     if not args.no_search:
-        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width)
+        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width, args.restarts)

@@ -12,7 +12,8 @@ import pytest
 import cvxnn
 from cvxnn import NonconvexInit, SearchOptions
 from cvxnn.duality import max_dual_constraint
-from cvxnn.network import convex_prediction
+from cvxnn.network import convex_from_network, convex_prediction
+from cvxnn.nonconvex import train_nonconvex
 from cvxnn.pattern_search import search_violations
 from planted import planted_two_neuron
 
@@ -63,6 +64,28 @@ def test_nonconvex_seed_gives_at_most_its_objective():
     assert searched.search.rounds[0].objective == pytest.approx(once.objective, rel=1e-9)
     merged = cvxnn.fit(X, y, BETA, patterns=4, init_nonconvex=40)  # an int: Adam epochs, merged with samples
     assert len(merged.patterns) > 4 or merged.patterns.method.startswith("sampled")
+
+
+def test_nonconvex_restarts_seed_the_list_with_every_run_and_start_from_the_best():
+    """Three restarts (seeds 3, 4, 5): every run's patterns are in the list, the start is Ψ of the run with the
+    lowest NC, so the optimum is at most that NC and at most the optimum on any one run's patterns."""
+    X, y = planted_two_neuron(2, n=30, d=4)
+    init = NonconvexInit(epochs=100, width=8, lr=1e-2, seed=3, restarts=3)
+    res = cvxnn.fit(X, y, BETA, init_nonconvex=init)
+    runs = [train_nonconvex(X, y, BETA, 8, lr=1e-2, epochs=100, seed=s, record_every=5) for s in (3, 4, 5)]
+    listed = {res.patterns.masks[:, i].tobytes() for i in range(len(res.patterns))}
+    singles = []
+    for run in runs:
+        pats = convex_from_network(run.network, X)[0]
+        assert all(pats.masks[:, i].tobytes() in listed for i in range(len(pats)))
+        singles.append(cvxnn.fit(X, y, BETA, patterns=pats).objective)
+    assert len(listed) > max(len(convex_from_network(r.network, X)[0]) for r in runs)
+    assert res.search.init_objective == pytest.approx(min(r.final_objective for r in runs), rel=1e-9)
+    assert res.objective <= min(singles) * (1 + 1e-6) + 1e-9
+    with pytest.raises(ValueError, match="restarts"):
+        NonconvexInit(restarts=0)
+    with pytest.raises(ValueError, match="restarts"):
+        NonconvexInit(restarts=True)
 
 
 def test_a_callback_raising_keyboard_interrupt_returns_the_best_fit_so_far():
@@ -214,8 +237,7 @@ def test_progress_of_a_single_fista_solve(capsys):
 def test_nonconvex_seed_uses_the_programs_loss_and_outputs(loss, vector_penalty):
     """The seed run trains with the program's loss and activation; its Ψ blocks ((P, d, c) for vector outputs)
     start the solve, so the fit is at most the program objective at Ψ(θ), itself at most NC_l1(θ)."""
-    from cvxnn.network import convex_from_network, convex_objective
-    from cvxnn.nonconvex import train_nonconvex
+    from cvxnn.network import convex_objective
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((30, 3))

@@ -556,11 +556,14 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     best: ConvexFit | None = None
     stopped, max_violation = "no_search" if options is None else "max_rounds", float("nan")
     if init_nonconvex is not None:
-        net, init_objective, init_time = _nonconvex_seed(program, init_nonconvex, seed)
-        seed_pats, sv, sw = convex_from_network(net, program.Xm)
+        nets, init_objective, init_time = _nonconvex_seeds(program, init_nonconvex, seed)
+        best_pats, sv, sw = convex_from_network(nets[0], program.Xm)
+        seed_pats = best_pats
+        for net in nets[1:]:
+            seed_pats = seed_pats.merge(convex_from_network(net, program.Xm)[0])
         pats = seed_pats if patterns is None else resolve_patterns(
             Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act).merge(seed_pats)
-        start = align_blocks(seed_pats, sv, sw, pats)
+        start = align_blocks(best_pats, sv, sw, pats)
     else:
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
         start = warm_start_blocks(warm_start, pats, Xt.shape[1])
@@ -619,18 +622,27 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     return best
 
 
-def _nonconvex_seed(program: Program, spec: Any, seed: int | None) -> tuple[TwoLayerNet, float, float]:
-    """Run the short nonconvex training of ``init_nonconvex`` (an int: Adam epochs); its net, NC and seconds."""
+def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[list[TwoLayerNet], float, float]:
+    """Run the short nonconvex trainings of ``init_nonconvex`` (an int: Adam epochs, one run): their nets, the one
+    with the lowest NC first, that NC, and the seconds of all runs. Ctrl-C during a run keeps the runs so far
+    (the interrupted one's best iterate included) and starts no further one."""
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         spec = NonconvexInit(epochs=int(spec))
     if not isinstance(spec, NonconvexInit):
         raise TypeError(f"init_nonconvex must be None, an int (epochs) or a NonconvexInit, got {spec!r}.")
     run_seed = spec.seed if spec.seed is not None else (0 if seed is None else seed)
-    run = train_nonconvex(program.Xm, program.y, program.beta, spec.width, optimizer=spec.optimizer, lr=spec.lr,
-                          epochs=spec.epochs, seed=run_seed, bias=program.bias, record_every=max(1, spec.epochs // 20),
-                          activation=program.activation, loss=program.loss)
-    net = run.network
-    return net, net.objective(program.Xm, program.y, program.beta, program.loss), run.wall_time
+    nets, objectives, seconds = [], [], 0.0
+    for k in range(spec.restarts):
+        run = train_nonconvex(program.Xm, program.y, program.beta, spec.width, optimizer=spec.optimizer, lr=spec.lr,
+                              epochs=spec.epochs, seed=run_seed + k, bias=program.bias,
+                              record_every=max(1, spec.epochs // 20), activation=program.activation, loss=program.loss)
+        nets.append(run.network)
+        objectives.append(run.network.objective(program.Xm, program.y, program.beta, program.loss))
+        seconds += run.wall_time
+        if run.interrupted:
+            break
+    best = int(np.argmin(objectives))
+    return [nets[best]] + nets[:best] + nets[best + 1:], objectives[best], seconds
 
 
 def _round_starts(res: ConvexFit, pats: Patterns) -> np.ndarray:
