@@ -254,7 +254,8 @@ def test_init_stores_parameters_unmodified():
                                standardize=False, random_state=rs)
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                     standardize=False, random_state=rs, activation="relu", negative_slope=0.01,
-                                    loss="log_loss", solver="auto", search=None, tol=1e-6, time_limit=None)
+                                    loss="log_loss", solver="auto", search=None, tol=1e-6, time_limit=None,
+                                    init_nonconvex=None)
 
 
 def test_a_time_limit_reaches_the_solver_and_keeps_a_certified_fit(regression_data):
@@ -264,6 +265,24 @@ def test_a_time_limit_reaches_the_solver_and_keeps_a_certified_fit(regression_da
     assert full.convex_fit_.status == "optimal" and cut.convex_fit_.status == "time_limit"
     assert 0 <= full.dual_gap_ <= 1e-8 < cut.dual_gap_
     assert cut.lower_bound_ <= full.objective_ * (1 + 1e-9) and np.all(np.isfinite(cut.predict(X)))
+
+
+def test_nonconvex_seed_runs_join_the_pattern_list(regression_data):
+    """init_nonconvex reaches cvxnn.fit: the seed runs' patterns join the 10 sampled ones, so the program is
+    solved on a superset and its optimum is at most the sampled list's; bad values are refused at fit."""
+    X, y = regression_data
+    plain = ConvexReLURegressor(alpha=1e-2, n_patterns=10).fit(X, y)
+    seeded = ConvexReLURegressor(alpha=1e-2, n_patterns=10,
+                                 init_nonconvex=cvxnn.NonconvexInit(epochs=60, width=6, restarts=2)).fit(X, y)
+    sampled = {plain.convex_fit_.patterns.masks[:, i].tobytes() for i in range(len(plain.convex_fit_.patterns))}
+    grown = {seeded.convex_fit_.patterns.masks[:, i].tobytes() for i in range(len(seeded.convex_fit_.patterns))}
+    assert sampled < grown
+    assert seeded.objective_ <= plain.objective_ * (1 + 1e-6)
+    assert seeded.convex_fit_.search.init_objective >= seeded.objective_ * (1 - 1e-9)
+    assert clone(seeded).get_params()["init_nonconvex"] == seeded.init_nonconvex
+    for bad in (0, True, 2.5, "adam"):
+        with pytest.raises(TypeError, match="init_nonconvex"):
+            ConvexReLURegressor(init_nonconvex=bad).fit(X, y)
 
 
 def test_all_patterns_give_a_global_certificate():

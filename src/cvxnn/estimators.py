@@ -41,8 +41,8 @@ from .data import add_bias
 from .network import TwoLayerNet
 from .patterns import Patterns, sample_patterns
 from .pattern_search import SearchOptions
-from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, check_time_limit, fit as convex_fit, \
-    resolve_patterns
+from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, NonconvexInit, check_time_limit, \
+    fit as convex_fit, resolve_patterns
 
 __all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
 
@@ -72,7 +72,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
-                 solver="auto", search=None, tol=1e-6, time_limit=None):
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None):
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.formulation = formulation
@@ -86,6 +86,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.search = search
         self.tol = tol
         self.time_limit = time_limit
+        self.init_nonconvex = init_nonconvex
 
     # -------------------------------------------------------------- parameters
     def _check_params(self) -> None:
@@ -113,6 +114,11 @@ class _ConvexReLUBase(BaseEstimator):
             raise TypeError(f"{name}: search must be None, True, False or a cvxnn.SearchOptions, got {self.search!r}.")
         if self.search and self.formulation != "relu":
             raise ValueError(f"{name}: the pattern search solves the ReLU program; use formulation='relu' with search.")
+        init = self.init_nonconvex
+        if not (init is None or isinstance(init, NonconvexInit)
+                or (isinstance(init, numbers.Integral) and not isinstance(init, (bool, np.bool_)) and init >= 1)):
+            raise TypeError(f"{name}: init_nonconvex must be None, a positive number of Adam epochs or a "
+                            f"cvxnn.NonconvexInit, got {init!r}.")
         t = self.tol
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
             raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")
@@ -179,7 +185,7 @@ class _ConvexReLUBase(BaseEstimator):
                           activation=self.activation, negative_slope=self.negative_slope, loss=loss,
                           solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
                           else self.search, tol=float(self.tol), seed=self._seed(),
-                          time_limit=self.time_limit)
+                          time_limit=self.time_limit, init_nonconvex=self.init_nonconvex)
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""
@@ -233,6 +239,10 @@ _PARAMS_DOC = """
         Seconds each convex program (one per class for multi-class problems) may take, search included
         (``cvxnn.fit(..., time_limit=...)``); a solve cut short keeps its best certified point, and
         ``dual_gap_`` says how far it got. The reference solver runs to the end.
+    init_nonconvex : None, int or cvxnn.NonconvexInit, default=None
+        Short Adam runs (an int: their epochs) whose neuron patterns join the ``n_patterns`` list of each
+        program, started from Ψ of the best run (``cvxnn.fit(..., init_nonconvex=...)``); with
+        ``cvxnn.NonconvexInit(restarts=k)``, k runs. The fit is then never worse than that run's network.
     random_state : int, RandomState, Generator or None, default=0
         Seed of the pattern sampler (and of the search's random starts). An int is passed through as ``cvxnn.fit``'s ``seed``, so the
         same patterns are drawn as by ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)``
@@ -382,11 +392,11 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss",
-                 solver="auto", search=None, tol=1e-6, time_limit=None):
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None):
         super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
                          standardize=standardize, random_state=random_state, activation=activation,
                          negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol,
-                         time_limit=time_limit)
+                         time_limit=time_limit, init_nonconvex=init_nonconvex)
 
     def fit(self, X, y):
         """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""
