@@ -47,9 +47,14 @@ def test_the_polish_certifies_gaps_the_iterates_alone_stall_above(seed, monkeypa
     assert convex_objective(X, y, pats.masks, out.v, out.w, BETA) == pytest.approx(ref.objective, rel=1e-8)
     scale = np.abs(X).max() * max(np.abs(out.v).max(), np.abs(out.w).max())
     assert max(cone_violation(X, pats.masks, out.v), cone_violation(X, pats.masks, out.w)) <= 1e-12 * scale
-    monkeypatch.setattr(interior_point, "polish", lambda *args: None)
+    calls = []
+    monkeypatch.setattr(interior_point, "polish", lambda *args: calls.append(args[-1]))  # a polish that fails
     alone = _solve(X, y, pats, 1e-10)
     assert alone.status == "stalled" and _gap(alone) > 1e-9  # what the polish adds
+    # each failed polish doubles the wait before the next (over the 10 stalled iterations, 2 to 3 tries, not 5),
+    # and the budget passed is POLISH_BUDGET iterations' work
+    assert 1 <= len(calls) <= 3
+    assert calls[0] == pytest.approx(interior_point.POLISH_BUDGET * interior_point.iteration_flops(1000, 10, 10))
 
 
 @pytest.mark.parametrize("act", ["relu", "leaky_relu", "abs"])
@@ -160,3 +165,21 @@ def test_a_spurious_active_row_leaves_by_its_negative_multiplier(monkeypatch):
     V, W = out[0][0, ..., 0].numpy(), out[0][1, ..., 0].numpy()
     assert convex_objective(op.X.numpy(), smooth.y[:, 0].numpy(), op.masks.numpy(), V, W, BETA) == \
         pytest.approx(objective, rel=1e-12)
+
+
+def test_the_polish_keeps_to_its_budget_of_newton_work(monkeypatch):
+    """A face Newton step costs q²n + q³/3 (q free coordinates): with less budget than one step the polish takes
+    none and returns None; with a few steps' worth it solves the same face as without a budget."""
+    operator, U, G, m, smooth, objective = _optimal_inputs(monkeypatch)
+    formed = []
+    real = polish._Face.newton_step
+    monkeypatch.setattr(polish._Face, "newton_step", lambda self, *a: formed.append(self.q) or real(self, *a))
+    free = polish.polish(*operator, U, G, m, smooth, BETA, False)
+    assert free is not None and formed
+    q, n = formed[0], operator[0].n
+    formed.clear()
+    assert polish.polish(*operator, U, G, m, smooth, BETA, False, budget=0.5 * (q * q * n + q ** 3 / 3)) is None
+    assert formed == []
+    bounded = polish.polish(*operator, U, G, m, smooth, BETA, False, budget=20 * (q * q * n + q ** 3 / 3))
+    assert bounded is not None and 0 < len(formed) <= 20
+    torch.testing.assert_close(bounded[0], free[0], rtol=0, atol=1e-12 * float(free[0].abs().max()))

@@ -192,8 +192,13 @@ WARM_START_DUST = 1e-6  # ... over the columns above this times the largest one
 HINGE_START_MU = 1.0  # hinge: μ of the slacks for the start point's certificate, before the IPM's μ is known
 POLISH_EVERY = 2  # a polish on the iterate's face (smooth losses) after an iteration whose lower bound did not rise
 #                   (by more than STALL_SPREAD of the gap) while its objective moved by at most POLISH_SETTLED
-#                   (relative), at most every this many iterations
+#                   (relative), at most every this many iterations (doubled after each polish that leaves the gap
+#                   open)
 POLISH_SETTLED = 1e-6
+POLISH_BUDGET = 10.0  # ... with Newton steps on the face worth at most this many iterations (iteration_flops): a
+#                       pattern search's breast cancer list (P = 265) had faces of 2 600–4 900 free coordinates, a
+#                       step 3–17 iterations' work, and 8 polishes took 50 s of a 55 s solve; at n = 8000, P = 20 a
+#                       step is 0.1 iteration
 
 
 def _coupled(c: int, loss_name: str, vector_penalty: str) -> bool:
@@ -766,7 +771,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
         """The one step U, m (and the hinge's variables) take along a direction: fraction to the boundary."""
         return min(_step_length(G, dG), _step_length(m, dm), *part.step_lengths(delta))
 
-    status, it, polished = "optimal", 0, -POLISH_EVERY
+    status, it, polished, spacing = "optimal", 0, -POLISH_EVERY, POLISH_EVERY
     try:
         while not gap_ok():
             budget = budget_status(it, max_iter, start, time_limit)
@@ -818,12 +823,14 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
             primal = certify(U, z, m)
             risen = best["lower"] - trail[-1][1] > STALL_SPREAD * (trail[-1][0] - trail[-1][1])
             settled = abs(primal - trail[-1][0]) <= POLISH_SETTLED * abs(primal)
-            if part.rows == 0 and settled and not risen and not gap_ok() and it >= polished + POLISH_EVERY:
+            if part.rows == 0 and settled and not risen and not gap_ok() and it >= polished + spacing:
                 polished = it  # the objective settled, the lower bound did not follow: solve on the face (polish.py)
-                face = polish(system.op, system.weights, live, system.XX, U, G, m, smooth, beta, system.grouped)
+                face = polish(system.op, system.weights, live, system.XX, U, G, m, smooth, beta, system.grouped,
+                              POLISH_BUDGET * iteration_flops(n, d, Pk, c, loss.name, vector_penalty))
                 if face is not None:
                     inside = _strict_start(system.op, live, C, face[0], 0.0)
                     certify(inside, system.fit(inside), face[1], system.fit(face[0]))
+                spacing *= 1 if gap_ok() else 2  # a polish that did not close the gap waits twice as long next
             trail.append((primal, best["lower"]))
             if callback is not None:
                 callback(it, best["primal"], best["lower"])

@@ -144,12 +144,13 @@ class _Face:
 
 
 def polish(op: PatternOperator, weights: torch.Tensor, live: torch.Tensor, XX: torch.Tensor, U: torch.Tensor,
-           G: torch.Tensor, m: torch.Tensor, smooth: SmoothLoss, beta: float, grouped: bool
+           G: torch.Tensor, m: torch.Tensor, smooth: SmoothLoss, beta: float, grouped: bool, budget: float = math.inf
            ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(U, m) solved on the face of the iterate U (2, P, d, c) with cone values G and multipliers m (2, n, P, c)
     (module docstring), or None where no face within ROUNDS could be solved (a face too large for MEMORY_BYTES, an
     iterate whose projection onto the face leaves an inactive row negative, a singular Newton matrix, a group that
-    reaches zero). ``weights`` (n, P):
+    reaches zero) or the Newton steps would exceed ``budget`` multiply-adds (a step on a face of q free coordinates
+    costs about q²n + q³/3: the design's Gram matrix and its factor). ``weights`` (n, P):
     the fit weights w_i; ``XX`` (n, d²): the products x_kx_kᵀ; ``grouped``: Frobenius groups U_j (else columns).
     The returned U may leave active rows at −1e-13 relative (round-off); the multipliers are those of the
     returned U's Λ."""
@@ -168,14 +169,19 @@ def polish(op: PatternOperator, weights: torch.Tensor, live: torch.Tensor, XX: t
         face = _Face(op, weights, XX, active, nonzero, U.shape, grouped)
         if not face.solvable:
             return None
+        step_cost = face.q ** 2 * op.n + face.q ** 3 / 3.0
+        steps = STEPS if budget >= STEPS * step_cost else int(budget // step_cost)
+        if steps == 0:
+            return None
         inactive = live & ~active
         z = face.coordinates(U)
         if bool((face.cone(z) < -START_SLACK * scale)[inactive].any()):
             return None
-        solved = _solve_face(face, z, inactive, smooth, beta)
+        solved = _solve_face(face, z, inactive, smooth, beta, steps)
         if solved is None:
             return None
-        z, blocking = solved
+        z, blocking, taken = solved
+        budget -= taken * step_cost
         U = face.blocks(z)
         if blocking is not None:
             active = active | blocking
@@ -188,14 +194,14 @@ def polish(op: PatternOperator, weights: torch.Tensor, live: torch.Tensor, XX: t
     return None
 
 
-def _solve_face(face: _Face, z: torch.Tensor, inactive: torch.Tensor, smooth: SmoothLoss, beta: float
-                ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """Damped Newton steps on the face from z (:func:`~cvxnn.solvers.newton._damped_step`) until none makes
-    progress: (its minimizer, None), or (the point where a step first reaches an inactive row, those rows) — a ratio
-    test on the cone values, which are linear in z —, or None where a group reaches zero or the Newton matrix
-    does not factor."""
+def _solve_face(face: _Face, z: torch.Tensor, inactive: torch.Tensor, smooth: SmoothLoss, beta: float, steps: int
+                ) -> tuple[torch.Tensor, torch.Tensor | None, int] | None:
+    """At most ``steps`` damped Newton steps on the face from z (:func:`~cvxnn.solvers.newton._damped_step`) until
+    none makes progress: (its minimizer, None, the Newton matrices formed), or (the point where a step first reaches
+    an inactive row, those rows, the matrices formed) — a ratio test on the cone values, which are linear in z —, or
+    None where a group reaches zero or the Newton matrix does not factor."""
     F = face.value(z, smooth, beta)
-    for _ in range(STEPS):
+    for taken in range(1, steps + 1):
         if bool((face.radii(z) == 0).any()):
             return None
         grad, fit = face.derivatives(z, smooth, beta, curvature=True)
@@ -206,15 +212,15 @@ def _solve_face(face: _Face, z: torch.Tensor, inactive: torch.Tensor, smooth: Sm
         ratio = torch.where(inactive & (along < 0), here.clamp(min=0.0) / -along, math.inf)
         reach = float(ratio.min())
         if reach < 1.0:  # F is convex along the step, with its minimum near t = 1: it decreases up to the row
-            return z + reach * step, inactive & (ratio <= reach * (1 + 1e-9))
+            return z + reach * step, inactive & (ratio <= reach * (1 + 1e-9)), taken
         # a decrease predicted below F's round-off cannot be measured: only the full step is tried (it must halve ‖∇F‖)
         measurable = -float(grad @ step) > RESOLUTION * abs(F)
-        taken = _damped_step(z, F, step, float(grad.norm()), lambda v: face.value(v, smooth, beta),
+        moved = _damped_step(z, F, step, float(grad.norm()), lambda v: face.value(v, smooth, beta),
                              lambda v: float(face.derivatives(v, smooth, beta)[0].norm()), 1e-8 if measurable else 0.5)
-        if taken is None:  # no step decreases F or, at round-off, halves ‖∇F‖: solved as far as arithmetic goes
-            return z, None
-        z, F = taken
-    return z, None
+        if moved is None:  # no step decreases F or, at round-off, halves ‖∇F‖: solved as far as arithmetic goes
+            return z, None, taken
+        z, F = moved
+    return z, None, steps
 
 
 def _multipliers(op: PatternOperator, U: torch.Tensor, smooth: SmoothLoss, beta: float, grouped: bool, face: _Face,
