@@ -504,7 +504,7 @@ class SearchReport:
         the time limit left it no projection).
     n_starts, n_screened, n_projections: totals over the rounds (start directions × signs,
         patterns screened by ‖X̃ᵀWλ‖, exact projections).
-    init_objective, init_time: NC of the nonconvex seed run and its seconds (None without one).
+    init_objective, init_time: NC of the best nonconvex seed run and the seconds of all of them (None without one).
     total_time: seconds of the whole fit.
     """
 
