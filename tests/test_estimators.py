@@ -280,8 +280,8 @@ def test_nonconvex_seed_runs_join_the_pattern_list(regression_data):
     assert seeded.objective_ <= plain.objective_ * (1 + 1e-6)
     assert seeded.convex_fit_.search.init_objective >= seeded.objective_ * (1 - 1e-9)
     assert clone(seeded).get_params()["init_nonconvex"] == seeded.init_nonconvex
-    for bad in (0, True, 2.5, "adam"):
-        with pytest.raises(TypeError, match="init_nonconvex"):
+    for bad, error in ((0, ValueError), (True, TypeError), (2.5, TypeError), ("adam", TypeError)):
+        with pytest.raises(error, match="ConvexReLURegressor: init_nonconvex"):
             ConvexReLURegressor(init_nonconvex=bad).fit(X, y)
 
 

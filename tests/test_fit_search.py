@@ -143,6 +143,8 @@ def test_search_refuses_the_gated_program_and_bad_options():
         SearchOptions(max_add=0)
     with pytest.raises(TypeError, match="init_nonconvex"):
         cvxnn.fit(X, y, BETA, init_nonconvex="adam")
+    with pytest.raises(ValueError, match="init_nonconvex as Adam epochs"):
+        cvxnn.fit(X, y, BETA, init_nonconvex=0)
 
 
 def test_screened_starts_need_fewer_projections_and_report_exact_values():

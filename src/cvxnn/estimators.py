@@ -41,8 +41,8 @@ from .data import add_bias
 from .network import TwoLayerNet
 from .patterns import Patterns, sample_patterns
 from .pattern_search import SearchOptions
-from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, NonconvexInit, check_time_limit, \
-    fit as convex_fit, resolve_patterns
+from .training import DEFAULT_SAMPLED_PATTERNS, FORMULATIONS, SOLVERS, check_time_limit, fit as convex_fit, \
+    nonconvex_init, resolve_patterns
 
 __all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
 
@@ -114,11 +114,11 @@ class _ConvexReLUBase(BaseEstimator):
             raise TypeError(f"{name}: search must be None, True, False or a cvxnn.SearchOptions, got {self.search!r}.")
         if self.search and self.formulation != "relu":
             raise ValueError(f"{name}: the pattern search solves the ReLU program; use formulation='relu' with search.")
-        init = self.init_nonconvex
-        if not (init is None or isinstance(init, NonconvexInit)
-                or (isinstance(init, numbers.Integral) and not isinstance(init, (bool, np.bool_)) and init >= 1)):
-            raise TypeError(f"{name}: init_nonconvex must be None, a positive number of Adam epochs or a "
-                            f"cvxnn.NonconvexInit, got {init!r}.")
+        if self.init_nonconvex is not None:
+            try:
+                nonconvex_init(self.init_nonconvex)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name}: {exc}") from None
         t = self.tol
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
             raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")

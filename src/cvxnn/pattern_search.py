@@ -32,7 +32,7 @@ from .network import TwoLayerNet, convex_from_network, convex_prediction
 from .nonconvex import train_nonconvex
 from .patterns import Patterns
 from .progress import FitProgress
-from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, NonconvexInit, Program, _check_beta, align_blocks, fit, \
+from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, Program, _check_beta, align_blocks, fit, nonconvex_init, \
     resolve_patterns, warm_start_blocks
 
 DEFAULT_RANDOM_STARTS = 100
@@ -626,10 +626,7 @@ def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[lis
     """Run the short nonconvex trainings of ``init_nonconvex`` (an int: Adam epochs, one run): their nets, the one
     with the lowest NC first, that NC, and the seconds of all runs. Ctrl-C during a run keeps the runs so far
     (the interrupted one's best iterate included) and starts no further one."""
-    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-        spec = NonconvexInit(epochs=int(spec))
-    if not isinstance(spec, NonconvexInit):
-        raise TypeError(f"init_nonconvex must be None, an int (epochs) or a NonconvexInit, got {spec!r}.")
+    spec = nonconvex_init(spec)
     run_seed = spec.seed if spec.seed is not None else (0 if seed is None else seed)
     nets, objectives, seconds = [], [], 0.0
     for k in range(spec.restarts):

@@ -268,6 +268,18 @@ class NonconvexInit:
             raise ValueError(f"NonconvexInit.restarts must be a positive integer, got {self.restarts!r}.")
 
 
+def nonconvex_init(spec: Any) -> NonconvexInit:
+    """``init_nonconvex`` of ``fit`` and the estimators as a :class:`NonconvexInit`: one as is, an int ≥ 1 as Adam
+    epochs; TypeError or ValueError otherwise."""
+    if isinstance(spec, NonconvexInit):
+        return spec
+    if isinstance(spec, (bool, np.bool_)) or not isinstance(spec, (int, np.integer)):
+        raise TypeError(f"init_nonconvex must be None, an int (Adam epochs) or a NonconvexInit, got {spec!r}.")
+    if spec < 1:
+        raise ValueError(f"init_nonconvex as Adam epochs must be at least 1, got {spec!r}.")
+    return NonconvexInit(epochs=int(spec))
+
+
 @dataclass(frozen=True)
 class Program:
     """One convex program (data, β, formulation, activation, loss) and how to solve it, on any pattern list.
