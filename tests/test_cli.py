@@ -277,6 +277,8 @@ def _bad_inputs(tmp_path):
         "slope without leaky": (None, "y", "--negative-slope applies to --activation leaky_relu only"),
         "bad slope": (None, "y", "--negative-slope must satisfy"),
         "bad time limit": (None, "y", "--time-limit must be a positive number of seconds"),
+        "bad search rounds": (None, "y", "--search-rounds must be a nonnegative integer"),
+        "search with logistic": (None, "y", "the pattern search needs the squared loss and one output"),
     }
     out = {}
     for name, (content, target, msg) in cases.items():
@@ -297,7 +299,8 @@ BAD_OPTIONS = {"logistic multi-class": ["--loss", "logistic"], "hinge multi-clas
                "unknown loss": ["--loss", "l1"], "unknown activation": ["--activation", "tanh"],
                "slope without leaky": ["--negative-slope", "0.2"],
                "bad slope": ["--activation", "leaky_relu", "--negative-slope", "1.5"],
-               "bad time limit": ["--time-limit", "0"]}
+               "bad time limit": ["--time-limit", "0"], "bad search rounds": ["--search-rounds", "-1"],
+               "search with logistic": ["--search-rounds", "2", "--loss", "logistic"]}
 
 
 @pytest.mark.parametrize("case", ["missing file", "missing target", "non-numeric", "nan", "empty", *BAD_OPTIONS])
@@ -438,6 +441,26 @@ def test_report_write_is_atomic(tmp_path, monkeypatch):
         report.write_report(res, out, extra={"model.safetensors": boom})
     assert (out / "summary.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_a_pattern_search_model_starts_from_the_best_convex_model_and_never_does_worse():
+    """search_rounds adds "convex (pattern search)": fit with search warm-started from the best convex model so far,
+    so its objective is at most that model's, on a list at least as long, with a certificate below it."""
+    from cvxnn.experiment import run_comparison
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 3))
+    y = np.maximum(X @ np.array([1.0, -2.0, 0.5]), 0) - np.maximum(X @ np.array([-1.0, 0.5, 1.0]), 0)
+    res = run_comparison(X, y, task="regression", beta=0.5, n_patterns=4, epochs=40, adam_lrs=[0.01], gd_lrs=[],
+                         certify_samples=50, dataset="tiny", search_rounds=3)
+    names = [m.name for m in res.models]
+    assert names[-1] == "convex (pattern search)" and res.settings["search_rounds"] == 3
+    searched = res.models[-1]
+    before = min((m for m in res.models[:-1] if m.kind == "convex"), key=lambda m: m.objective)
+    assert searched.objective <= before.objective * (1 + 1e-9)
+    assert searched.n_patterns >= before.n_patterns
+    assert res.convex_fits["convex (pattern search)"].search.rounds
+    assert searched.certificate["lower_bound"] <= searched.objective * (1 + 1e-9)
 
 
 def test_a_failed_certificate_is_reported_not_raised(tmp_path, monkeypatch):

@@ -38,6 +38,8 @@ err_console = Console(stderr=True)
 
 INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, MemoryError, ComparisonError,
                 IsADirectoryError, PermissionError)
+SEARCH_ROUNDS_HELP = ("Rounds of pattern search from the best convex model, reported as one more model (squared "
+                      "loss and one output only; 0: none).")
 TIME_LIMIT_HELP = ("Seconds for each convex program's solve; an iterative solver stopped there keeps its best "
                    "certified point (default: no limit).")
 DEMO_DATASET = "breast_cancer"
@@ -174,6 +176,7 @@ def demo(
                                       "search for violated patterns (0: sampled patterns only; each start costs "
                                       "about a second here, and the search also starts from every neuron)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
+    search_rounds: int = typer.Option(0, "--search-rounds", help=SEARCH_ROUNDS_HELP),
 ) -> None:
     """Breast cancer: the convex program vs Adam and GD, with certificates and a report (1-2 min).
 
@@ -185,7 +188,7 @@ def demo(
     from .data import load_bundled
 
     try:
-        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit)
+        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit, search_rounds=search_rounds)
         if patterns < 1:
             raise ComparisonError(f"--patterns must be a positive integer, got {patterns}.")
         from .report import check_output_dir
@@ -199,7 +202,7 @@ def demo(
         _comparison(Xtr, ytr, Xte, yte, task="classification", out=out, dataset="breast_cancer (sklearn)",
                     feature_names=ds.feature_names, target_name="malignant(0)/benign(1)", beta=beta,
                     n_patterns=patterns, bias=True, epochs=epochs, seed=seed,
-                    certify_search_starts=search_starts, time_limit=time_limit)
+                    certify_search_starts=search_starts, time_limit=time_limit, search_rounds=search_rounds)
     except KeyboardInterrupt:
         _fail("interrupted; no report written.", 130)
     except INPUT_ERRORS as exc:
@@ -254,6 +257,7 @@ def train(
                                       "starts from every neuron, so it can take minutes)."),
     threads: int = typer.Option(1, "--threads", help="torch threads for the gradient runs."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
+    search_rounds: int = typer.Option(0, "--search-rounds", help=SEARCH_ROUNDS_HELP),
 ) -> None:
     """The comparison of `cvxnn demo` on your CSV file; saves the best convex model.
 
@@ -266,7 +270,7 @@ def train(
     from .data import load_csv
 
     try:
-        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit)
+        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit, search_rounds=search_rounds)
         if not 0 <= test_size < 1:
             raise ComparisonError(f"--test-size must be in [0, 1), got {test_size:g}.")
         if width is not None and width < 1:
@@ -311,7 +315,8 @@ def train(
                              feature_names=ds.feature_names, target_name=target, beta=beta, n_patterns=spec,
                              bias=bias, adam_lrs=a_lrs, gd_lrs=g_lrs, epochs=epochs, width=width, seed=seed,
                              refit=refit, certify_samples=certify_samples, certify_search_starts=search_starts,
-                             threads=threads, activation=act, loss=loss, time_limit=time_limit)
+                             threads=threads, activation=act, loss=loss, time_limit=time_limit,
+                             search_rounds=search_rounds)
         saved = _save_model(result, model_path, data) if model_path is not None else out / MODEL_FILE
         out_console.print(f"Convex model ({result.best_convex.name}) saved to [bold]{saved}[/] with its "
                           f"preprocessing in [bold]{Path(saved).with_suffix('.json')}[/]", highlight=False)
@@ -544,7 +549,9 @@ def _parse_activation(name: str, negative_slope: float | None):
     return activation_from(name, negative_slope)
 
 
-def _validate_common(*, beta: float, epochs: int, seed: int, time_limit: float | None) -> None:
+def _validate_common(*, beta: float, epochs: int, seed: int, time_limit: float | None, search_rounds: int) -> None:
+    if search_rounds < 0:
+        raise ComparisonError(f"--search-rounds must be a nonnegative integer, got {search_rounds}.")
     if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
         raise ComparisonError(f"--time-limit must be a positive number of seconds, got {time_limit:g}.")
     if not math.isfinite(beta) or beta <= 0:

@@ -57,6 +57,7 @@ from .network import TwoLayerNet
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
     sample_patterns
 from .threads import torch_threads
+from .pattern_search import SearchOptions
 from .training import ConvexFit, check_time_limit, fit
 
 TASKS = ("auto", "classification", "regression")
@@ -494,7 +495,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                    dataset: str = "data", feature_names: list[str] | None = None, target_name: str | None = None,
                    progress: ProgressHook | None = None, activation: Any = "relu",
                    negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: str = "squared",
-                   time_limit: float | None = None) -> ComparisonResult:
+                   time_limit: float | None = None, search_rounds: int = 0) -> ComparisonResult:
     """Convex program vs Adam / GD on one train/test split (see the module docstring).
 
     Args:
@@ -524,6 +525,10 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
         progress: a :class:`ProgressHook`.
         time_limit: seconds for each convex program's solve (``fit``'s ``time_limit``: an iterative solver
             stopped there returns its best certified point with status "time_limit"); None: no limit.
+        search_rounds: rounds of pattern search (``fit(..., search=SearchOptions(max_rounds=...))``) from the
+            best convex model above, warm-started and solved by the interior-point method (its warm starts suit
+            the repeated solves), as one more model "convex (pattern search)"; 0: none. The search needs the
+            squared loss and one output.
     """
     from .nonconvex import best_of, train_nonconvex
 
@@ -540,9 +545,9 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     epochs = _positive_int(epochs, "epochs")
     record_every = _positive_int(record_every, "record_every")
     certify_samples = _positive_int(certify_samples, "certify_samples")
-    if isinstance(certify_search_starts, bool) or not isinstance(certify_search_starts, (int, np.integer)) \
-            or certify_search_starts < 0:
-        raise ComparisonError(f"certify_search_starts must be a nonnegative integer, got {certify_search_starts!r}.")
+    for label, value in (("certify_search_starts", certify_search_starts), ("search_rounds", search_rounds)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ComparisonError(f"{label} must be a nonnegative integer, got {value!r}.")
     if width is not None:
         width = _positive_int(width, "width")
     spec = parse_patterns(n_patterns)
@@ -554,16 +559,23 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     gd_lrs = [_positive(lr, "a GD learning rate") for lr in gd_lrs]
     Xs, t = prep.X_train, prep.t_train
     Xt = add_bias(Xs) if bias else Xs
+    if search_rounds and (prep.loss != "squared" or t.ndim != 1):
+        raise ComparisonError(f"the pattern search needs the squared loss and one output; got the {prep.loss} loss"
+                              f"{' with one output per class' if t.ndim != 1 else ''} (use --loss squared on two "
+                              "classes or on a regression target).")
 
     models: list[ModelResult] = []
     fits: dict[str, ConvexFit] = {}
     certificates: dict[str, dict] = {}
     certs: dict[str, Certificate] = {}
 
-    def convex_model(name: str, pats: Patterns, extra_time: float = 0.0) -> ModelResult:
+    def convex_model(name: str, pats: Patterns, extra_time: float = 0.0, **search: Any) -> ModelResult:
+        """Solve on ``pats`` (with ``search``: fit's warm_start and search, the list grows), then certify."""
         hook.stage(f"{name}: convex program on {len(pats)} patterns")
         start = time.perf_counter()
-        cf = fit(Xs, t, beta, patterns=pats, bias=bias, seed=seed, activation=act, loss=loss_fn, time_limit=time_limit)
+        cf = fit(Xs, t, beta, patterns=pats, bias=bias, seed=seed, activation=act, loss=loss_fn, time_limit=time_limit,
+                 **search)
+        pats = cf.patterns if search else pats
         elapsed = time.perf_counter() - start + extra_time
         hook.done(f"objective {cf.objective:.6g}, relative gap {cf.relative_gap:.1e}")
         hook.stage(f"{name}: certificate")
@@ -636,6 +648,12 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
             refit_from = who
             models.append(convex_model(f"convex ({who} patterns)", run_pats, extra_time=best.wall_time))
 
+    # 4. pattern search from the best convex model so far
+    if search_rounds and not interrupted:
+        start_model = min((mr for mr in models if mr.kind == "convex"), key=lambda mr: mr.objective)
+        models.append(convex_model("convex (pattern search)", fits[start_model.name].patterns, solver="ipm",
+                                   warm_start=fits[start_model.name], search=SearchOptions(max_rounds=search_rounds)))
+
     lower = max((c.lower_bound for c in certs.values()), default=-math.inf)
     for mr in models:
         mr.certified_relative_gap = (mr.objective - lower) / max(abs(mr.objective), 1e-300)
@@ -649,7 +667,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                     "||alpha_j||_1^2 >= ||alpha_j||^2, while the gradient runs use l2 weight decay, so a "
                     "gradient run may end below the convex models" if vector else
                     "the refit's objective is at most that gradient run's (the map Psi, THEORY 1.2)"),
-                "certify_samples": certify_samples, "time_limit": time_limit,
+                "certify_samples": certify_samples, "time_limit": time_limit, "search_rounds": int(search_rounds),
                 "certify_search_starts": int(certify_search_starts),
                 "record_every": record_every,
                 "threads": threads, "standardized_features": True,
