@@ -1,6 +1,6 @@
 """The ``cvxnn`` command line: ``demo``, ``train``, ``certify`` and ``reproduce``.
 
-    cvxnn demo                                   # breast cancer: convex program vs Adam/GD, ~1-2 min
+    cvxnn demo                                   # breast cancer: convex program vs Adam/GD, ~15 s
     cvxnn train --data data.csv --target y       # the same comparison on your CSV; saves the model
     cvxnn certify out/model.safetensors --data data.csv --target y
     cvxnn reproduce all --quick                  # every paper claim: figures, verdicts, report
@@ -178,7 +178,7 @@ def demo(
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
     search_rounds: int = typer.Option(0, "--search-rounds", help=SEARCH_ROUNDS_HELP),
 ) -> None:
-    """Breast cancer: the convex program vs Adam and GD, with certificates and a report (1-2 min).
+    """Breast cancer: the convex program vs Adam and GD, with certificates and a report (about 15 s).
 
     Uses scikit-learn's bundled breast cancer data (no download): 80/20 split, standardized features,
     ±1 targets, neurons with bias. Solves the convex program on sampled activation patterns, trains the

@@ -111,7 +111,8 @@ GATED_IPM_LOSSES = ("squared", "logistic")  # ipm on the gated program: one outp
 # (gated_interior_point's docstring) ipm wins at ratios 41-195 (breast cancer, digits, planted d = 50, P = 100) and
 # loses at 230 and 487 (planted d = 20, P = 500 and 100)
 GATED_IPM_STEP_RATIO = 200.0
-AUTO_FAST_SIZE = 50_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference
+AUTO_FAST_SIZE = 5_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference:
+#                          the demo's programs (455 x 31, P = 50-55) took 12.0 and 17.5 s by Clarabel, 0.5 and 1.4 s by ipm
 IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops) stays below this
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
@@ -481,7 +482,7 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     the gated program the barrier method of :mod:`cvxnn.solvers.gated_interior_point` — one output,
     squared or logistic loss (GATED_IPM_LOSSES), n x n and P x P matrices), "al" (augmented Lagrangian in
     PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
-    automatically), or "auto" (for n·P·c > 50 000, c outputs, and a combination they declare: for the
+    automatically), or "auto" (for n·P·c > 5 000, c outputs, and a combination they declare: for the
     gated program ipm while one of its steps (:func:`~cvxnn.solvers.gated_interior_point.step_flops`,
     about 3n²P + n³/3) costs at most GATED_IPM_STEP_RATIO = 200 FISTA iterations (2nPd each), else
     fista; for the ReLU program ipm while its cost per iteration, about c·min(n²·P·d, n·(P·d)²) plus the
