@@ -24,7 +24,10 @@
    saved either way.) With c outputs there is no such guarantee: the per-output program is
    exact for the output penalty ‖α_j‖₁² ≥ ‖α_j‖² (THEORY §1.7), while the gradient runs use ℓ2
    weight decay, so a gradient run may end below the convex model; ``settings`` says which case
-   applies.
+   applies;
+5. optionally (``search_rounds`` > 0; squared loss, one output) grows the pattern list of the best
+   convex model so far by pattern search (:func:`cvxnn.pattern_search.column_generation`), warm-started
+   from its solution, so the searched model is never worse than it.
 
 All objectives are the canonical NC = L(f(X)) + (β/2) Σ_j (‖u_j‖² + ‖α_j‖²) (sum over the
 training samples, no 1/n) on the *standardized* data and encoded targets.
@@ -569,13 +572,13 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     certificates: dict[str, dict] = {}
     certs: dict[str, Certificate] = {}
 
-    def convex_model(name: str, pats: Patterns, extra_time: float = 0.0, **search: Any) -> ModelResult:
-        """Solve on ``pats`` (with ``search``: fit's warm_start and search, the list grows), then certify."""
+    def convex_model(name: str, pats: Patterns, extra_time: float = 0.0, **options: Any) -> ModelResult:
+        """Solve on ``pats`` (``options``: more of fit's arguments; with a search the list grows), then certify."""
         hook.stage(f"{name}: convex program on {len(pats)} patterns")
         start = time.perf_counter()
         cf = fit(Xs, t, beta, patterns=pats, bias=bias, seed=seed, activation=act, loss=loss_fn, time_limit=time_limit,
-                 **search)
-        pats = cf.patterns if search else pats
+                 **options)
+        pats = cf.patterns if "search" in options else pats  # the grown list
         elapsed = time.perf_counter() - start + extra_time
         hook.done(f"objective {cf.objective:.6g}, relative gap {cf.relative_gap:.1e}")
         hook.stage(f"{name}: certificate")
