@@ -102,7 +102,8 @@ def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, sol
               f"{log.search_time:.1f} s ({log.n_projections} projections, {log.n_screened} screened), "
               f"elapsed {time.perf_counter() - start:.1f} s", flush=True)
 
-    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=NonconvexInit(epochs=epochs, width=width, restarts=restarts),
+    seeds = NonconvexInit(epochs=epochs, width=width, restarts=restarts)
+    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=seeds,
                     search=SearchOptions(time_limit=time_limit), callback=show)
     s = res.search
     print(f"search: seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s); final NC {res.network_objective:.4f} "

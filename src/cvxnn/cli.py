@@ -26,6 +26,7 @@ from rich.table import Table
 from .activations import DEFAULT_NEGATIVE_SLOPE
 from .certificate import DEFAULT_SEARCH_STARTS
 from .experiment import ComparisonError, ComparisonResult, ProgressHook
+from .training import check_time_limit
 
 app = typer.Typer(
     name="cvxnn",
@@ -552,8 +553,10 @@ def _parse_activation(name: str, negative_slope: float | None):
 def _validate_common(*, beta: float, epochs: int, seed: int, time_limit: float | None, search_rounds: int) -> None:
     if search_rounds < 0:
         raise ComparisonError(f"--search-rounds must be a nonnegative integer, got {search_rounds}.")
-    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
-        raise ComparisonError(f"--time-limit must be a positive number of seconds, got {time_limit:g}.")
+    try:
+        check_time_limit(time_limit)
+    except ValueError:
+        raise ComparisonError(f"--time-limit must be a positive number of seconds, got {time_limit:g}.") from None
     if not math.isfinite(beta) or beta <= 0:
         raise ComparisonError(f"--beta must be a positive number, got {beta:g}.")
     if epochs < 1:

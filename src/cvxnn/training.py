@@ -112,7 +112,8 @@ GATED_IPM_LOSSES = ("squared", "logistic")  # ipm on the gated program: one outp
 # loses at 230 and 487 (planted d = 20, P = 500 and 100)
 GATED_IPM_STEP_RATIO = 200.0
 AUTO_FAST_SIZE = 5_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference:
-#                          the demo's programs (455 x 31, P = 50-55) took 12.0 and 17.5 s by Clarabel, 0.5 and 1.4 s by ipm
+#                          the demo's programs (455 x 31, P = 50-55) took 12.0 and 17.5 s by Clarabel, 0.5 and 1.4 s
+#                          by ipm
 IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops) stays below this
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100

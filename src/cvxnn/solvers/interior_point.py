@@ -643,8 +643,8 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
 
     A warm start U0 (2, P, d, c) with nonzero columns keeps its scale: ε is at most WARM_START_SHIFT times their
     median norm, over the columns above WARM_START_DUST times the largest (a solver's answer carries zero blocks
-    as dust of 1e-14 to 1e-12, which would otherwise set the median). That ε was 27–180x the median before, and the shift all but erased the start. Measured from the
-    race's starts (Ψ of a 1500-step Adam run, P = 97–100, tol 1e-2 / 1e-3 / 1e-6): breast cancer 11 / 13 / 19 →
+    as dust of 1e-14 to 1e-12, which would otherwise set the median). That ε was 27–180x the median before, and the
+    shift all but erased the start. Measured from the race's starts (Ψ of a 1500-step Adam run, P = 97–100, tol 1e-2 / 1e-3 / 1e-6): breast cancer 11 / 13 / 19 →
     8 / 10 / 15 iterations, digits 10 / 11 / 15 → 7 / 9 / 13, planted n = 2000, d = 20 15 / 20 / 30 →
     6 / 11 / 21, d = 50 10 / 14 / 22 → 6 / 9 / 16 (a factor 0.1 or 1 gained less on two of the four)."""
     if op.P == 0:
@@ -772,6 +772,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
         return min(_step_length(G, dG), _step_length(m, dm), *part.step_lengths(delta))
 
     status, it, polished, spacing = "optimal", 0, -POLISH_EVERY, POLISH_EVERY
+    polish_budget = POLISH_BUDGET * iteration_flops(n, d, Pk, c, loss.name, vector_penalty)
     try:
         while not gap_ok():
             budget = budget_status(it, max_iter, start, time_limit)
@@ -826,7 +827,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
             if part.rows == 0 and settled and not risen and not gap_ok() and it >= polished + spacing:
                 polished = it  # the objective settled, the lower bound did not follow: solve on the face (polish.py)
                 face = polish(system.op, system.weights, live, system.XX, U, G, m, smooth, beta, system.grouped,
-                              POLISH_BUDGET * iteration_flops(n, d, Pk, c, loss.name, vector_penalty))
+                              polish_budget)
                 if face is not None:
                     inside = _strict_start(system.op, live, C, face[0], 0.0)
                     certify(inside, system.fit(inside), face[1], system.fit(face[0]))
