@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cvxnn-installed
 
-.PHONY: demo test test-slow install bench bench-deps clean
+.PHONY: demo test test-slow test-gpu install bench bench-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu
 
 # scnn (the comparison in benchmarks/bench_solvers.py): its wheel asks for torchvision, which it
 # never imports, so it is installed without dependencies and its real ones are listed here.

@@ -255,7 +255,7 @@ def test_init_stores_parameters_unmodified():
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                     standardize=False, random_state=rs, activation="relu", negative_slope=0.01,
                                     loss="log_loss", solver="auto", search=None, tol=1e-6, time_limit=None,
-                                    init_nonconvex=None)
+                                    init_nonconvex=None, device="cpu")
 
 
 def test_a_time_limit_reaches_the_solver_and_keeps_a_certified_fit(regression_data):

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from .activations import DEFAULT_NEGATIVE_SLOPE
 from .certificate import DEFAULT_SEARCH_STARTS
+from .devices import compute_device
 from .experiment import ComparisonError, ComparisonResult, ProgressHook
 from .training import check_time_limit
 
@@ -41,6 +42,8 @@ INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, Memor
                 IsADirectoryError, PermissionError)
 SEARCH_ROUNDS_HELP = ("Rounds of pattern search from the best convex model, reported as one more model (squared "
                       "loss and one output only; 0: none).")
+DEVICE_HELP = ("Where the convex solvers and the Adam/GD runs compute: cpu, cuda or cuda:<index> (refused up front "
+               "where PyTorch sees no such device).")
 TIME_LIMIT_HELP = ("Seconds for each convex program's solve; an iterative solver stopped there keeps its best "
                    "certified point (default: no limit).")
 DEMO_DATASET = "breast_cancer"
@@ -178,6 +181,7 @@ def demo(
                                       "about a second here, and the search also starts from every neuron)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
     search_rounds: int = typer.Option(0, "--search-rounds", help=SEARCH_ROUNDS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Breast cancer: the convex program vs Adam and GD, with certificates and a report (about 15 s).
 
@@ -189,7 +193,8 @@ def demo(
     from .data import load_bundled
 
     try:
-        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit, search_rounds=search_rounds)
+        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit, search_rounds=search_rounds,
+                         device=device)
         if patterns < 1:
             raise ComparisonError(f"--patterns must be a positive integer, got {patterns}.")
         from .report import check_output_dir
@@ -203,7 +208,8 @@ def demo(
         _comparison(Xtr, ytr, Xte, yte, task="classification", out=out, dataset="breast_cancer (sklearn)",
                     feature_names=ds.feature_names, target_name="malignant(0)/benign(1)", beta=beta,
                     n_patterns=patterns, bias=True, epochs=epochs, seed=seed,
-                    certify_search_starts=search_starts, time_limit=time_limit, search_rounds=search_rounds)
+                    certify_search_starts=search_starts, time_limit=time_limit, search_rounds=search_rounds,
+                    device=device)
     except KeyboardInterrupt:
         _fail("interrupted; no report written.", 130)
     except INPUT_ERRORS as exc:
@@ -259,6 +265,7 @@ def train(
     threads: int = typer.Option(1, "--threads", help="torch threads for the gradient runs."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help=TIME_LIMIT_HELP),
     search_rounds: int = typer.Option(0, "--search-rounds", help=SEARCH_ROUNDS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """The comparison of `cvxnn demo` on your CSV file; saves the best convex model.
 
@@ -271,7 +278,8 @@ def train(
     from .data import load_csv
 
     try:
-        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit, search_rounds=search_rounds)
+        _validate_common(beta=beta, epochs=epochs, seed=seed, time_limit=time_limit, search_rounds=search_rounds,
+                         device=device)
         if not 0 <= test_size < 1:
             raise ComparisonError(f"--test-size must be in [0, 1), got {test_size:g}.")
         if width is not None and width < 1:
@@ -317,7 +325,7 @@ def train(
                              bias=bias, adam_lrs=a_lrs, gd_lrs=g_lrs, epochs=epochs, width=width, seed=seed,
                              refit=refit, certify_samples=certify_samples, certify_search_starts=search_starts,
                              threads=threads, activation=act, loss=loss, time_limit=time_limit,
-                             search_rounds=search_rounds)
+                             search_rounds=search_rounds, device=device)
         saved = _save_model(result, model_path, data) if model_path is not None else out / MODEL_FILE
         out_console.print(f"Convex model ({result.best_convex.name}) saved to [bold]{saved}[/] with its "
                           f"preprocessing in [bold]{Path(saved).with_suffix('.json')}[/]", highlight=False)
@@ -550,7 +558,12 @@ def _parse_activation(name: str, negative_slope: float | None):
     return activation_from(name, negative_slope)
 
 
-def _validate_common(*, beta: float, epochs: int, seed: int, time_limit: float | None, search_rounds: int) -> None:
+def _validate_common(*, beta: float, epochs: int, seed: int, time_limit: float | None, search_rounds: int,
+                     device: str) -> None:
+    try:
+        compute_device(device)
+    except ValueError as exc:
+        raise ComparisonError(f"--device: {exc}") from None
     if search_rounds < 0:
         raise ComparisonError(f"--search-rounds must be a nonnegative integer, got {search_rounds}.")
     try:

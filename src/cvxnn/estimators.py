@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, activation_from
 from .data import add_bias
+from .devices import compute_device
 from .network import TwoLayerNet
 from .patterns import Patterns, sample_patterns
 from .pattern_search import SearchOptions
@@ -72,7 +73,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
-                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None):
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu"):
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.formulation = formulation
@@ -87,6 +88,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.tol = tol
         self.time_limit = time_limit
         self.init_nonconvex = init_nonconvex
+        self.device = device
 
     # -------------------------------------------------------------- parameters
     def _check_params(self) -> None:
@@ -122,10 +124,11 @@ class _ConvexReLUBase(BaseEstimator):
         t = self.tol
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not (np.isfinite(t) and 0 < t < 1):
             raise ValueError(f"{name}: tol must be a number in (0, 1), got {t!r}.")
-        try:
-            check_time_limit(self.time_limit)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
+        for check, value in ((check_time_limit, self.time_limit), (compute_device, self.device)):
+            try:
+                check(value)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         rs = self.random_state
         if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
                 or isinstance(rs, (bool, np.bool_)):
@@ -185,7 +188,7 @@ class _ConvexReLUBase(BaseEstimator):
                           activation=self.activation, negative_slope=self.negative_slope, loss=loss,
                           solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
                           else self.search, tol=float(self.tol), seed=self._seed(),
-                          time_limit=self.time_limit, init_nonconvex=self.init_nonconvex)
+                          time_limit=self.time_limit, init_nonconvex=self.init_nonconvex, device=self.device)
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""
@@ -251,6 +254,9 @@ _PARAMS_DOC = """
         The hidden activation σ(t) = a(t)_+ + b(t)_- (``cvxnn.fit(..., activation=...)``).
     negative_slope : float, default=0.01
         Slope κ of "leaky_relu" (0 ≤ κ < 1); ignored otherwise.
+    device : str or torch.device, default="cpu"
+        Where the iterative solvers (and ``init_nonconvex``'s Adam runs) compute: "cpu", "cuda" or
+        "cuda:<index>" (``cvxnn.fit(..., device=...)``); ``fit`` refuses a device PyTorch cannot reach.
 """
 
 _COMMON_ATTRS_DOC = """
@@ -392,11 +398,11 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss",
-                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None):
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu"):
         super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
                          standardize=standardize, random_state=random_state, activation=activation,
                          negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol,
-                         time_limit=time_limit, init_nonconvex=init_nonconvex)
+                         time_limit=time_limit, init_nonconvex=init_nonconvex, device=device)
 
     def fit(self, X, y):
         """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""

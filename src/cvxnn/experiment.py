@@ -55,6 +55,7 @@ import numpy as np
 from .activations import DEFAULT_NEGATIVE_SLOPE, Activation, activation_from
 from .certificate import Certificate, certify
 from .data import add_bias, as_matrix, as_targets
+from .devices import compute_device
 from .losses import loss_from
 from .network import TwoLayerNet
 from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
@@ -498,7 +499,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                    dataset: str = "data", feature_names: list[str] | None = None, target_name: str | None = None,
                    progress: ProgressHook | None = None, activation: Any = "relu",
                    negative_slope: float = DEFAULT_NEGATIVE_SLOPE, loss: str = "squared",
-                   time_limit: float | None = None, search_rounds: int = 0) -> ComparisonResult:
+                   time_limit: float | None = None, search_rounds: int = 0, device: Any = "cpu") -> ComparisonResult:
     """Convex program vs Adam / GD on one train/test split (see the module docstring).
 
     Args:
@@ -532,12 +533,15 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
             best convex model above, warm-started and solved by the interior-point method (its warm starts suit
             the repeated solves), as one more model "convex (pattern search)"; 0: none. The search needs the
             squared loss and one output.
+        device: where the convex solvers and the gradient runs compute ("cpu", "cuda" or "cuda:<index>";
+            ``fit``'s ``device``).
     """
     from .nonconvex import best_of, train_nonconvex
 
     hook = progress or ProgressHook()
     try:
         act = activation_from(activation, negative_slope)
+        device = compute_device(device)
     except (TypeError, ValueError) as exc:
         raise ComparisonError(str(exc)) from None
     beta = _positive(beta, "beta")
@@ -577,7 +581,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
         hook.stage(f"{name}: convex program on {len(pats)} patterns")
         start = time.perf_counter()
         cf = fit(Xs, t, beta, patterns=pats, bias=bias, seed=seed, activation=act, loss=loss_fn, time_limit=time_limit,
-                 **options)
+                 device=device, **options)
         pats = cf.patterns if "search" in options else pats  # the grown list
         elapsed = time.perf_counter() - start + extra_time
         hook.done(f"objective {cf.objective:.6g}, relative gap {cf.relative_gap:.1e}")
@@ -616,7 +620,8 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     with torch_threads(threads):
         if adam_lrs or gd_lrs:  # first optimizer construction imports lazily (seconds): keep it off the clocks
             for opt in ("adam", "gd"):
-                train_nonconvex(Xs[:2], np.zeros(2), beta, 1, optimizer=opt, lr=1e-3, epochs=1, bias=bias)
+                train_nonconvex(Xs[:2], np.zeros(2), beta, 1, optimizer=opt, lr=1e-3, epochs=1, bias=bias,
+                                device=device)
         for opt, lrs in (("adam", adam_lrs), ("gd", gd_lrs)):
             for lr in lrs:
                 if interrupted:
@@ -624,7 +629,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                 label = f"{'Adam' if opt == 'adam' else 'GD'} lr={lr:g}"
                 hook.stage(f"{label}, width {m}", total=epochs)
                 run = train_nonconvex(Xs, t, beta, m, optimizer=opt, lr=lr, epochs=epochs, seed=seed, bias=bias,
-                                      record_every=record_every, activation=act, loss=loss_fn,
+                                      record_every=record_every, activation=act, loss=loss_fn, device=device,
                                       callback=lambda step, obj: hook.update(step, f"NC {obj:.6g}"))
                 hook.done(f"NC {run.final_objective:.6g}" + (" (diverged)" if run.diverged else "")
                           + (" (interrupted)" if run.interrupted else ""))
@@ -673,7 +678,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
                 "certify_samples": certify_samples, "time_limit": time_limit, "search_rounds": int(search_rounds),
                 "certify_search_starts": int(certify_search_starts),
                 "record_every": record_every,
-                "threads": threads, "standardized_features": True,
+                "threads": threads, "device": str(device), "standardized_features": True,
                 "targets": ENCODINGS[prep.encoding]}
     return ComparisonResult(
         dataset=dataset, task=prep.task, n_train=Xs.shape[0],

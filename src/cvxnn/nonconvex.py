@@ -26,6 +26,7 @@ import torch
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .data import add_bias, as_matrix
+from .devices import compute_device
 from .losses import SQUARED, Loss, loss_from
 from .network import TwoLayerNet
 
@@ -171,7 +172,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
             raise ValueError(f"init has {init.n_outputs} output(s) but the {loss.name} loss needs "
                              f"{max(outputs, 1)} for these targets.")
 
-    dev = torch.device(device)
+    dev = compute_device(device)
     X64 = torch.as_tensor(Xt_np, dtype=torch.float64, device=dev)
     y64 = torch.as_tensor(yv, dtype=torch.float64, device=dev)
     Xtr, ytr = X64.to(dtype), y64.to(dtype)
@@ -182,7 +183,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
         opt: torch.optim.Optimizer = torch.optim.Adam([W1, w2], lr=lr)
     else:
         opt = torch.optim.SGD([W1, w2], lr=lr, momentum=momentum)
-    order_gen = torch.Generator().manual_seed(seed + 1)
+    order_gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     steps_per_epoch = math.ceil(n / batch)
 
     history = TrainHistory([], [], [])
@@ -218,7 +219,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
         while not diverged and step < total_steps:
             b = step % steps_per_epoch
             if batch < n and b == 0:
-                perm = torch.randperm(n, generator=order_gen).to(dev)
+                perm = torch.randperm(n, generator=order_gen, device="cpu").to(dev)
             if perm is None:
                 Xb, yb, scale = Xtr, ytr, 1.0
             else:
@@ -256,11 +257,12 @@ def _initial_weights(init: TwoLayerNet | None, width: int, d: int, scale: float,
     """float64 CPU start: ``init``'s weights, or W1 ~ N(0, scale²/d), w2 ~ N(0, scale²/width) of
     shape (width,) (``outputs`` = 0, scalar output) or (width, outputs)."""
     if init is not None:
-        return (torch.tensor(init.W1, dtype=torch.float64), torch.tensor(init.w2, dtype=torch.float64))
-    gen = torch.Generator().manual_seed(seed)
-    W1 = torch.randn(width, d, generator=gen, dtype=torch.float64) * (scale / math.sqrt(d))
+        return (torch.tensor(init.W1, dtype=torch.float64, device="cpu"),
+                torch.tensor(init.w2, dtype=torch.float64, device="cpu"))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    W1 = torch.randn(width, d, generator=gen, dtype=torch.float64, device="cpu") * (scale / math.sqrt(d))
     shape = (width,) if outputs == 0 else (width, outputs)
-    w2 = torch.randn(*shape, generator=gen, dtype=torch.float64) * (scale / math.sqrt(width))
+    w2 = torch.randn(*shape, generator=gen, dtype=torch.float64, device="cpu") * (scale / math.sqrt(width))
     return W1, w2
 
 

@@ -172,7 +172,7 @@ class PatternOperator:
     def lipschitz(self, iters: int = 30, seed: int = 0) -> float:
         """‖A‖₂² by power iteration on AᵀA (an estimate from below; callers back off by line search)."""
         g = torch.Generator(device="cpu").manual_seed(seed)
-        U = torch.randn(self.P, self.d, generator=g, dtype=self.dtype).to(self.device)
+        U = torch.randn(self.P, self.d, generator=g, dtype=self.dtype, device="cpu").to(self.device)
         U /= U.norm()
         val = 0.0
         for _ in range(iters):

@@ -632,7 +632,8 @@ def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[lis
     for k in range(spec.restarts):
         run = train_nonconvex(program.Xm, program.y, program.beta, spec.width, optimizer=spec.optimizer, lr=spec.lr,
                               epochs=spec.epochs, seed=run_seed + k, bias=program.bias,
-                              record_every=max(1, spec.epochs // 20), activation=program.activation, loss=program.loss)
+                              record_every=max(1, spec.epochs // 20), activation=program.activation, loss=program.loss,
+                              device=program.device)
         nets.append(run.network)
         objectives.append(run.network.objective(program.Xm, program.y, program.beta, program.loss))
         seconds += run.wall_time

@@ -77,6 +77,7 @@ import torch
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .cones import min_norm_split
 from .data import add_bias, as_matrix
+from .devices import compute_device
 from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, \
     max_dual_constraint_vector, scaled_dual_value
 from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
@@ -299,7 +300,7 @@ class Program:
     bias: bool = False
     tol: float = 1e-6
     dtype: torch.dtype = torch.float64
-    device: str = "cpu"
+    device: torch.device = torch.device("cpu")
     verbose: bool = False
     prune_network: bool = True
     loss: Loss = SQUARED
@@ -341,7 +342,8 @@ class Program:
                 V0, W0 = (None, None) if start is None else (torch.as_tensor(b, **on) for b in start)
                 if solver == "ipm":  # strictly cone-feasible iterates in float64
                     out = solve_relu_interior(op, yt, self.beta, tol=self.tol, V0=V0, W0=W0, loss=self.loss,
-                                              interior=None if pats.gates is None else torch.as_tensor(pats.gates.T),
+                                              interior=None if pats.gates is None else
+                                              torch.as_tensor(pats.gates.T, device=self.device),
                                               callback=callback, time_limit=time_limit,
                                               vector_penalty=self.vector_penalty)
                 else:  # al: returns cone-feasible blocks (repaired in float64), so no polishing
@@ -514,6 +516,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     time_limit: seconds for the iterative solvers ("fista", "ipm", "al"), and with a search or a nonconvex
         seed for the whole call (the smaller of it and ``SearchOptions.time_limit``). A solve that reaches
         it returns its best certified point with status "time_limit"; the reference solver runs to the end.
+    device: "cpu", "cuda" or "cuda:<index>" (:func:`~cvxnn.devices.compute_device`; ValueError where PyTorch
+        cannot reach it): where the iterative solvers and a nonconvex seed compute. The cone projections of
+        the certificates and of the pattern search run on the CPU (DAQP), as does the reference solver.
     """
     time_limit = check_time_limit(time_limit)
     program = make_program(X, y, beta, formulation, solver, bias, activation, negative_slope, tol, dtype, device,
@@ -555,8 +560,8 @@ def make_program(X: Any, y: Any, beta: float, formulation: str = "relu", solver:
         raise ValueError(f"vector_penalty must be one of {VECTOR_PENALTIES}, got {vector_penalty!r}.")
     act = activation_from(activation, negative_slope)
     Xt = add_bias(Xm) if bias else Xm
-    return Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, device, verbose, prune_network,
-                   loss, vector_penalty)
+    return Program(Xm, yv, Xt, beta, formulation, solver, act, bias, tol, dtype, compute_device(device), verbose,
+                   prune_network, loss, vector_penalty)
 
 
 def warm_start_blocks(warm_start: Any, pats: Patterns, d: int, outputs: tuple[int, ...] = ()

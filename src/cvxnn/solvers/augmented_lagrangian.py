@@ -85,7 +85,7 @@ class ConeRepair:
         self.nonzero_rows = op.X.norm(dim=1) > 0
         self.C = torch.zeros(op.P, op.d, dtype=op.dtype, device=op.device)
         if interior is not None:
-            self.C.copy_(torch.as_tensor(interior).to(dtype=op.dtype, device=op.device))
+            self.C.copy_(torch.as_tensor(interior, dtype=op.dtype, device=op.device))
         self.SXC = op.cone_products(self.C)
         self.ok = ((self.SXC > 0) | ~self.nonzero_rows[:, None]).all(dim=0) & (self.C.norm(dim=1) > 0)
         self.tried = self.ok.clone()

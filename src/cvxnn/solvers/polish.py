@@ -86,7 +86,7 @@ class _Face:
         """U (2, P, d, c) with columns Σ_v z_vb_v."""
         two, P, d, c = self.shape
         index = (self.side * P + self.pattern) * c + self.column
-        cols = torch.zeros(two * P * c, d, dtype=z.dtype).index_add_(0, index, z[:, None] * self.basis)
+        cols = torch.zeros(two * P * c, d, dtype=z.dtype, device=z.device).index_add_(0, index, z[:, None] * self.basis)
         return cols.view(two, P, c, d).transpose(2, 3).contiguous()
 
     def coordinates(self, U: torch.Tensor) -> torch.Tensor:
@@ -100,7 +100,7 @@ class _Face:
 
     def predict(self, z: torch.Tensor) -> torch.Tensor:
         """Zz as the (n, c) prediction."""
-        out = torch.empty(self.op.n, self.shape[3], dtype=z.dtype)
+        out = torch.empty(self.op.n, self.shape[3], dtype=z.dtype, device=z.device)
         for rows in self.chunks:
             Z = self.design(rows)
             for k, span in enumerate(self.spans):
@@ -109,7 +109,8 @@ class _Face:
 
     def radii(self, z: torch.Tensor) -> torch.Tensor:
         """‖z_g‖ per group."""
-        return torch.zeros(int(self.group.max()) + 1, dtype=z.dtype).index_add_(0, self.group, z * z).sqrt()
+        sums = torch.zeros(int(self.group.max()) + 1, dtype=z.dtype, device=z.device)
+        return sums.index_add_(0, self.group, z * z).sqrt()
 
     def value(self, z: torch.Tensor, smooth: SmoothLoss, beta: float) -> float:
         """F(z) = L(Zz) + β Σ_g ‖z_g‖."""
@@ -123,7 +124,7 @@ class _Face:
         grad_loss = smooth.value_and_gradient(pred)[1]
         H = smooth.hessian_blocks(pred) if curvature else None
         grad = beta * z / self.radii(z)[self.group]
-        fit = torch.zeros(self.q, self.q, dtype=z.dtype) if curvature else None
+        fit = torch.zeros(self.q, self.q, dtype=z.dtype, device=z.device) if curvature else None
         for rows in self.chunks:
             Z = self.design(rows)
             for k, span in enumerate(self.spans):
