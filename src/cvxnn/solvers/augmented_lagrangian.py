@@ -312,7 +312,7 @@ def _final_repair(repair: ConeRepair, U: torch.Tensor, design: np.ndarray | None
     op = repair.op
     if op.dtype == torch.float64 and op.device.type == "cpu":
         return U[0].numpy().copy(), U[1].numpy().copy()
-    X64 = op.X.cpu().double() if design is None else torch.as_tensor(design, dtype=torch.float64)
+    X64 = op.X.cpu().double() if design is None else torch.as_tensor(design, dtype=torch.float64, device="cpu")
     op64 = PatternOperator(X64, op.masks.cpu(), activation=op.activation)
     repair64 = ConeRepair(op64, repair.C.cpu().double() * repair.ok.cpu()[:, None])
     repair64.tried |= repair.tried.cpu()

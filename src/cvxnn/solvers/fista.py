@@ -306,7 +306,8 @@ def gated_certificate(op: PatternOperator, y: torch.Tensor, U: torch.Tensor, bet
     z = op.matvec(U) if prediction is None else prediction
     value, lam = smooth.dual_direction(z)
     primal = value + beta * penalty.value(U)
-    norms = penalty.pattern_values(op.rmatvec(lam.to(op.dtype))) if op.P else torch.zeros(0, dtype=torch.float64)
+    norms = penalty.pattern_values(op.rmatvec(lam.to(op.dtype))) if op.P else \
+        torch.zeros(0, dtype=torch.float64, device=op.device)
     s = float(norms.max()) if op.P else 0.0
     t_max = float("inf") if s <= 0 else beta / s
     t = smooth.best_scale(lam, t_max)
