@@ -112,7 +112,10 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
         seed: random seed (initialization and minibatch order).
         bias: append a ones column to X; the bias is the last column of W1 and is penalized.
         record_every: evaluate the full NC objective (in float64) every this many steps, at
-            step 0 and after the last step; the returned network is the best recorded iterate.
+            step 0 and after the last step, for the history. The returned network is the best
+            iterate: with full batches the lowest NC over every step (each step's forward value is NC at
+            the iterate before its update, compared and kept on the device, so no step waits for the host;
+            the winner is evaluated again in float64), with minibatches the best recorded iterate.
         batch_size: minibatch size for "sgd" (default min(n, 32)) and optionally "adam"
             (default: full batch). On a minibatch B the data term is scaled by n/|B|, so the
             minibatch loss is an unbiased estimate of NC. Not allowed for "gd" unless ≥ n.
@@ -128,7 +131,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
             :class:`~cvxnn.losses.Loss`; gradients use ``loss.torch``, recorded objectives ``loss.value``.
 
     Returns:
-        A :class:`NonconvexRun` holding the best recorded iterate and the objective history. The
+        A :class:`NonconvexRun` holding the best iterate (``record_every``) and the objective history. The
         second-layer initialization is N(0, s²/m) of shape (m,) or (m, c).
         Ctrl-C (KeyboardInterrupt) stops training and returns the best iterate so far with
         ``interrupted=True``. The objective is checked for NaN/inf at each recording (not every
@@ -190,17 +193,22 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
     best: dict[str, Any] = {"objective": math.inf, "W1": W1_0, "w2": w2_0}
     interrupted = diverged = False
 
-    def record(step: int) -> bool:
-        """Evaluate NC in float64 at the current iterate (as :meth:`TwoLayerNet.objective`: loss.value
-        on the predictions plus the penalty); False when it is not finite."""
+    def exact_objective(W1_k: torch.Tensor, w2_k: torch.Tensor) -> float:
+        """NC in float64 at (W1_k, w2_k), as :meth:`TwoLayerNet.objective` (loss.value on the predictions plus
+        the penalty); NaN when it is not finite."""
         with torch.no_grad():
-            W1d, w2d = W1.detach().double(), w2.detach().double()
+            W1d, w2d = W1_k.detach().double(), w2_k.detach().double()
             pred = (act.torch(X64 @ W1d.T) @ w2d).cpu().numpy()
             penalty = 0.5 * float(W1d.pow(2).sum() + w2d.pow(2).sum())
         if not (np.all(np.isfinite(pred)) and math.isfinite(penalty)):
-            return False
+            return math.nan
         obj = loss.value(pred, yv) + beta * penalty
-        if not math.isfinite(obj):
+        return obj if math.isfinite(obj) else math.nan
+
+    def record(step: int) -> bool:
+        """Evaluate NC in float64 at the current iterate; False when it is not finite."""
+        obj = exact_objective(W1, w2)
+        if math.isnan(obj):
             return False
         history.steps.append(step)
         history.times.append(time.perf_counter() - start)
@@ -213,6 +221,7 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
 
     total_steps = epochs * steps_per_epoch
     perm = None
+    tracked = _LowestIterate(W1, w2) if batch >= n else None  # full batch: each step's value is NC itself
     try:
         diverged = not record(0)
         step = 0
@@ -226,7 +235,10 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
                 idx = perm[b * batch:(b + 1) * batch]
                 Xb, yb, scale = Xtr[idx], ytr[idx], n / idx.numel()
             opt.zero_grad(set_to_none=True)
-            nc_objective(Xb, yb, W1, w2, beta, scale, act, loss).backward()
+            value = nc_objective(Xb, yb, W1, w2, beta, scale, act, loss)
+            value.backward()
+            if tracked is not None:
+                tracked.offer(value, W1, w2)
             opt.step()
             step += 1
             if step % record_every == 0 or step == total_steps:
@@ -234,6 +246,10 @@ def train_nonconvex(X: Any, y: Any, beta: float, width: int, optimizer: str = "a
     except KeyboardInterrupt:
         interrupted = True
 
+    if tracked is not None and float(tracked.value) < best["objective"]:
+        obj = exact_objective(tracked.W1, tracked.W2)
+        if obj < best["objective"]:
+            best.update(objective=obj, W1=tracked.W1.double().cpu(), w2=tracked.W2.double().cpu())
     network = TwoLayerNet(best["W1"].numpy(), best["w2"].numpy(), bias, act)
     return NonconvexRun(network=network, history=history, optimizer=optimizer, lr=lr, width=width, seed=seed,
                         epochs=epochs, final_objective=network.objective(Xm, yv, beta, loss),
@@ -250,6 +266,23 @@ def best_of(runs: list[NonconvexRun]) -> NonconvexRun:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _LowestIterate:
+    """The full-batch iterate with the lowest training objective: :meth:`offer` compares a step's forward value
+    NC(θ_k) with the lowest so far and keeps θ_k where it is lower, with tensor operations only (no host
+    synchronization per step on a GPU; a NaN value is never lower)."""
+
+    def __init__(self, W1: torch.Tensor, w2: torch.Tensor) -> None:
+        self.value = torch.full((), math.inf, dtype=W1.dtype, device=W1.device)
+        self.W1, self.W2 = W1.detach().clone(), w2.detach().clone()
+
+    def offer(self, value: torch.Tensor, W1: torch.Tensor, w2: torch.Tensor) -> None:
+        with torch.no_grad():
+            lower = value.detach() < self.value
+            self.value = torch.where(lower, value.detach(), self.value)
+            self.W1 = torch.where(lower, W1.detach(), self.W1)
+            self.W2 = torch.where(lower, w2.detach(), self.W2)
 
 
 def _initial_weights(init: TwoLayerNet | None, width: int, d: int, scale: float, seed: int, outputs: int = 0
