@@ -66,7 +66,8 @@ def jobs(X, y, pats):
                             record_every=1000)
         return r.final_objective, None
 
-    return {"gated fista float32 1e-4": gated(torch.float32, 1e-4), "gated fista float64 1e-6": gated(torch.float64, 1e-6),
+    return {"gated fista float32 1e-4": gated(torch.float32, 1e-4),
+            "gated fista float64 1e-6": gated(torch.float64, 1e-6),
             "relu ipm 1e-6": relu, "adam 1000 steps float32": adam}
 
 

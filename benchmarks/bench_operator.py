@@ -188,7 +188,8 @@ def main() -> None:
         print(line)
     print("(dense = the faster of the two dense products, same flop count)")
     if memory is not None:
-        print(f"\nmemory-bounded run {memory['n']}x{memory['d']}x{memory['P']} float32: setup {memory['setup_s']:.1f} s, "
+        print(f"\nmemory-bounded run {memory['n']}x{memory['d']}x{memory['P']} float32: "
+              f"setup {memory['setup_s']:.1f} s, "
               f"{memory['iterations']} FISTA iterations in {memory['solve_s']:.1f} s, "
               f"peak RSS {memory['peak_rss_gib']:.2f} GiB (< 8 GiB: {memory['below_8_gib']})")
 

@@ -28,8 +28,8 @@ Each external run is a separate process with a wall-clock limit (``--timeout``).
 
 ``--loss logistic`` or ``--loss hinge`` (classification problems: breast, digits) runs the same rows for
 that loss where the solver supports it: cvxnn FISTA, ipm (on the gated program: logistic, not the hinge) and the
-reference; the augmented Lagrangian and scnn are squared-loss only and are skipped. For the hinge the gated p* is the reference's optimum too (FISTA's
-barrier phase stalls near a certified 1e-7, short of 1e-10).
+reference; the augmented Lagrangian and scnn are squared-loss only and are skipped. For the hinge the gated p* is
+the reference's optimum too (FISTA's barrier phase stalls near a certified 1e-7, short of 1e-10).
 """
 
 from __future__ import annotations

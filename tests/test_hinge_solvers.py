@@ -66,7 +66,8 @@ def test_barrier_hinge_is_the_minimized_barrier_with_its_derivatives(mu):
     torch.testing.assert_close(slope, (smooth.value(m + h) - smooth.value(m - h)) / (2 * h), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(curvature, (smooth.slope(m + h) - smooth.slope(m - h)) / (2 * h), rtol=1e-5, atol=0.0)
     assert bool(((slope > 0) & (slope < 1)).all()) and float(curvature.max()) <= smooth.max_curvature * (1 + 1e-12)
-    bound = 2 * mu + mu * torch.maximum(torch.tensor(abs(math.log(4 * mu * mu))), torch.log(mu * (m.abs() + 4 * mu)).abs())
+    bound = 2 * mu + mu * torch.maximum(torch.tensor(abs(math.log(4 * mu * mu))),
+                                        torch.log(mu * (m.abs() + 4 * mu)).abs())
     assert bool(((smooth.value(m) - m.clamp(min=0)).abs() <= bound).all())
 
 

@@ -135,8 +135,8 @@ def test_group_program_relaxes_sign_consistent_networks(data):
     # any sign-consistent network is at least the certified bound
     rng = np.random.default_rng(0)
     for _ in range(5):
-        net = TwoLayerNet(rng.standard_normal((6, 3)), np.abs(rng.standard_normal((6, 2))) * rng.choice([-1, 1], (6, 1)),
-                          bias=True)
+        net = TwoLayerNet(rng.standard_normal((6, 3)),
+                          np.abs(rng.standard_normal((6, 2))) * rng.choice([-1, 1], (6, 1)), bias=True)
         assert net.objective(X, Y, BETA) >= group.lower_bound
 
 

@@ -503,8 +503,8 @@ def _certificate_figures(net, X, y, beta: float, folder: Path, loss: str = "squa
 
 @app.command("reproduce")
 def reproduce_cmd(
-    name: str = typer.Argument(..., metavar="NAME", help="ntk, relaxation-gap, subsampling, directional, convex-vs-nonconvex, "
-                               "subgradient-flow, or all."),
+    name: str = typer.Argument(..., metavar="NAME", help="ntk, relaxation-gap, subsampling, directional, "
+                               "convex-vs-nonconvex, subgradient-flow, or all."),
     quick: bool = typer.Option(False, "--quick", help="Small settings that run in a minute or so each."),
     out: Path = typer.Option(Path("cvxnn-reproductions"), "--out", "-o", help="Report folder (replaced if it "
                              "exists)."),

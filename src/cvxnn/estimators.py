@@ -247,9 +247,9 @@ _PARAMS_DOC = """
         program, started from Ψ of the best run (``cvxnn.fit(..., init_nonconvex=...)``); with
         ``cvxnn.NonconvexInit(restarts=k)``, k runs. The fit is then never worse than that run's network.
     random_state : int, RandomState, Generator or None, default=0
-        Seed of the pattern sampler (and of the search's random starts). An int is passed through as ``cvxnn.fit``'s ``seed``, so the
-        same patterns are drawn as by ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)``
-        on the standardized data Xs.
+        Seed of the pattern sampler (and of the search's random starts). An int is passed through as
+        ``cvxnn.fit``'s ``seed``, so the same patterns are drawn as by
+        ``cvxnn.fit(Xs, y, beta, patterns=n_patterns, seed=random_state)`` on the standardized data Xs.
     activation : {"relu", "leaky_relu", "abs"} or (a, b), default="relu"
         The hidden activation σ(t) = a(t)_+ + b(t)_- (``cvxnn.fit(..., activation=...)``).
     negative_slope : float, default=0.01

@@ -667,7 +667,8 @@ def _choose_solver(solver: str, formulation: str, size: int, activation: Activat
         return fast if capable and large else "reference"
     if solver == "ipm" and formulation == "gated" and not gated_ipm:
         raise ValueError("solver 'ipm' solves the gated program for one output with the "
-                         f"{' or '.join(GATED_IPM_LOSSES)} loss; got the {loss.name!r} loss{' with vector outputs' if vector else ''}. "
+                         f"{' or '.join(GATED_IPM_LOSSES)} loss; got the {loss.name!r} loss"
+                         f"{' with vector outputs' if vector else ''}. "
                          "Use solver='fista'.")
     if formulation not in SOLVER_FORMULATIONS[solver]:
         raise ValueError(f"solver {solver!r} does not support the {formulation!r} program; "

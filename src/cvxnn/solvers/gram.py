@@ -3,9 +3,9 @@
 The ReLU program's interior-point method needs the n x n matrix Σ_j F_jF_jᵀ with long F_j (n x k, k ≫ n:
 k = pd for a chunk of p patterns). A full product spends half its flops on the mirror image. Splitting
 the rows of F into bands F_1, …, F_b and forming only F_a[F_1; …; F_a]ᵀ (the band's rows against all rows
-up to its own) costs (b + 1)/(2b) of the full product: with b = 4 bands, 1.3–1.5x faster than one ``addmm`` for n = 569–2000,
-k = 2000–15 500, the mirror included (torch 2.13, MKL, one thread), about what BLAS ``syrk`` gains, and it
-runs on any device. With k ≲ n the product is bound by writing the n² output and the bands gain nothing.
+up to its own) costs (b + 1)/(2b) of the full product: with b = 4 bands, 1.3–1.5x faster than one ``addmm`` for
+n = 569–2000, k = 2000–15 500, the mirror included (torch 2.13, MKL, one thread), about what BLAS ``syrk`` gains,
+and it runs on any device. With k ≲ n the product is bound by writing the n² output and the bands gain nothing.
 The ipm leaves the strict upper triangle incomplete where only a Cholesky factor (which reads the lower one) is
 needed, and completes it with :func:`mirror_lower_` elsewhere; :func:`cholesky_solve` solves with the factors.
 """

@@ -644,9 +644,10 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
     A warm start U0 (2, P, d, c) with nonzero columns keeps its scale: ε is at most WARM_START_SHIFT times their
     median norm, over the columns above WARM_START_DUST times the largest (a solver's answer carries zero blocks
     as dust of 1e-14 to 1e-12, which would otherwise set the median). That ε was 27–180x the median before, and the
-    shift all but erased the start. Measured from the race's starts (Ψ of a 1500-step Adam run, P = 97–100, tol 1e-2 / 1e-3 / 1e-6): breast cancer 11 / 13 / 19 →
-    8 / 10 / 15 iterations, digits 10 / 11 / 15 → 7 / 9 / 13, planted n = 2000, d = 20 15 / 20 / 30 →
-    6 / 11 / 21, d = 50 10 / 14 / 22 → 6 / 9 / 16 (a factor 0.1 or 1 gained less on two of the four)."""
+    shift all but erased the start. Measured from the race's starts (Ψ of a 1500-step Adam run, P = 97–100,
+    tol 1e-2 / 1e-3 / 1e-6): breast cancer 11 / 13 / 19 → 8 / 10 / 15 iterations, digits 10 / 11 / 15 →
+    7 / 9 / 13, planted n = 2000, d = 20 15 / 20 / 30 → 6 / 11 / 21, d = 50 10 / 14 / 22 → 6 / 9 / 16 (a factor
+    0.1 or 1 gained less on two of the four)."""
     if op.P == 0:
         return 1.0
     c = smooth.y.shape[1]
@@ -691,9 +692,9 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     STALL_ITERATIONS) or "interrupted" (Ctrl-C); the best certified point so far is returned in every
     case. ``callback(iteration, objective, lower_bound)`` after every iteration. One output: ``info`` holds
     the returned point's Λ ("dual_point") and upper bounds on its cone values σ_i^± (2, P): the
-    multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖, exact where a cone projection computed them ("dual_bounds"). With the hinge the output's
-    ``dual`` is the certificate's dual point tΛ (shaped as y); the smooth losses leave it None (their Λ is
-    −∇L at the returned point).
+    multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖, exact where a cone projection computed them ("dual_bounds"). With the
+    hinge the output's ``dual`` is the certificate's dual point tΛ (shaped as y); the smooth losses leave it None
+    (their Λ is −∇L at the returned point).
     """
     start = time.perf_counter()
     if op.dtype != torch.float64:
@@ -853,19 +854,21 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     if scalar and best["lam"] is not None:  # upper bounds on σ_i^± at the returned point's Λ, for fit's checks
         info["dual_point"] = best["lam"][:, 0].cpu().numpy()
         info["dual_bounds"] = best["bounds"][..., 0].cpu().numpy()
-    dual = None if loss.smooth or best["theta"] is None else (best["theta"][:, 0] if scalar else best["theta"]).cpu().numpy()
+    dual = None if loss.smooth or best["theta"] is None else \
+        (best["theta"][:, 0] if scalar else best["theta"]).cpu().numpy()
     return SolverOutput(V.cpu().numpy(), W.cpu().numpy(), status, it, time.perf_counter() - start, history,
                         dual=dual, info=info)
 
 
 def _sharpen(op: PatternOperator, fit_part: torch.Tensor, bounds: torch.Tensor, beta: float, grouped: bool,
              limit: int | None = EXACT_BLOCKS) -> tuple[float, torch.Tensor]:
-    """The largest group bound, and the column bounds used — the column bounds (2, P, c) themselves, or their root sum of squares per
-    block when ``grouped`` — with, when at most ``limit`` groups (None: any number) exceed β, their column
-    bounds replaced by the exact cone norm ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (a projection, :func:`~cvxnn.duality.cone_sigma`;
-    fit_part: the (P, d, c) XᵀW_iΛ). Near the solution the multipliers of a few nearly-zero blocks lag
-    behind, and the bounds of nonzero blocks, β‖U_g‖/t_μ + O(‖r_d‖) with β‖U_g‖/t_μ ≈ β − μ/‖U_g‖, exceed β
-    once μ falls to the accuracy of the Newton steps: the exact values remove both from the bound."""
+    """The largest group bound, and the column bounds used — the column bounds (2, P, c) themselves, or their root
+    sum of squares per block when ``grouped`` — with, when at most ``limit`` groups (None: any number) exceed β,
+    their column bounds replaced by the exact cone norm ‖Π_K(s_jXᵀW_iΛ[:, k])‖ (a projection,
+    :func:`~cvxnn.duality.cone_sigma`; fit_part: the (P, d, c) XᵀW_iΛ). Near the solution the multipliers of a few
+    nearly-zero blocks lag behind, and the bounds of nonzero blocks, β‖U_g‖/t_μ + O(‖r_d‖) with
+    β‖U_g‖/t_μ ≈ β − μ/‖U_g‖, exceed β once μ falls to the accuracy of the Newton steps: the exact values remove
+    both from the bound."""
 
     def per_group(b: torch.Tensor) -> torch.Tensor:
         return b.norm(dim=2) if grouped else b

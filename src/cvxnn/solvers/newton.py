@@ -459,7 +459,8 @@ def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weight
         grow = (norms >= (1 - BARRIER_NEAR) * beta) & ~include
         limit = max(int(include.sum()), BARRIER_GROW_MIN)
         if int(grow.sum()) > limit:  # the most violated ones
-            grow = torch.zeros_like(grow).index_fill_(0, torch.topk(torch.where(grow, norms, -1.0), limit).indices, True)
+            top = torch.topk(torch.where(grow, norms, -1.0), limit).indices
+            grow = torch.zeros_like(grow).index_fill_(0, top, True)
         decreased = not bool(grow.any())
         if decreased:
             gap_before = gap

@@ -50,7 +50,8 @@ def compare(name: str, beta: float, n_patterns: int, epochs: int, n_max: int, se
         rows = []
         for lr in LEARNING_RATES:
             run = train_nonconvex(Xtr, ytr, beta, width, optimizer=optimizer, lr=lr, epochs=epochs, seed=seed,
-                                  bias=True, record_every=max(1, epochs // 20), batch_size=32 if optimizer == "sgd" else None)
+                                  bias=True, record_every=max(1, epochs // 20),
+                                  batch_size=32 if optimizer == "sgd" else None)
             rows.append({"lr": lr, "objective": run.final_objective, "diverged": run.diverged,
                          "test_accuracy": _accuracy(run.network.predict(Xte), yte), "time_s": run.wall_time})
         out["runs"][optimizer] = rows

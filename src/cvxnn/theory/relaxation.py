@@ -429,7 +429,8 @@ def _baseline_note(instances: list[dict]) -> str:
 def claims_table(claims: list[dict]) -> str:
     """Markdown table: claim | measured (JSON) | holds."""
     rows = ["| claim | measured | holds |", "|---|---|---|"]
-    rows += [f"| {c['claim']} | `{json.dumps(c['measured'], default=float)}` | {'yes' if c['claim_holds'] else '**no**'} |"
+    rows += [f"| {c['claim']} | `{json.dumps(c['measured'], default=float)}` | "
+             f"{'yes' if c['claim_holds'] else '**no**'} |"
              for c in claims]
     return "\n".join(rows)
 
