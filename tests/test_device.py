@@ -141,6 +141,25 @@ def test_a_device_pytorch_cannot_use_is_refused_before_any_work(device):
         ConvexReLURegressor(device=device).fit(X, Y)
 
 
+def test_memory_checks_count_the_memory_of_the_device_that_computes(monkeypatch):
+    """A CUDA request is held against the GPU's free memory (torch.cuda.mem_get_info), a CPU one against the host's."""
+    import cvxnn.data
+    from cvxnn.data import check_memory
+    from cvxnn.devices import free_memory_bytes
+
+    gib = 2.0 ** 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(2 * gib), int(80 * gib)))
+    monkeypatch.setattr(cvxnn.data, "available_memory_bytes", lambda: int(64 * gib))
+    assert free_memory_bytes(torch.device("cuda:0")) == 2 * gib
+    assert free_memory_bytes("cpu") == free_memory_bytes(None) == 64 * gib
+    check_memory(0.9 * gib, "a product", "use less.", device=torch.device("cuda:0"))
+    with pytest.raises(MemoryError, match="more than the 1.00 GiB allowed on cuda:0; use less"):
+        check_memory(1.5 * gib, "a product", "use less.", device=torch.device("cuda:0"))
+    check_memory(1.5 * gib, "a product", "use less.", device="cpu")
+    with pytest.raises(MemoryError, match="more than the 32.00 GiB allowed; use less"):
+        check_memory(40 * gib, "a product", "use less.")
+
+
 def test_the_stand_in_catches_a_tensor_made_without_a_device():
     with implicit_tensors_unusable():
         placed = torch.ones(3, device="cpu")

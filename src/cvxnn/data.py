@@ -109,13 +109,16 @@ def available_memory_bytes() -> int:
     return 4 * 2**30
 
 
-def check_memory(n_bytes: float, what: str, fix: str, limit: float | None = None) -> None:
-    """Refuse a request whose estimated size exceeds ``limit`` (default: half the free memory)."""
-    limit = 0.5 * available_memory_bytes() if limit is None else limit
+def check_memory(n_bytes: float, what: str, fix: str, limit: float | None = None, device: Any = None) -> None:
+    """Refuse a request whose estimated size exceeds ``limit`` (default: half the free memory of ``device``, the
+    torch device that will hold it: host memory for None or the CPU, the GPU's own free memory for CUDA)."""
+    from .devices import free_memory_bytes
+
+    limit = 0.5 * free_memory_bytes(device) if limit is None else limit
     if n_bytes > limit:
-        raise MemoryError(
-            f"{what} would need about {n_bytes / 2**30:.2f} GiB, more than the {limit / 2**30:.2f} GiB allowed; {fix}"
-        )
+        where = "" if device is None or str(device) == "cpu" else f" on {device}"
+        raise MemoryError(f"{what} would need about {n_bytes / 2**30:.2f} GiB, more than the {limit / 2**30:.2f} GiB "
+                          f"allowed{where}; {fix}")
 
 
 # --------------------------------------------------------------------------- datasets

@@ -32,3 +32,13 @@ def compute_device(device: Any) -> torch.device:
         if dev.index is not None and dev.index >= count:
             raise ValueError(f"device {device!r} was requested, but this machine has {count} CUDA device(s).")
     return dev
+
+
+def free_memory_bytes(device: Any = None) -> int:
+    """Free memory of ``device`` now: the GPU's (``torch.cuda.mem_get_info``) for a CUDA device, else the host's
+    (:func:`cvxnn.data.available_memory_bytes`)."""
+    if device is not None and torch.device(device).type == "cuda":
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    from .data import available_memory_bytes
+
+    return available_memory_bytes()

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from .activations import RELU, Activation
-from .data import available_memory_bytes, check_memory
+from .data import check_memory
+from .devices import free_memory_bytes
 
 MASK_CACHE_BYTES = 2 * 2**30  # at most this much (and a quarter of the free memory) for M in the compute dtype
 
@@ -59,16 +60,16 @@ class PatternOperator:
         P = masks.shape[1]
         itemsize = torch.finfo(dtype).bits // 8
         check_memory(n * d * itemsize + n * P * 1.0, f"the pattern operator for {n} samples x {P} patterns",
-                     "use fewer patterns or fewer samples.")
+                     "use fewer patterns or fewer samples.", device=device)
         self.X = torch.as_tensor(X, dtype=dtype, device=device)
         self.masks = torch.as_tensor(masks, dtype=torch.bool, device=device)
         self.dtype, self.device = dtype, torch.device(device)
         self.n, self.d, self.P = n, d, P
         self.activation = activation
         self.chunk_rows = chunk_rows or max(1, min(n, (64 * 2**20) // max(1, P * itemsize)))
-        cache = n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * available_memory_bytes())
+        cache = n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * free_memory_bytes(device))
         self._mask_values = self.masks.to(dtype) if cache else None
-        signs = 2 * n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * available_memory_bytes())
+        signs = 2 * n * P * itemsize <= min(MASK_CACHE_BYTES, 0.25 * free_memory_bytes(device))
         self._sign_values = 2.0 * self._mask_values - 1.0 if cache and signs else None
 
     def _chunks(self):

@@ -80,7 +80,7 @@ def solve_gated_interior(op: PatternOperator, y: torch.Tensor, beta: float, weig
         op = PatternOperator(op.X.double(), op.masks, device=op.device, activation=op.activation)
     n, d, P = op.n, op.d, op.P
     check_memory(8.0 * (2 * n * n + 3 * n * P + 2 * P * P), f"the gated interior-point method on {n} samples x "
-                 f"{P} patterns", "use fewer samples (it holds n x n matrices) or solver='fista'.")
+                 f"{P} patterns", "use fewer samples (it holds n x n matrices) or solver='fista'.", device=op.device)
     X, W, Y = op.X, weights.to(**f64), y.to(**f64)
     smooth = SmoothLoss(loss, Y)
     gram = X @ X.T

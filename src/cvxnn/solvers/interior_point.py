@@ -714,7 +714,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     sample_side = coupled or _sample_side(n, d, Pk, loss.name)
     check_memory(_memory_bytes(n, d, Pk, c, coupled, c - 1 if loss.name == "cross_entropy" else c, sample_side),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
-                 "use fewer samples or patterns, or the gated program with solver='fista'.")
+                 "use fewer samples or patterns, or the gated program with solver='fista'.", device=op.device)
     system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty, sample_side)
     U = torch.zeros(2, Pk, d, c, **f64)
     for side, B in enumerate((V0, W0)):

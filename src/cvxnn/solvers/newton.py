@@ -119,7 +119,7 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     if m == 0 or m * d > MAX_NEWTON_DIM:
         return U.clone()
     check_memory(8.0 * (n * m * d + (m * d) ** 2), f"Newton's method on {m} active columns of dimension {d}",
-                 "pass a looser tol or fewer patterns.")
+                 "pass a looser tol or fewer patterns.", device=U.device)
     f64 = dict(dtype=torch.float64, device=U.device)
     B = weights[:, patterns].to(**f64)[:, :, None] * X.to(**f64)[:, None, :]  # (n, m, d): column j's W_iX
     spans = output_spans(outputs, c, d)
@@ -239,7 +239,8 @@ def _polish_scalar(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta
     n, m = X.shape[0], int(support.numel())
     if m == 0:
         return U.clone()
-    check_memory(8.0 * (2 * n * n + 4 * n * m), f"Newton's method on {m} active blocks", "pass a looser tol.")
+    check_memory(8.0 * (2 * n * n + 4 * n * m), f"Newton's method on {m} active blocks", "pass a looser tol.",
+                 device=U.device)
     X64, Ws = X.to(**f64), weights[:, support].to(**f64)
     smooth = SmoothLoss(loss, y.to(**f64))
     gram = X64 @ X64.T
