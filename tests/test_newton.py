@@ -112,3 +112,55 @@ def test_polish_of_one_output_needs_no_dense_hessian(problem, monkeypatch):
     assert gap < 1e-8
     ref = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="reference")
     assert value == pytest.approx(ref.objective, rel=1e-9)
+
+
+def test_the_scalar_polish_takes_the_cheaper_route_that_fits_in_memory(monkeypatch):
+    """n x n Woodbury factors while n is small, the md x md matrix at large n (where n x n matrices cost ~n³ and
+    memory), neither where neither fits."""
+    import cvxnn.data
+    from cvxnn.solvers.newton import scalar_route
+
+    monkeypatch.setattr(cvxnn.data, "available_memory_bytes", lambda: 64 * 2**30)
+    assert scalar_route(2000, 20, 100, True, "cpu") == "samples"
+    assert scalar_route(10_000, 20, 100, True, "cpu") == "blocks"
+    assert scalar_route(10_000, 65, 100, True, "cpu") == "samples"  # 6500 unknowns: beyond MAX_NEWTON_DIM
+    assert scalar_route(40_000, 10, 20, False, "cpu") == "blocks"
+    monkeypatch.setattr(cvxnn.data, "available_memory_bytes", lambda: 2**20)
+    assert scalar_route(2000, 20, 100, True, "cpu") is None
+
+
+@pytest.mark.parametrize("route", ["samples", "blocks"])
+def test_both_routes_polish_to_the_same_certified_optimum(problem, monkeypatch, route):
+    from cvxnn.solvers import newton
+
+    X, y, pats, beta = problem
+    op = PatternOperator(X, pats.masks)
+    yt = torch.as_tensor(y)
+    loose = torch.as_tensor(solve_gated_fista(op, yt, beta, tol=1e-2).v)
+    monkeypatch.setattr(newton, "scalar_route", lambda *args: route)
+    value, gap = _gap(op, yt, newton_polish(op.X, op.masks.double(), yt, beta, loose), beta)
+    assert gap < 1e-8
+    ref = cvxnn.fit(X, y, beta, patterns=pats, formulation="gated", solver="reference")
+    assert value == pytest.approx(ref.objective, rel=1e-9)
+
+
+def test_a_newton_system_too_large_for_memory_is_not_attempted(monkeypatch):
+    """fit used to raise MemoryError wherever the n x n factors did not fit (n = 40 000 on this machine). Here
+    n = 3000 and m·d ≤ 50: the md x md route is taken (and needs little memory); with room for no Newton system at
+    all, FISTA alone reaches the gap."""
+    import cvxnn.data
+    from cvxnn.solvers import newton
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3000, 5))
+    y = np.maximum(X @ rng.standard_normal(5), 0) + 0.1 * rng.standard_normal(3000)
+    pats = cvxnn.sample_patterns(X, 10, seed=0)
+    calls = []
+    monkeypatch.setattr(newton, "_polish_scalar", lambda *args: calls.append(1))
+    monkeypatch.setattr(cvxnn.data, "available_memory_bytes", lambda: 20 * 2**20)  # 10 MB allowed
+    blocks = cvxnn.fit(X, y, 1.0, patterns=pats, formulation="gated", solver="fista", tol=1e-8)
+    assert not calls and blocks.status == "optimal" and blocks.relative_gap <= 1e-8
+    monkeypatch.setattr(cvxnn.data, "available_memory_bytes", lambda: 2**20)  # 0.5 MB: no Newton system fits
+    alone = cvxnn.fit(X, y, 1.0, patterns=pats, formulation="gated", solver="fista", tol=1e-6)
+    assert not calls and alone.status == "optimal" and alone.relative_gap <= 1e-6
+    assert alone.objective == pytest.approx(blocks.objective, rel=1e-6)

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
-from ..data import check_memory
+from ..data import check_memory, fits_memory
 from ..operators import PatternOperator
 from ..losses import HINGE, SQUARED, Loss
 from .fista import GroupNorm, SmoothLoss, gated_certificate, gated_gap, solve_gated_fista
@@ -51,6 +51,7 @@ from .smoothing import BarrierHinge, BarrierNorm, HingeSmoothing, NesterovHinge
 from .result import SolverOutput
 
 MAX_NEWTON_DIM = 4000  # unknowns (active columns x d) beyond which a dense Newton step (vector outputs) costs too much
+NEWTON_STEPS_ESTIMATE = 3  # Newton steps assumed when comparing the costs of two routes (scalar_route)
 POLISH_FROM_GAP = 1e-3  # relative gap at which the first-order phase hands over to Newton
 HINGE_POLISH_FROM_GAP = 0.2  # the same for the hinge, whose smoothed FISTA slows down as μ decreases (see
 #                              _solve_hinge_polished)
@@ -106,11 +107,19 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     (β/t_μ)(I − ûûᵀ) + φ_μ''ûûᵀ), which lets groups pass through zero; then the patterns ``include`` are
     unknowns even where U is zero.
 
-    (P, d) blocks with a smooth loss (no barrier) take :func:`_polish_scalar`, which never forms the md x md
-    matrix; the rest forms it and skips Newton beyond :data:`MAX_NEWTON_DIM` unknowns.
+    (P, d) blocks with a smooth loss (no barrier) on m active blocks take the cheaper of two routes
+    (:func:`scalar_route`): :func:`_polish_scalar`, which never forms the md x md matrix but factors n x n ones,
+    or the md x md matrix below; where neither fits in memory, U is returned unpolished (the caller's
+    first-order method then continues). The rest forms the md x md matrix and skips Newton beyond
+    :data:`MAX_NEWTON_DIM` unknowns.
     """
     if U.ndim == 2 and norm_barrier is None and smoothing is None and loss.smooth:
-        return _polish_scalar(X, weights, y, beta, U, max_iter, rtol, loss)
+        route = scalar_route(X.shape[0], X.shape[1], int((U.norm(dim=1) > 0).sum()), loss.name == "squared",
+                             U.device)
+        if route == "samples":
+            return _polish_scalar(X, weights, y, beta, U, max_iter, rtol, loss)
+        if route is None:
+            return U.clone()
     U3 = U if U.ndim == 3 else U[:, :, None]
     n, d = X.shape
     c = U3.shape[2]
@@ -191,6 +200,24 @@ def newton_polish(X: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, beta:
     out = torch.zeros_like(U3)
     out[patterns, :, outputs] = u.view(m, d).to(U.dtype)
     return out if U.ndim == 3 else out[:, :, 0]
+
+
+def scalar_route(n: int, d: int, m: int, squared: bool, device: Any, steps: int = NEWTON_STEPS_ESTIMATE
+                 ) -> str | None:
+    """How :func:`newton_polish` solves the Newton systems of m active (d-dimensional) blocks of one output on n
+    samples: "samples" (:func:`_polish_scalar`: per step an n x n Woodbury matrix, about n²m + n³/3 multiply-adds,
+    in 2n² + 4nm floats), "blocks" (the md x md matrix: its fit part n(md)², once for the squared loss and
+    otherwise per step, plus (md)³/3 per step, in nmd + 2(md)² floats; at most :data:`MAX_NEWTON_DIM`
+    unknowns), whichever costs less over ``steps`` steps among those that fit in memory, or None where neither
+    does. The samples route wins while n is small (planted n = 2000, P = 100: 9e9 against 2e10), the blocks route
+    at large n (n = 10 000, P = 100, d = 20: 5e10 against 1e12, and n x n matrices of 0.8 GB)."""
+    q = m * d
+    blocks = (n * q * q * (1 if squared else steps) + steps * q ** 3 / 3.0
+              if q <= MAX_NEWTON_DIM and fits_memory(8.0 * (n * q + 2 * q * q), device) else math.inf)
+    samples = steps * (n * n * m + n ** 3 / 3.0) if fits_memory(8.0 * (2 * n * n + 4 * n * m), device) else math.inf
+    if min(blocks, samples) == math.inf:
+        return None
+    return "samples" if samples <= blocks else "blocks"
 
 
 def output_spans(outputs: torch.Tensor, c: int, width: int) -> list[slice]:
