@@ -151,3 +151,16 @@ def test_auto_picks_ipm_for_vector_relu_programs_by_their_cost_per_iteration():
     assert res.solver == "ipm" and res.status == "optimal" and res.relative_gap <= 1e-6
     assert res.network_objective == pytest.approx(res.objective, rel=1e-9)  # per_output: Φ is exact
     assert res.lower_bound <= res.objective
+
+
+def test_auto_keeps_ipm_for_large_separable_relu_programs():
+    """One output (or per-output groups with a diagonal loss Hessian): the ipm's iteration costs c·min(n²Pd, n(Pd)²)
+    and fits in O(nP + (Pd)²) memory on the pattern side, while the reference's canonicalization needs about
+    200 bytes per block entry (22 GiB at n = 30 000, d = 20, P = 100), so auto keeps the ipm beyond IPM_AUTO_FLOPS."""
+    n, d, P = 30_000, 20, 100
+    assert iteration_flops(n, d, P) > IPM_AUTO_FLOPS
+    assert _choose_solver("auto", "relu", n * P, design_shape=(n, d)) == "ipm"
+    assert _choose_solver("auto", "relu", n * P * 3, loss=SQUARED, vector=True, design_shape=(n, d), n_outputs=3) \
+        == "ipm"
+    assert _choose_solver("auto", "relu", n * P * 3, loss=loss_from("cross_entropy"), vector=True,
+                          design_shape=(n, d), n_outputs=3) == "reference"  # coupled: (n·2)² entries

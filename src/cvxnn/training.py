@@ -89,7 +89,7 @@ from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.augmented_lagrangian import solve_relu_al
 from .solvers.gated_interior_point import solve_gated_interior, step_flops
-from .solvers.interior_point import iteration_flops, solve_relu_interior
+from .solvers.interior_point import couples_outputs, iteration_flops, solve_relu_interior
 from .solvers.newton import solve_gated_polished
 from .solvers.reference import solve_reference
 from .solvers.result import SolverOutput
@@ -115,7 +115,11 @@ GATED_IPM_STEP_RATIO = 200.0
 AUTO_FAST_SIZE = 5_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference:
 #                          the demo's programs (455 x 31, P = 50-55) took 12.0 and 17.5 s by Clarabel, 0.5 and 1.4 s
 #                          by ipm
-IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm only while one iteration (interior_point.iteration_flops) stays below this
+IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm for a program that couples outputs (one (n·r) x (n·r) Woodbury matrix) only
+#                        while one iteration (interior_point.iteration_flops) stays below this; separable ones (one
+#                        output, or per-output groups with a diagonal loss Hessian) always: their iteration costs
+#                        c·min(n²Pd, n(Pd)²), and the reference's canonicalization alone grows as n·d·P (n = 30 000,
+#                        d = 20, P = 100: 1.25e11 ipm flops per iteration, 22 GiB for the reference)
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -488,9 +492,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     automatically), or "auto" (for n·P·c > 5 000, c outputs, and a combination they declare: for the
     gated program ipm while one of its steps (:func:`~cvxnn.solvers.gated_interior_point.step_flops`,
     about 3n²P + n³/3) costs at most GATED_IPM_STEP_RATIO = 200 FISTA iterations (2nPd each), else
-    fista; for the ReLU program ipm while its cost per iteration, about c·min(n²·P·d, n·(P·d)²) plus the
-    factorization of its Woodbury matrix (:func:`~cvxnn.solvers.interior_point.iteration_flops`), is at most 1e11;
-    else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
+    fista; for the ReLU program ipm, except where its Woodbury matrix couples the outputs (cross-entropy, or
+    "group" with c > 1) and one iteration (:func:`~cvxnn.solvers.interior_point.iteration_flops`) costs more
+    than 1e11; else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
     SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS (and ipm, on the gated program, other losses or
     vector outputs).
 
@@ -661,7 +665,7 @@ def _choose_solver(solver: str, formulation: str, size: int, activation: Activat
             fast = "ipm"
         capable = (activation.name in SOLVER_ACTIVATIONS[fast] and loss.name in SOLVER_LOSSES[fast]
                    and outputs in SOLVER_OUTPUTS[fast])
-        affordable = formulation == "gated" or \
+        affordable = formulation == "gated" or not couples_outputs(n_outputs, loss.name, vector_penalty) or \
             iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS
         large = size > AUTO_FAST_SIZE and affordable
         return fast if capable and large else "reference"

@@ -201,7 +201,7 @@ POLISH_BUDGET = 10.0  # ... with Newton steps on the face worth at most this man
 #                       step is 0.1 iteration
 
 
-def _coupled(c: int, loss_name: str, vector_penalty: str) -> bool:
+def couples_outputs(c: int, loss_name: str, vector_penalty: str) -> bool:
     """Whether K couples the outputs: a non-diagonal loss Hessian (cross-entropy) or Frobenius groups."""
     return loss_name == "cross_entropy" or (vector_penalty == "group" and c > 1)
 
@@ -228,7 +228,7 @@ def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "square
                         for the rank-one group corrections only).
     """
     work = 3.0 * P * c * n * d * d
-    if not _coupled(c, loss_name, vector_penalty):
+    if not couples_outputs(c, loss_name, vector_penalty):
         k = P * d
         return work + c * (n * n * k + n ** 3 / 6.0 if _sample_side(n, d, P, loss_name) else n * k * k + k ** 3 / 6.0)
     N = n * (c - 1 if loss_name == "cross_entropy" else c)
@@ -263,7 +263,7 @@ class _System:
                  vector_penalty: str, sample_side: bool) -> None:
         self.op, self.live, self.beta = op, live, beta
         self.grouped = vector_penalty == "group" and c > 1
-        self.coupled = _coupled(c, loss_name, vector_penalty)
+        self.coupled = couples_outputs(c, loss_name, vector_penalty)
         self.dims = (2, 3) if self.grouped else (2,)  # the axes of one group of U
         self.sample_side = sample_side  # K on the sample side (always when coupled: :func:`_sample_side`)
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
@@ -710,7 +710,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     C, ok = _interior_directions(op, interior)
     keep = torch.nonzero(ok).flatten()
     Pk = int(keep.numel())
-    coupled = _coupled(c, loss.name, vector_penalty)
+    coupled = couples_outputs(c, loss.name, vector_penalty)
     sample_side = coupled or _sample_side(n, d, Pk, loss.name)
     check_memory(_memory_bytes(n, d, Pk, c, coupled, c - 1 if loss.name == "cross_entropy" else c, sample_side),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
