@@ -207,13 +207,13 @@ def scalar_route(n: int, d: int, m: int, squared: bool, device: Any, steps: int 
     """How :func:`newton_polish` solves the Newton systems of m active (d-dimensional) blocks of one output on n
     samples: "samples" (:func:`_polish_scalar`: per step an n x n Woodbury matrix, about n²m + n³/3 multiply-adds,
     in 2n² + 4nm floats), "blocks" (the md x md matrix: its fit part n(md)², once for the squared loss and
-    otherwise per step, plus (md)³/3 per step, in nmd + 2(md)² floats; at most :data:`MAX_NEWTON_DIM`
+    otherwise per step, plus (md)³/3 per step, in 2nmd + 2(md)² floats; at most :data:`MAX_NEWTON_DIM`
     unknowns), whichever costs less over ``steps`` steps among those that fit in memory, or None where neither
     does. The samples route wins while n is small (planted n = 2000, P = 100: 9e9 against 2e10), the blocks route
     at large n (n = 10 000, P = 100, d = 20: 5e10 against 1e12, and n x n matrices of 0.8 GB)."""
     q = m * d
     blocks = (n * q * q * (1 if squared else steps) + steps * q ** 3 / 3.0
-              if q <= MAX_NEWTON_DIM and fits_memory(8.0 * (n * q + 2 * q * q), device) else math.inf)
+              if q <= MAX_NEWTON_DIM and fits_memory(8.0 * (2 * n * q + 2 * q * q), device) else math.inf)
     samples = steps * (n * n * m + n ** 3 / 3.0) if fits_memory(8.0 * (2 * n * n + 4 * n * m), device) else math.inf
     if min(blocks, samples) == math.inf:
         return None
