@@ -122,7 +122,7 @@ def check_memory(n_bytes: float, what: str, fix: str, limit: float | None = None
     from .devices import free_memory_bytes
 
     limit = 0.5 * free_memory_bytes(device) if limit is None else limit
-    if not fits_memory(n_bytes, device, limit):
+    if n_bytes > limit:
         where = "" if device is None or str(device) == "cpu" else f" on {device}"
         raise MemoryError(f"{what} would need about {n_bytes / 2**30:.2f} GiB, more than the {limit / 2**30:.2f} GiB "
                           f"allowed{where}; {fix}")
