@@ -109,19 +109,22 @@ def available_memory_bytes() -> int:
     return 4 * 2**30
 
 
-def fits_memory(n_bytes: float, device: Any = None, limit: float | None = None) -> bool:
-    """Whether ``n_bytes`` fit in ``limit`` (default: half the free memory of ``device``; :func:`check_memory`)."""
+def memory_allowed(device: Any = None) -> float:
+    """Bytes one request may take: half the free memory of ``device``, the torch device that will hold it (host
+    memory for None or the CPU, the GPU's own free memory for CUDA)."""
     from .devices import free_memory_bytes
 
-    return n_bytes <= (0.5 * free_memory_bytes(device) if limit is None else limit)
+    return 0.5 * free_memory_bytes(device)
+
+
+def fits_memory(n_bytes: float, device: Any = None) -> bool:
+    """Whether ``n_bytes`` fit in :func:`memory_allowed` of ``device``."""
+    return n_bytes <= memory_allowed(device)
 
 
 def check_memory(n_bytes: float, what: str, fix: str, limit: float | None = None, device: Any = None) -> None:
-    """Refuse a request whose estimated size exceeds ``limit`` (default: half the free memory of ``device``, the
-    torch device that will hold it: host memory for None or the CPU, the GPU's own free memory for CUDA)."""
-    from .devices import free_memory_bytes
-
-    limit = 0.5 * free_memory_bytes(device) if limit is None else limit
+    """Refuse a request whose estimated size exceeds ``limit`` (default: :func:`memory_allowed` of ``device``)."""
+    limit = memory_allowed(device) if limit is None else limit
     if n_bytes > limit:
         where = "" if device is None or str(device) == "cpu" else f" on {device}"
         raise MemoryError(f"{what} would need about {n_bytes / 2**30:.2f} GiB, more than the {limit / 2**30:.2f} GiB "
