@@ -2,11 +2,13 @@
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--problem NAME] [--adam] [--sgd]
         [--seed-exact STEPS ...] [--seed-run LR SEED] [--solver NAME] [--tol G ...] [--target NC]
-        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K]
+        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K] [--loss squared|logistic]
 
 Problems (:mod:`problems`, each with its ones column as the bias): ``breast`` (569 x 30, β = 1), ``digits``
 (1797 x 64, digit < 5 against ≥ 5, β = 1), ``planted20`` / ``planted50`` (n = 2000 from a 5-neuron ReLU
-teacher, d = 20 / 50, β = 10). NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²), width ``--width`` (100).
+teacher, d = 20 / 50, β = 10). NC = ½‖f(X) − y‖² + (β/2)Σ_j(‖u_j‖² + α_j²), width ``--width`` (100);
+``--loss logistic`` (breast cancer and digits, ±1 targets) puts Σ_k log(1 + exp(−y_k f(x_k))) in place of the
+squared loss for every run, solve and search.
 Adam: learning rates 1e-3, 1e-2, 1e-1, seeds 0-2, full batch, 5000 steps. SGD: minibatches of 64, momentum
 0.9, 500 epochs, learning rates (1e-5, 3e-5, 1e-4, 3e-4) · 569/n (its minibatch loss is scaled by n/64, so
 the useful step shrinks like 1/n), seeds 0-2. For each run: the final NC and the time it needs to get within
@@ -53,7 +55,8 @@ class GradientRun:
     within: float  # seconds to get within 1 % of final
 
 
-def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimizer: str) -> list[GradientRun]:
+def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimizer: str, loss: str
+                  ) -> list[GradientRun]:
     """Adam (full batch, 5000 steps) or SGD (minibatches of 64, momentum 0.9, 500 epochs) over a learning-rate
     grid and three seeds: each run's final NC and the time it needs to get within 1 % of it.
 
@@ -67,8 +70,9 @@ def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimiz
     for lr in rates:
         for seed in range(3):
             timed = train_nonconvex(X, t, beta, width, optimizer=optimizer, lr=lr, seed=seed, record_every=10,
-                                    **kwargs)
-            dense = train_nonconvex(X, t, beta, width, optimizer=optimizer, lr=lr, seed=seed, record_every=1, **kwargs)
+                                    loss=loss, **kwargs)
+            dense = train_nonconvex(X, t, beta, width, optimizer=optimizer, lr=lr, seed=seed, record_every=1,
+                                    loss=loss, **kwargs)
             lowest = np.minimum.accumulate(dense.history.objectives)
             final = float(lowest[-1])
             step = dense.history.steps[int(np.argmax(lowest <= 1.01 * final))]
@@ -80,17 +84,17 @@ def gradient_runs(X: np.ndarray, t: np.ndarray, beta: float, width: int, optimiz
 
 
 def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], width: int, lr: float, seed: int,
-               solver: str, tols: list[float], target: float, target_time: float | None) -> None:
+               solver: str, tols: list[float], target: float, target_time: float | None, loss: str) -> None:
     if steps:  # the first solve's set-up off the clock
-        net = train_nonconvex(X, t, beta, width, lr=lr, epochs=10, seed=seed).network
+        net = train_nonconvex(X, t, beta, width, lr=lr, epochs=10, seed=seed, loss=loss).network
         pats, v, w = convex_from_network(net, X)
-        cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=0.1, warm_start=(v, w))
+        cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=0.1, warm_start=(v, w), loss=loss)
     for k in steps:
-        run = train_nonconvex(X, t, beta, width, lr=lr, epochs=k, seed=seed, record_every=10)
+        run = train_nonconvex(X, t, beta, width, lr=lr, epochs=k, seed=seed, record_every=10, loss=loss)
         for tol in tols:
             start = time.perf_counter()
             pats, v, w = convex_from_network(run.network, X)
-            res = cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=tol, warm_start=(v, w))
+            res = cvxnn.fit(X, t, beta, patterns=pats, solver=solver, tol=tol, warm_start=(v, w), loss=loss)
             solve = time.perf_counter() - start
             total = run.wall_time + solve
             race = "at or below" if res.network_objective <= target else "above"
@@ -104,7 +108,7 @@ def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], widt
 
 
 def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, solver: str, epochs: int,
-               width: int, restarts: int) -> None:
+               width: int, restarts: int, loss: str) -> None:
     start = time.perf_counter()
 
     def show(log):
@@ -114,7 +118,7 @@ def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, sol
               f"elapsed {time.perf_counter() - start:.1f} s", flush=True)
 
     seeds = NonconvexInit(epochs=epochs, width=width, restarts=restarts)
-    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=seeds,
+    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=seeds, loss=loss,
                     search=SearchOptions(time_limit=time_limit), callback=show)
     s = res.search
     print(f"search: seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s); final NC {res.network_objective:.4f} "
@@ -139,13 +143,16 @@ if __name__ == "__main__":
     parser.add_argument("--tol", type=float, nargs="+", default=[1e-6],
                         help="certified relative gaps of the --seed-exact solves (each from the same Adam run)")
     parser.add_argument("--target", type=float, help="the race's NC (default: the best Adam/SGD run above)")
+    parser.add_argument("--loss", choices=("squared", "logistic"), default="squared")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load, beta = PROBLEMS[args.problem]
     X, t = load()
+    if args.loss == "logistic" and args.problem.startswith("planted"):
+        parser.error("--loss logistic needs ±1 targets: --problem breast or digits")
     train_nonconvex(X[:2], t[:2], beta, 1, epochs=1)  # the lazy imports of every run below, off their clocks
     runs = [r for name, on in (("adam", args.adam), ("sgd", args.sgd)) if on
-            for r in gradient_runs(X, t, beta, args.width, name)]
+            for r in gradient_runs(X, t, beta, args.width, name, args.loss)]
     best = min(runs, key=lambda r: r.final, default=None)
     if best is not None:
         print(f"best gradient run: {best.optimizer} lr={best.lr:.3g} seed={best.seed}, NC {best.final:.4f}, within 1% "
@@ -154,6 +161,6 @@ if __name__ == "__main__":
     adam = min((r for r in runs if r.optimizer == "adam"), key=lambda r: r.final, default=None)
     lr, seed = args.seed_run if args.seed_run else ((adam.lr, adam.seed) if adam else (1e-2, 2))
     seed_exact(X, t, beta, args.seed_exact, args.width, lr, int(seed), args.solver, args.tol, target,
-               best.within if best is not None and args.target is None else None)
+               best.within if best is not None and args.target is None else None, args.loss)
     if not args.no_search:
-        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width, args.restarts)
+        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width, args.restarts, args.loss)

@@ -39,6 +39,33 @@ def test_search_reaches_the_enumerated_optimum(seed):
     assert report.n_screened > report.n_projections and report.n_starts > 0
 
 
+def _classes_and_outputs(loss: str, bias: bool):
+    """n = 16, d = 3 (242 patterns; 1 152 with the bias column): targets for ``loss``."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 3))
+    y = {"logistic": np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0),
+         "cross_entropy": (np.arctan2(X[:, 1], X[:, 0]) > 0).astype(int) + (X[:, 2] > 0.5),
+         "squared": np.c_[np.sin(X[:, 0]), np.cos(X.sum(axis=1))]}[loss]
+    return X, y
+
+
+@pytest.mark.parametrize("loss,bias", [("logistic", False), ("logistic", True), ("cross_entropy", False),
+                                       ("cross_entropy", True), ("squared", False)])
+def test_search_reaches_the_enumerated_optimum_for_every_smooth_loss_and_output_columns(loss, bias):
+    """Λ = −∇L(ŷ): the logistic loss, the 3-class cross-entropy and two squared-loss outputs ("per_output": one
+    dual constraint per column, each searched) reach the all-pattern optimum from 3 sampled patterns."""
+    X, y = _classes_and_outputs(loss, bias)
+    beta = 0.5 if loss == "squared" else 0.1
+    full = cvxnn.fit(X, y, beta, patterns="all", max_patterns=5000, bias=bias, loss=loss, solver="ipm", tol=1e-9)
+    assert full.lower_bound <= full.objective <= full.lower_bound + 1e-6 * full.objective
+    res = cvxnn.fit(X, y, beta, patterns=3, bias=bias, loss=loss, search=SearchOptions(max_rounds=30))
+    assert res.search.stopped == "converged" and res.search.max_violation <= 1 + 1e-6
+    assert len(res.patterns) < len(full.patterns) / 5
+    assert full.lower_bound * (1 - 1e-9) <= res.objective <= full.objective * (1 + 1e-7)
+    assert res.search.rounds[0].max_violation > 1 and res.search.rounds[0].n_added > 0
+    assert np.all(np.diff(res.search.objectives) <= 1e-9 * res.search.objectives[0])
+
+
 def test_max_violation_is_exact_and_proves_suboptimality_when_stopped_early():
     X, y = planted_two_neuron(0)
     res = cvxnn.fit(X, y, BETA, patterns=3, seed=0, search=SearchOptions(max_rounds=1))
@@ -135,6 +162,10 @@ def test_search_refuses_the_gated_program_and_bad_options():
     X, y = planted_two_neuron(0)
     with pytest.raises(ValueError, match="ReLU program"):
         cvxnn.fit(X, y, BETA, formulation="gated", search=True)
+    with pytest.raises(ValueError, match="smooth loss.*got formulation='relu', loss='hinge'"):
+        cvxnn.fit(X, np.where(y > np.median(y), 1.0, -1.0), BETA, loss="hinge", search=True)
+    with pytest.raises(ValueError, match="vector_penalty='group'"):
+        cvxnn.fit(X, np.c_[y, -y], BETA, vector_penalty="group", search=True)
     with pytest.raises(TypeError, match="search"):
         cvxnn.fit(X, y, BETA, search="yes")
     with pytest.raises(ValueError, match="max_rounds"):
@@ -218,6 +249,13 @@ def test_estimators_take_solver_search_and_tol():
                                  loss="squared")
     gated.fit(X, y > np.median(y))
     assert gated.convex_fit_.solver == "fista" and gated.convex_fit_.relative_gap <= 1e-5
+    for classes in (2, 3):  # the default log_loss: logistic for two classes, cross-entropy for three
+        labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, classes + 1)[1:-1]))
+        few = ConvexReLUClassifier(alpha=0.01, n_patterns=4).fit(X, labels)
+        more = ConvexReLUClassifier(alpha=0.01, n_patterns=4, search=SearchOptions(max_rounds=3)).fit(X, labels)
+        assert more.loss_ == ("logistic" if classes == 2 else "cross_entropy")
+        assert more.objective_ < few.objective_ and len(more.convex_fit_.patterns) > 4
+        assert 0 <= more.dual_gap_ < 1e-5 and more.predict(X).shape == (40,)
     with pytest.raises(ValueError, match="solver"):
         ConvexReLURegressor(solver="adam").fit(X, y)
     with pytest.raises(ValueError, match="ReLU program"):

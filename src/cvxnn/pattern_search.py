@@ -498,8 +498,9 @@ class SearchReport:
     rounds: one :class:`RoundLog` per solve.
     stopped: "converged" (the last search found no violated pattern outside the list — a search
         result, not a proof), "max_rounds", "time_limit", "interrupted" or "no_search".
-    max_violation: the largest |λᵀσ(X̃u)|/β found at the returned fit's dual point λ = y − ŷ, each
-        value an exact cone projection at a real pattern: above 1 proves the returned network is
+    max_violation: the largest |λ_kᵀσ(X̃u)|/β found at the returned fit's dual point Λ = −∇L(ŷ) (y − ŷ for
+        the squared loss; over its columns k for vector outputs), each value an exact cone projection at a real
+        pattern: above 1 proves the returned network is
         not globally optimal; at most 1 proves nothing beyond the list (nan if no search ran or
         the time limit left it no projection).
     n_starts, n_screened, n_projections: totals over the rounds (start directions × signs,
@@ -536,8 +537,9 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     List 𝒟_0: ``patterns`` (resolved as by ``fit``), merged with the patterns of the nonconvex seed
     run θ when ``init_nonconvex`` is given (then ``patterns`` None means θ's alone); start Ψ(θ) or
     ``warm_start``. Round k: solve on 𝒟_k from the previous solution (zero blocks for new patterns;
-    used by solvers that warm-start); λ = y − ŷ; :func:`search_violations` from the current neurons,
-    the gates of 𝒟_k and random directions (see :class:`SearchOptions`); the local maxima outside
+    used by solvers that warm-start); Λ = −∇L(ŷ) (a smooth loss); :func:`search_violations` at each of its columns
+    (one for a scalar output) from the current neurons, the gates of 𝒟_k and random directions (see
+    :class:`SearchOptions`); the local maxima outside
     𝒟_k with σ^± > β(1 + viol_rtol), largest first, at most ``max_add``, join the list (and, unless
     ``keep_inactive``, the patterns with zero blocks leave it). The previous solution stays feasible,
     so the objective never increases; a violated pattern added makes it decrease. Stops when no
@@ -549,7 +551,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     start_time = time.perf_counter()
     limits = [t for t in (time_limit, None if options is None else options.time_limit) if t is not None]
     deadline = start_time + min(limits) if limits else None
-    Xt, yv, beta, act = program.Xt, program.y, program.beta, program.activation
+    Xt, beta, act = program.Xt, program.beta, program.activation
     init_objective, init_time, start = None, 0.0, None
     rounds: list[RoundLog] = []
     totals = np.zeros(3, dtype=int)  # starts, screened, projections
@@ -566,7 +568,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         start = align_blocks(best_pats, sv, sw, pats)
     else:
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
-        start = warm_start_blocks(warm_start, pats, Xt.shape[1])
+        start = warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:])
     max_rounds = 1 if options is None else options.max_rounds
     with FitProgress(progress, max_rounds) as bar:
 
@@ -589,20 +591,14 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                     stopped, max_violation = "time_limit", float("nan")
                     log_round(RoundLog(k, len(pats), res.objective, max_violation, 0, res.solve_time, 0.0))
                     break
-                lam = yv - convex_prediction(Xt, pats.masks, res.v, res.w, act)
-                found = search_violations(
-                    Xt, lam, beta, starts=_round_starts(res, pats) if options.exact_starts else None,
-                    n_random=options.n_random, seed=None if seed is None else seed + k, max_iter=options.max_iter,
-                    activation=act, screened_starts=None if options.exact_starts else _round_starts(res, pats),
-                    n_screen=options.n_screen, screen_steps=options.screen_steps, n_best=options.n_best,
-                    max_ascents=options.max_ascents, viol_rtol=options.viol_rtol, time_limit=remaining,
-                    stop_after=None if options.max_add is None else 2 * options.max_add,
-                    first_improvement=options.first_improvement)
+                found = _search_round(program, res, pats, options, None if seed is None else seed + k, deadline)
                 new = _new_patterns(pats, found, options.viol_rtol, options.max_add)
-                max_violation = found.best_value / beta if found.values.size else float("nan")
-                totals += (found.n_starts, found.n_screened, found.n_projections)
+                values = [f.best_value for f in found if f.values.size]
+                max_violation = max(values) / beta if values else float("nan")
+                counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
+                totals += counts
                 log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
-                                   found.wall_time, found.n_projections, found.n_screened))
+                                   sum(f.wall_time for f in found), counts[2], counts[1]))
                 if deadline is not None and time.perf_counter() > deadline:  # the search may have been cut
                     stopped = "time_limit"
                     break
@@ -643,6 +639,28 @@ def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[lis
     return [nets[best]] + nets[:best] + nets[best + 1:], objectives[best], seconds
 
 
+def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: SearchOptions, seed: int | None,
+                  deadline: float | None) -> list[SearchResult]:
+    """The searches of one round at the fit's dual point Λ = −∇L(ŷ) (:meth:`~cvxnn.losses.Loss.dual_direction`,
+    y − ŷ for the squared loss): one per output column k, for the dual constraints |Λ_kᵀσ(X̃u)| ≤ β of the
+    "per_output" program (one for a scalar output), each until ``deadline``."""
+    Xt, act, loss = program.Xt, program.activation, program.loss
+    lam = loss.repair(loss.dual_direction(convex_prediction(Xt, pats.masks, res.v, res.w, act), program.y), program.y)
+    starts = _round_starts(res, pats)
+    found = []
+    for column in (lam[:, None] if lam.ndim == 1 else lam).T:
+        remaining = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+        found.append(search_violations(
+            Xt, column, program.beta, starts=starts if options.exact_starts else None, n_random=options.n_random,
+            seed=seed, max_iter=options.max_iter, activation=act,
+            screened_starts=None if options.exact_starts else starts, n_screen=options.n_screen,
+            screen_steps=options.screen_steps, n_best=options.n_best, max_ascents=options.max_ascents,
+            viol_rtol=options.viol_rtol, time_limit=remaining,
+            stop_after=None if options.max_add is None else 2 * options.max_add,
+            first_improvement=options.first_improvement))
+    return found
+
+
 def _round_starts(res: ConvexFit, pats: Patterns) -> np.ndarray:
     """The fit's neuron directions and the list's gate vectors, as rows."""
     gates = np.zeros((0, res.network.W1.shape[1])) if pats.gates is None else pats.gates.T
@@ -653,7 +671,8 @@ def _next_list(pats: Patterns, res: ConvexFit, new: Patterns, keep_inactive: boo
                ) -> tuple[Patterns, tuple[np.ndarray, np.ndarray]]:
     """The next list (active patterns, or all, then the new ones) and the solution padded with zero blocks."""
     if not keep_inactive and not pats.complete:
-        active = (np.linalg.norm(res.v, axis=1) > 0) | (np.linalg.norm(res.w, axis=1) > 0)
+        active = (np.abs(res.v).reshape(len(pats), -1).max(axis=1, initial=0.0) > 0) | \
+            (np.abs(res.w).reshape(len(pats), -1).max(axis=1, initial=0.0) > 0)
         pats = Patterns(pats.masks[:, active], None if pats.gates is None else pats.gates[:, active],
                         complete=False, method=pats.method)
     merged = pats.merge(new)
@@ -694,11 +713,22 @@ def column_generation_fit(X: Any, y: Any, beta: float, patterns0: Any = 5, max_r
     return ColumnGenerationResult(res, res.search.rounds, res.search.converged)
 
 
-def _new_patterns(pats: Patterns, search: SearchResult, viol_rtol: float, max_add: int | None) -> Patterns:
-    """The violated local maxima of ``search`` that are not in ``pats`` (largest σ first)."""
+def _new_patterns(pats: Patterns, searches: list[SearchResult], viol_rtol: float, max_add: int | None) -> Patterns:
+    """The violated local maxima of the ``searches`` (one per output column) that are not in ``pats``, each once,
+    largest σ first, at most ``max_add``."""
     known = {pats.masks[:, i].tobytes() for i in range(len(pats))}
-    idx = [i for i in search.violating(viol_rtol, local_maxima_only=True)
-           if search.patterns.masks[:, i].tobytes() not in known]
-    idx = idx[:max_add] if max_add is not None else idx
-    gates = None if search.patterns.gates is None else search.patterns.gates[:, idx]
-    return Patterns(search.patterns.masks[:, idx], gates, complete=False, method="search")
+    found = sorted(((float(s.values[i]), s, i) for s in searches for i in s.violating(viol_rtol, local_maxima_only=True)),
+                   key=lambda item: -item[0])
+    masks, gates = [], []
+    for _, search, i in found:
+        key = search.patterns.masks[:, i].tobytes()
+        if key in known:
+            continue
+        known.add(key)
+        masks.append(search.patterns.masks[:, i])
+        gates.append(search.patterns.gates[:, i])
+        if max_add is not None and len(masks) == max_add:
+            break
+    n, d = pats.masks.shape[0], searches[0].directions.shape[1]
+    return Patterns(np.array(masks, dtype=bool).T.reshape(n, len(masks)), np.array(gates).T.reshape(d, len(gates)),
+                    complete=False, method="search")

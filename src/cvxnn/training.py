@@ -501,8 +501,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
     (:func:`cvxnn.pattern_search.column_generation`) — solve, search for patterns violating the
-    dual constraint |λᵀσ(X̃u)| ≤ β at λ = y − ŷ, add them, re-solve, until none is found or the
-    budget is spent. ReLU program, squared loss, scalar output only. ``fit.search`` reports the
+    dual constraint |λ_kᵀσ(X̃u)| ≤ β at Λ = −∇L(ŷ) (y − ŷ for the squared loss; each output column k of
+    the "per_output" program), add them, re-solve, until none is found or the budget is spent. ReLU program,
+    smooth losses (squared, logistic, cross-entropy). ``fit.search`` reports the
     rounds and the largest violation found; without a complete list ``certified_global`` stays False.
     init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of short
         nonconvex runs (one, or ``NonconvexInit.restarts``) seed the list (alone when ``patterns`` is None, else
@@ -538,10 +539,12 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
-    if options is not None and (formulation != "relu" or program.loss.name != "squared" or program.vector):
-        raise ValueError("the pattern search solves the ReLU program (formulation='relu') with the squared loss "
-                         f"and one output; got formulation={formulation!r}, loss={program.loss.name!r}"
-                         f"{' with vector outputs' if program.vector else ''}.")
+    if options is not None and (formulation != "relu" or not program.loss.smooth
+                                or (program.vector and vector_penalty != "per_output")):
+        raise ValueError("the pattern search solves the ReLU program (formulation='relu') with a smooth loss "
+                         "(squared, logistic, cross_entropy) and, for vector outputs, vector_penalty='per_output'; "
+                         f"got formulation={formulation!r}, loss={program.loss.name!r}"
+                         f"{', vector_penalty=' + repr(vector_penalty) if program.vector else ''}.")
     return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
                              seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback,
                              time_limit=time_limit)
