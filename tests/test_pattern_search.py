@@ -131,6 +131,23 @@ def test_certify_with_search_on_the_optimal_network_proves_nothing_false():
     assert cert.search is not None and cert.patterns_checked == len(cert.search.patterns)
 
 
+def test_certify_with_search_takes_the_loss():
+    """Logistic loss: the objective, λ = −∇L and the bound are the logistic ones (as in cvxnn.certify); a net from
+    3 patterns is proved suboptimal, the all-pattern optimum is not, and every bound is below that optimum."""
+    X, y = planted_two_neuron(0)
+    labels = np.where(y > np.median(y), 1.0, -1.0)
+    opt = cvxnn.fit(X, labels, BETA, patterns="all", loss="logistic", solver="ipm", tol=1e-9)
+    few = cvxnn.fit(X, labels, BETA, patterns=3, seed=0, loss="logistic")
+    for net, optimal in ((few.network, False), (opt.network, True)):
+        cert = certify_with_search(net, X, labels, BETA, n_random=20, loss="logistic")
+        assert cert.objective == pytest.approx(net.objective(X, labels, BETA, "logistic"), rel=1e-12)
+        assert cert.lower_bound <= opt.objective * (1 + 1e-9)
+        assert (cert.max_dual_violation > 1 + 1e-3) is not optimal
+        assert cert.globally_optimal is (None if optimal else False)
+    with pytest.raises(ValueError, match="one output"):
+        certify_with_search(TwoLayerNet(np.ones((1, 3)), np.ones((1, 2))), X, np.c_[y, y], BETA)
+
+
 def test_search_certificate_on_data_too_large_to_enumerate():
     """n = 120, d = 8: ~10^11 patterns. The search proves a small net suboptimal; its bound stays valid."""
     rng = np.random.default_rng(5)

@@ -28,6 +28,7 @@ from .activations import RELU, Activation
 from .certificate import Certificate, _verdict
 from .data import as_matrix, as_targets
 from .duality import DualCheck, cone_sigma, gated_norms, scaled_dual_value, spectral_dual_bound
+from .losses import loss_from
 from .network import TwoLayerNet, convex_from_network, convex_prediction
 from .nonconvex import train_nonconvex
 from .patterns import Patterns
@@ -370,8 +371,9 @@ class SearchCertificate(Certificate):
 
 def certify_with_search(net: TwoLayerNet, X: Any, y: Any, beta: float, n_random: int = DEFAULT_RANDOM_STARTS,
                         seed: int | None = 0, max_iter: int = DEFAULT_MAX_ITER, starts: np.ndarray | None = None,
-                        rtol: float = 1e-4) -> SearchCertificate:
-    """Certify ``net`` without enumerating patterns: search from its dual point λ = y − f(X).
+                        rtol: float = 1e-4, loss: Any = "squared") -> SearchCertificate:
+    """Certify ``net`` (one output) without enumerating patterns: search from its dual point λ = −∇L(f(X))
+    (y − f(X) for the squared loss; ``loss`` as in :func:`cvxnn.certify`).
 
     The search starts from the network's neuron directions u_j/‖u_j‖, any ``starts`` given, and
     ``n_random`` Gaussian directions. The lower bound d(tλ), t ≤ β/s, uses
@@ -381,17 +383,21 @@ def certify_with_search(net: TwoLayerNet, X: Any, y: Any, beta: float, n_random:
     """
     start = time.perf_counter()
     beta = _check_beta(beta)
+    loss = loss_from(loss)
+    if net.n_outputs != 1:
+        raise ValueError(f"certify_with_search takes a network with one output, got {net.n_outputs}; use "
+                         "cvxnn.certify for vector outputs.")
     Xt = net.design(X)
-    yv = as_targets(y, Xt.shape[0])
-    objective = net.objective(X, yv, beta)
-    lam = yv - net.hidden(X) @ net.w2
+    yv = loss.targets(y, Xt.shape[0])
+    objective = net.objective(X, yv, beta, loss)
+    lam = loss.repair(loss.dual_direction(net.hidden(X) @ net.w2, yv), yv)
     neuron_starts = np.vstack([net.W1, _start_directions(starts, Xt.shape[1])])
     search = search_violations(Xt, lam, beta, starts=neuron_starts, n_random=n_random, seed=seed, max_iter=max_iter,
                                activation=net.activation)
     check = search.dual_check()
     s_valid = max(spectral_dual_bound(Xt, lam, net.activation), check.value)
-    lower, _ = scaled_dual_value(lam, yv, s_valid, beta)
-    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, net.activation)
+    lower, _ = scaled_dual_value(lam, yv, s_valid, beta, loss)
+    verdict, violated = _verdict(Xt, lam, objective, lower, check, beta, rtol, net.activation, loss.curvature)
     return SearchCertificate(
         objective, lower, verdict, "pattern search + spectral bound", len(search.patterns), False,
         check.value / beta, rtol, time.perf_counter() - start,
