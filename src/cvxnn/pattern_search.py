@@ -723,8 +723,8 @@ def _new_patterns(pats: Patterns, searches: list[SearchResult], viol_rtol: float
     """The violated local maxima of the ``searches`` (one per output column) that are not in ``pats``, each once,
     largest σ first, at most ``max_add``."""
     known = {pats.masks[:, i].tobytes() for i in range(len(pats))}
-    found = sorted(((float(s.values[i]), s, i) for s in searches for i in s.violating(viol_rtol, local_maxima_only=True)),
-                   key=lambda item: -item[0])
+    found = sorted(((float(s.values[i]), s, i) for s in searches
+                    for i in s.violating(viol_rtol, local_maxima_only=True)), key=lambda item: -item[0])
     masks, gates = [], []
     for _, search, i in found:
         key = search.patterns.masks[:, i].tobytes()
