@@ -278,7 +278,6 @@ def _bad_inputs(tmp_path):
         "bad slope": (None, "y", "--negative-slope must satisfy"),
         "bad time limit": (None, "y", "--time-limit must be a positive number of seconds"),
         "bad search rounds": (None, "y", "--search-rounds must be a nonnegative integer"),
-        "search with hinge": (None, "y", "the pattern search needs a smooth loss"),
         "unknown device": (None, "y", "--device: device must be 'cpu', 'cuda'"),
     }
     out = {}
@@ -301,7 +300,6 @@ BAD_OPTIONS = {"logistic multi-class": ["--loss", "logistic"], "hinge multi-clas
                "slope without leaky": ["--negative-slope", "0.2"],
                "bad slope": ["--activation", "leaky_relu", "--negative-slope", "1.5"],
                "bad time limit": ["--time-limit", "0"], "bad search rounds": ["--search-rounds", "-1"],
-               "search with hinge": ["--search-rounds", "2", "--loss", "hinge"],
                "unknown device": ["--device", "gpu"]}
 
 

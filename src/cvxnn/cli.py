@@ -40,8 +40,7 @@ err_console = Console(stderr=True)
 
 INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, MemoryError, ComparisonError,
                 IsADirectoryError, PermissionError)
-SEARCH_ROUNDS_HELP = ("Rounds of pattern search from the best convex model, reported as one more model (smooth "
-                      "losses: not the hinge; 0: none).")
+SEARCH_ROUNDS_HELP = "Rounds of pattern search from the best convex model, reported as one more model (0: none)."
 DEVICE_HELP = ("Where the convex solvers and the Adam/GD runs compute: cpu, cuda or cuda:<index> (refused up front "
                "where PyTorch sees no such device).")
 TIME_LIMIT_HELP = ("Seconds for each convex program's solve; an iterative solver stopped there keeps its best "

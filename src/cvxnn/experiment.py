@@ -25,7 +25,7 @@
    exact for the output penalty ‖α_j‖₁² ≥ ‖α_j‖² (THEORY §1.7), while the gradient runs use ℓ2
    weight decay, so a gradient run may end below the convex model; ``settings`` says which case
    applies;
-5. optionally (``search_rounds`` > 0; a smooth loss) grows the pattern list of the best
+5. optionally (``search_rounds`` > 0) grows the pattern list of the best
    convex model so far by pattern search (:func:`cvxnn.pattern_search.column_generation`), warm-started
    from its solution, so the searched model is never worse than it.
 
@@ -532,8 +532,7 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
             stopped there returns its best certified point with status "time_limit"); None: no limit.
         search_rounds: rounds of pattern search (``fit(..., search=SearchOptions(max_rounds=...))``) from the
             best convex model above, warm-started and solved by the interior-point method (its warm starts suit
-            the repeated solves), as one more model "convex (pattern search)"; 0: none. The search needs a
-            smooth loss (not the hinge).
+            the repeated solves), as one more model "convex (pattern search)"; 0: none.
         device: where the convex solvers and the gradient runs compute ("cpu", "cuda" or "cuda:<index>";
             ``fit``'s ``device``).
     """
@@ -567,9 +566,6 @@ def run_comparison(X_train: Any, y_train: Any, X_test: Any = None, y_test: Any =
     gd_lrs = [_positive(lr, "a GD learning rate") for lr in gd_lrs]
     Xs, t = prep.X_train, prep.t_train
     Xt = add_bias(Xs) if bias else Xs
-    if search_rounds and not loss_fn.smooth:
-        raise ComparisonError(f"the pattern search needs a smooth loss (squared, logistic, cross_entropy); got the "
-                              f"{prep.loss} loss.")
 
     models: list[ModelResult] = []
     fits: dict[str, ConvexFit] = {}

@@ -505,7 +505,8 @@ class SearchReport:
     stopped: "converged" (the last search found no violated pattern outside the list — a search
         result, not a proof), "max_rounds", "time_limit", "interrupted" or "no_search".
     max_violation: the largest |λ_kᵀσ(X̃u)|/β found at the returned fit's dual point Λ = −∇L(ŷ) (y − ŷ for
-        the squared loss; over its columns k for vector outputs), each value an exact cone projection at a real
+        the squared loss, the solver's for the hinge; over its columns k for vector outputs), each value an exact
+        cone projection at a real
         pattern: above 1 proves the returned network is
         not globally optimal; at most 1 proves nothing beyond the list (nan if no search ran or
         the time limit left it no projection).
@@ -543,7 +544,8 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     List 𝒟_0: ``patterns`` (resolved as by ``fit``), merged with the patterns of the nonconvex seed
     run θ when ``init_nonconvex`` is given (then ``patterns`` None means θ's alone); start Ψ(θ) or
     ``warm_start``. Round k: solve on 𝒟_k from the previous solution (zero blocks for new patterns;
-    used by solvers that warm-start); Λ = −∇L(ŷ) (a smooth loss); :func:`search_violations` at each of its columns
+    used by solvers that warm-start); Λ = −∇L(ŷ) (a smooth loss; for the hinge the fit's ``dual_point``, the
+    solver's multiplier); :func:`search_violations` at each of its columns
     (one for a scalar output) from the current neurons, the gates of 𝒟_k and random directions (see
     :class:`SearchOptions`); the local maxima outside
     𝒟_k with σ^± > β(1 + viol_rtol), largest first, at most ``max_add``, join the list (and, unless
@@ -648,10 +650,12 @@ def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[lis
 def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: SearchOptions, seed: int | None,
                   deadline: float | None) -> list[SearchResult]:
     """The searches of one round at the fit's dual point Λ = −∇L(ŷ) (:meth:`~cvxnn.losses.Loss.dual_direction`,
-    y − ŷ for the squared loss): one per output column k, for the dual constraints |Λ_kᵀσ(X̃u)| ≤ β of the
+    y − ŷ for the squared loss; the hinge, whose subgradient is not unique at margin points, takes the solver's
+    multiplier, ``res.dual_point``): one per output column k, for the dual constraints |Λ_kᵀσ(X̃u)| ≤ β of the
     "per_output" program (one for a scalar output), each until ``deadline``."""
     Xt, act, loss = program.Xt, program.activation, program.loss
-    lam = loss.repair(loss.dual_direction(convex_prediction(Xt, pats.masks, res.v, res.w, act), program.y), program.y)
+    lam = loss.repair(loss.dual_direction(convex_prediction(Xt, pats.masks, res.v, res.w, act), program.y), program.y) \
+        if loss.smooth else res.dual_point
     starts = _round_starts(res, pats)
     found = []
     for column in (lam[:, None] if lam.ndim == 1 else lam).T:

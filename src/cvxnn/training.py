@@ -143,6 +143,9 @@ class ConvexFit(GapReport):
     search: with ``fit(..., search=...)`` or ``init_nonconvex``: how the pattern list was built
         (:class:`~cvxnn.pattern_search.SearchReport`: rounds, largest violation found, starts,
         projections); None otherwise.
+    dual_point: the dual direction λ ((n,) or (n, c)) that ``lower_bound`` scales into feasibility: the solver's
+        multiplier of the prediction where it returns one (the hinge), else −∇L at the solver's point; repaired
+        into the loss's dual domain (:meth:`~cvxnn.losses.Loss.repair`).
     """
 
     objective: float
@@ -165,6 +168,7 @@ class ConvexFit(GapReport):
     loss: Loss = SQUARED
     vector_penalty: str = "per_output"
     search: SearchReport | None = None
+    dual_point: np.ndarray | None = None
 
     @property
     def certified_global(self) -> bool:
@@ -449,7 +453,7 @@ class Program:
                          network_objective=net.objective(self.Xm, yv, beta, loss), v=v, w=w, patterns=pats,
                          beta=beta, formulation=form, solver=solver, status=out.status, n_iter=out.n_iter,
                          solve_time=out.time, dual_check=check, bias=self.bias, history=out.history, activation=act,
-                         loss=loss, vector_penalty=vp)
+                         loss=loss, vector_penalty=vp, dual_point=lam)
 
 
 def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
@@ -501,9 +505,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
     (:func:`cvxnn.pattern_search.column_generation`) — solve, search for patterns violating the
-    dual constraint |λ_kᵀσ(X̃u)| ≤ β at Λ = −∇L(ŷ) (y − ŷ for the squared loss; each output column k of
-    the "per_output" program), add them, re-solve, until none is found or the budget is spent. ReLU program,
-    smooth losses (squared, logistic, cross-entropy). ``fit.search`` reports the
+    dual constraint |λ_kᵀσ(X̃u)| ≤ β at Λ = −∇L(ŷ) (y − ŷ for the squared loss; the solver's dual point for the
+    hinge; each output column k of the "per_output" program), add them, re-solve, until none is found or the
+    budget is spent. ReLU program, every loss. ``fit.search`` reports the
     rounds and the largest violation found; without a complete list ``certified_global`` stays False.
     init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of short
         nonconvex runs (one, or ``NonconvexInit.restarts``) seed the list (alone when ``patterns`` is None, else
@@ -539,11 +543,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
-    if options is not None and (formulation != "relu" or not program.loss.smooth
-                                or (program.vector and vector_penalty != "per_output")):
-        raise ValueError("the pattern search solves the ReLU program (formulation='relu') with a smooth loss "
-                         "(squared, logistic, cross_entropy) and, for vector outputs, vector_penalty='per_output'; "
-                         f"got formulation={formulation!r}, loss={program.loss.name!r}"
+    if options is not None and (formulation != "relu" or (program.vector and vector_penalty != "per_output")):
+        raise ValueError("the pattern search solves the ReLU program (formulation='relu'), for vector outputs with "
+                         f"vector_penalty='per_output'; got formulation={formulation!r}"
                          f"{', vector_penalty=' + repr(vector_penalty) if program.vector else ''}.")
     return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
                              seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback,
