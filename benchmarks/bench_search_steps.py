@@ -6,7 +6,8 @@ The dual point, as in the first round of ``fit`` with pattern search (``bench_se
 --epochs 1500``): Adam for ``--steps`` steps (lr 1e-2, seed 0, width 100; the best of every 10th iterate, where the
 search's seed keeps the best of every 75th), the exact ReLU program on its patterns by ipm from Ψ(network),
 λ = y − ŷ. At that λ, ``search_violations`` runs as the search's round does (its starts: the
-fit's neurons and gates, 1000 Gaussian directions screened, at most 40 violated local maxima), under four
+fit's neurons and gates, 1000 Gaussian directions screened, at most 40 violated local maxima: a round's limit
+until the twelfth session, now ``max_add`` = 20), under four
 settings, each adding one change to the previous:
 
 1. the settings before the tenth session: 10 exact ascents from Gaussian starts (both signs), 10 batched ascent

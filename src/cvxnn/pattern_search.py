@@ -421,7 +421,10 @@ class SearchOptions:
     n_screen: Gaussian directions per round moved by the batched ascent (no projection) together
         with the current neurons and the list's gate vectors; exact ascents follow from the best
         (screen ‖X̃ᵀWλ‖ > β, or among the ``n_best`` largest values), at most ``max_ascents``;
-        no further ascent starts once 2·``max_add`` violated local maxima are known.
+        no further ascent starts once ``max_add`` violated local maxima are known (per output column; measured
+        against 2·``max_add``, `fit` with search from a 1500-step Adam seed: breast cancer 20 rounds 55.5 → 51.7 s,
+        NC 11.2836 → 11.2581; digits in 120 s NC 10.8350 → 10.8216; breast cancer with the logistic loss converged in
+        56.5 → 45.2 s, NC 22.3367 → 22.3369; half the projections in each).
     n_random: Gaussian starts per round ascended exactly without screening (none by default: on digits their
         ascents from σ ≈ 0–0.5β took 100 steps each, 36 % of a round's search, and found the lowest maxima).
     exact_starts: ascend exactly from every neuron and gate instead of screening them.
@@ -666,7 +669,7 @@ def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: Sea
             screened_starts=None if options.exact_starts else starts, n_screen=options.n_screen,
             screen_steps=options.screen_steps, n_best=options.n_best, max_ascents=options.max_ascents,
             viol_rtol=options.viol_rtol, time_limit=remaining,
-            stop_after=None if options.max_add is None else 2 * options.max_add,
+            stop_after=options.max_add,
             first_improvement=options.first_improvement))
     return found
 
