@@ -68,6 +68,25 @@ def test_search_reaches_the_enumerated_optimum_for_every_loss_and_output_columns
     assert np.all(np.diff(res.search.objectives) <= 1e-9 * res.search.objectives[0])
 
 
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_the_fits_dual_point_is_the_one_its_lower_bound_scales(loss):
+    """``ConvexFit.dual_point``: the hinge's comes from the solver (its subgradient is not unique), the logistic's
+    is −∇L at the solver's point; scaled into feasibility on the list it gives the fit's lower bound."""
+    from cvxnn.duality import max_dual_constraint, scaled_dual_value
+
+    X, y = _classes_and_outputs("logistic", False)
+    res = cvxnn.fit(X, y, 0.1, patterns=20, loss=loss, solver="ipm", tol=1e-8)
+    lam = res.dual_point
+    assert lam.shape == (16,) and np.all(lam * y >= 0) and np.all(lam * y <= 1)
+    check = max_dual_constraint(X, res.patterns.masks, lam)
+    bound, _ = scaled_dual_value(lam, y, check.value, 0.1, res.loss)
+    assert res.objective * (1 - 1e-7) <= bound <= res.lower_bound * (1 + 1e-12)
+    assert res.lower_bound <= res.objective * (1 + 1e-12)
+    if loss == "logistic":  # −∇L = y σ(−y ŷ) at the solver's point, which the dust polish moves by little
+        pred = convex_prediction(X, res.patterns.masks, res.v, res.w)
+        np.testing.assert_allclose(lam, y / (1 + np.exp(y * pred)), rtol=0, atol=1e-5)
+
+
 def test_max_violation_is_exact_and_proves_suboptimality_when_stopped_early():
     X, y = planted_two_neuron(0)
     res = cvxnn.fit(X, y, BETA, patterns=3, seed=0, search=SearchOptions(max_rounds=1))
