@@ -84,17 +84,15 @@ def test_an_unreachable_gap_stops_as_stalled_once_the_iterates_stop_moving(seed)
     assert convex_objective(X, y, pats.masks, out.v, out.w, beta) == pytest.approx(ref.objective, rel=1e-7)
 
 
-@pytest.mark.parametrize("stale_rule", [True, False])
-def test_a_lower_bound_left_behind_by_the_multiplier_bounds_is_recomputed_exactly(stale_rule, monkeypatch):
+def test_a_lower_bound_left_behind_by_the_multiplier_bounds_is_recomputed_exactly():
     """Round 12 of ``fit`` with search on breast cancer (standardized, bias column, ±1 targets, β = 1; three
     1500-step Adam seeds; captured in tests/data/breast_search_round.npz: 184 patterns with their gates, and the
     warm start, the previous round's solution padded with zero blocks). Many blocks are zero at the optimum, and
     the multiplier bounds ‖±XᵀW_iΛ + XᵀS_im‖ of more than EXACT_BLOCKS groups stay above β, so the lower bound
     kept its start value 2.48 while the objective converged to 11.1814: after STALL_ITERATIONS iterations the
-    solve stopped as stalled at a reported gap of 0.78. After EXACT_STALE iterations without a higher bound,
-    every group above β is now projected exactly, and the solve certifies 1e-6."""
-    if not stale_rule:
-        monkeypatch.setattr(interior_point, "EXACT_STALE", 10**9)
+    solve stopped as stalled at a reported gap of 0.78 (with one BLAS thread; with two, round-off took another
+    path that converged). After EXACT_STALE iterations without a higher bound, every group above β is now
+    projected exactly, and the solve certifies 1e-6."""
     ds = cvxnn.data.load_bundled("breast_cancer")
     scale = ds.X.std(0)
     X = add_bias((ds.X - ds.X.mean(0)) / np.where(scale > 0, scale, 1.0))
@@ -105,10 +103,7 @@ def test_a_lower_bound_left_behind_by_the_multiplier_bounds_is_recomputed_exactl
                               V0=torch.as_tensor(saved["v"]), W0=torch.as_tensor(saved["w"]),
                               interior=torch.as_tensor(saved["gates"].T))
     gap = (out.info["objective"] - out.info["lower_bound"]) / out.info["objective"]
-    if stale_rule:
-        assert out.status == "optimal" and gap <= 1e-6 and out.info["objective"] < 11.1808
-    else:
-        assert out.status == "stalled" and gap > 0.5 and out.info["objective"] > 11.1813
+    assert out.status == "optimal" and gap <= 1e-6 and out.info["objective"] < 11.1808
 
 
 def test_a_newton_matrix_that_never_factors_stops_the_solve_instead_of_hanging(monkeypatch):
