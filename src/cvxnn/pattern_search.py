@@ -509,10 +509,8 @@ class SearchReport:
         result, not a proof), "max_rounds", "time_limit", "interrupted" or "no_search".
     max_violation: the largest |λ_kᵀσ(X̃u)|/β found at the returned fit's dual point Λ = −∇L(ŷ) (y − ŷ for
         the squared loss, the solver's for the hinge; over its columns k for vector outputs), each value an exact
-        cone projection at a real
-        pattern: above 1 proves the returned network is
-        not globally optimal; at most 1 proves nothing beyond the list (nan if no search ran or
-        the time limit left it no projection).
+        cone projection at a real pattern: above 1 proves the returned network is not globally optimal; at most
+        1 proves nothing beyond the list (nan if no search ran or the time limit left it no projection).
     n_starts, n_screened, n_projections: totals over the rounds (start directions × signs,
         patterns screened by ‖X̃ᵀWλ‖, exact projections).
     init_objective, init_time: NC of the best nonconvex seed run and the seconds of all of them (None without one).
@@ -668,8 +666,7 @@ def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: Sea
             seed=seed, max_iter=options.max_iter, activation=act,
             screened_starts=None if options.exact_starts else starts, n_screen=options.n_screen,
             screen_steps=options.screen_steps, n_best=options.n_best, max_ascents=options.max_ascents,
-            viol_rtol=options.viol_rtol, time_limit=remaining,
-            stop_after=options.max_add,
+            viol_rtol=options.viol_rtol, time_limit=remaining, stop_after=options.max_add,
             first_improvement=options.first_improvement))
     return found
 
