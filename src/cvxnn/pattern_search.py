@@ -107,10 +107,12 @@ class SearchResult:
 
 
 class _PatternTable:
-    """Exact σ per (pattern, sign), memoized, and the distinct patterns seen with their best value."""
+    """Exact σ per (pattern, sign), memoized, and the distinct patterns seen with their best value; counts the local
+    maxima whose best value exceeds ``threshold`` (``n_violated``, kept as values and maxima are added)."""
 
-    def __init__(self, Xt: np.ndarray, lam: np.ndarray, activation: Activation = RELU) -> None:
-        self.Xt, self.lam, self.activation = Xt, lam, activation
+    def __init__(self, Xt: np.ndarray, lam: np.ndarray, activation: Activation = RELU,
+                 threshold: float = np.inf) -> None:
+        self.Xt, self.lam, self.activation, self.threshold = Xt, lam, activation, threshold
         self.sigma: dict[tuple[bytes, int], tuple[float, np.ndarray]] = {}
         self.index: dict[bytes, int] = {}
         self.masks: list[np.ndarray] = []
@@ -119,6 +121,7 @@ class _PatternTable:
         self.signs: list[int] = []
         self.directions: list[np.ndarray] = []
         self.local_maxima: set[bytes] = set()
+        self.n_violated = 0
         self.n_screened = 0
 
     def screens(self, masks: np.ndarray) -> np.ndarray:
@@ -145,8 +148,16 @@ class _PatternTable:
             self.directions.append(u)
         i = self.index[key]
         if value > self.values[i]:
+            if key in self.local_maxima and self.values[i] <= self.threshold < value:
+                self.n_violated += 1
             self.values[i], self.signs[i], self.directions[i] = value, sign, u
         return value, u
+
+    def mark_local_maximum(self, key: bytes) -> None:
+        """Record the pattern ``key`` (already evaluated) as a local maximum."""
+        if key not in self.local_maxima:
+            self.local_maxima.add(key)
+            self.n_violated += int(self.values[self.index[key]] > self.threshold)
 
 
 def _neighbour_points(Xt: np.ndarray, u: np.ndarray, row_norms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -214,7 +225,7 @@ def _ascend(table: _PatternTable, start: np.ndarray, sign: int, row_norms: np.nd
                         if first_improvement:
                             break
         if best[1] is None:
-            table.local_maxima.add(mask.tobytes())
+            table.mark_local_maximum(mask.tobytes())
             return step + 1
         mask, gate = best[1], best[2]
     return max_iter
@@ -316,7 +327,8 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     d = Xt.shape[1]
     exact = np.vstack([_start_directions(starts, d), rng.standard_normal((int(n_random), d))])
     pool = np.vstack([_start_directions(screened_starts, d), rng.standard_normal((int(n_screen), d))])
-    table = _PatternTable(Xt, lam, activation)
+    threshold = beta * (1 + viol_rtol)
+    table = _PatternTable(Xt, lam, activation, threshold)
     ascents = [(g, sign) for g in exact for sign in (1, -1)]
     if pool.shape[0]:
         signs = np.tile(np.array([1.0, -1.0]), pool.shape[0])
@@ -329,12 +341,10 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     row_norms = np.linalg.norm(Xt, axis=1)
     expanded: set = set()
     n_iter = 0
-    threshold = beta * (1 + viol_rtol)
     for g, sign in ascents:
         if time_limit is not None and time.perf_counter() - start_time > time_limit:
             break
-        if stop_after is not None and sum(table.values[table.index[m]] > threshold
-                                          for m in table.local_maxima) >= stop_after:
+        if stop_after is not None and table.n_violated >= stop_after:
             break
         n_iter += _ascend(table, g / np.linalg.norm(g), sign, row_norms, expanded, max_iter, first_improvement)
     n = Xt.shape[0]
