@@ -691,8 +691,7 @@ def _next_list(pats: Patterns, res: ConvexFit, new: Patterns, keep_inactive: boo
                ) -> tuple[Patterns, tuple[np.ndarray, np.ndarray]]:
     """The next list (active patterns, or all, then the new ones) and the solution padded with zero blocks."""
     if not keep_inactive and not pats.complete:
-        active = (np.abs(res.v).reshape(len(pats), -1).max(axis=1, initial=0.0) > 0) | \
-            (np.abs(res.w).reshape(len(pats), -1).max(axis=1, initial=0.0) > 0)
+        active = np.any(res.v.reshape(len(pats), -1) != 0, axis=1) | np.any(res.w.reshape(len(pats), -1) != 0, axis=1)
         pats = Patterns(pats.masks[:, active], None if pats.gates is None else pats.gates[:, active],
                         complete=False, method=pats.method)
     merged = pats.merge(new)
