@@ -180,11 +180,9 @@ def test_time_limit_stops_the_search():
     assert np.isnan(last.max_violation) and np.isnan(res.search.max_violation)
 
 
-def test_search_refuses_the_gated_program_and_bad_options():
+def test_search_refuses_the_relu_group_penalty_and_bad_options():
     X, y = planted_two_neuron(0)
-    with pytest.raises(ValueError, match="ReLU program"):
-        cvxnn.fit(X, y, BETA, formulation="gated", search=True)
-    with pytest.raises(ValueError, match="vector_penalty='group'"):
+    with pytest.raises(ValueError, match="vector_penalty='per_output', got 'group'"):
         cvxnn.fit(X, np.c_[y, -y], BETA, vector_penalty="group", search=True)
     with pytest.raises(TypeError, match="search"):
         cvxnn.fit(X, y, BETA, search="yes")
@@ -278,8 +276,11 @@ def test_estimators_take_solver_search_and_tol():
         assert 0 <= more.dual_gap_ < 1e-5 and more.predict(X).shape == (40,)
     with pytest.raises(ValueError, match="solver"):
         ConvexReLURegressor(solver="adam").fit(X, y)
-    with pytest.raises(ValueError, match="ReLU program"):
-        ConvexReLURegressor(formulation="gated", search=True).fit(X, y)
+    gated_plain = ConvexReLURegressor(alpha=0.01, n_patterns=4, formulation="gated").fit(X, y)
+    gated_search = ConvexReLURegressor(alpha=0.01, n_patterns=4, formulation="gated",
+                                       search=SearchOptions(max_rounds=3)).fit(X, y)
+    assert gated_search.convex_fit_.objective < gated_plain.convex_fit_.objective
+    assert len(gated_search.convex_fit_.search.rounds) == 3 and gated_search.predict(X).shape == (40,)
     with pytest.raises(ValueError, match="tol"):
         ConvexReLURegressor(tol=0).fit(X, y)
 

@@ -114,8 +114,6 @@ class _ConvexReLUBase(BaseEstimator):
             raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}.")
         if not (self.search is None or isinstance(self.search, (bool, np.bool_, SearchOptions))):
             raise TypeError(f"{name}: search must be None, True, False or a cvxnn.SearchOptions, got {self.search!r}.")
-        if self.search and self.formulation != "relu":
-            raise ValueError(f"{name}: the pattern search solves the ReLU program; use formulation='relu' with search.")
         if self.init_nonconvex is not None:
             try:
                 nonconvex_init(self.init_nonconvex)
@@ -234,8 +232,9 @@ _PARAMS_DOC = """
         the gated program only, "ipm" and "al" the ReLU program only).
     search : None, bool or cvxnn.SearchOptions, default=None
         Pattern search (column generation) from the ``n_patterns`` list: True for the default
-        budget, a ``cvxnn.SearchOptions`` for another; ReLU formulation only. The grown list of
-        each program is in ``convex_fit_.patterns`` (``convex_fits_[k].patterns``).
+        budget, a ``cvxnn.SearchOptions`` for another; for either formulation (the gated one searches its own
+        dual constraint). The grown list of each program is in ``convex_fit_.patterns``
+        (``convex_fits_[k].patterns``).
     tol : float, default=1e-6
         Relative duality gap at which the iterative solvers stop.
     time_limit : float or None, default=None

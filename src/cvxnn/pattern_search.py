@@ -11,7 +11,8 @@ network or convex solution is not globally optimal); a search that finds nothing
 * :func:`certify_with_search`: a certificate for a network whose data have too many patterns to
   enumerate: violations found by the search, the valid spectral bound for the lower bound.
 * :func:`column_generation` (``fit(..., search=...)``): fit on a few patterns, add the violated
-  patterns the search finds at the solution's dual point, refit, repeat;
+  patterns the search finds at the solution's dual point (for the gated program, whose constraint is a closed
+  form, :mod:`cvxnn.gated_search`), refit, repeat;
   :func:`column_generation_fit` is the same loop with the classic settings, returning its log.
 """
 
@@ -31,7 +32,7 @@ from .duality import DualCheck, cone_sigma, gated_norms, scaled_dual_value, spec
 from .losses import loss_from
 from .network import TwoLayerNet, convex_from_network, convex_prediction
 from .nonconvex import train_nonconvex
-from .patterns import Patterns
+from .patterns import Patterns, count_patterns_bound, data_rank
 from .progress import FitProgress
 from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, Program, _check_beta, align_blocks, fit, nonconvex_init, \
     resolve_patterns, warm_start_blocks
@@ -444,6 +445,10 @@ class SearchOptions:
     keep_inactive: keep patterns whose blocks are zero; by default they are dropped from the next
         list (the solution stays feasible, so the objective still cannot increase).
     first_improvement: exact ascent steps take the first improving neighbour (fewer projections).
+
+    The gated program's search (:func:`~cvxnn.gated_search.search_gated_violations`) uses ``n_screen`` +
+    ``n_random`` Gaussian starts with the neurons and gates, ``max_iter`` flip steps per start, ``max_add``,
+    ``viol_rtol`` and ``keep_inactive``; the other options steer the ReLU program's ascent only.
     """
 
     max_rounds: int = 20
@@ -496,7 +501,8 @@ class RoundLog:
     q*(list) up to the solver's tolerance); max_violation: best σ found by the search at the
     solution's dual point, divided by β (nan when no search ran); n_added: new violated patterns
     added for the next round; n_projections, n_screened: exact cone projections and screened
-    patterns of the search.
+    patterns of the search (for the gated program, whose values need no projection: 0, and the patterns
+    evaluated).
     """
 
     round: int
@@ -520,7 +526,10 @@ class SearchReport:
     max_violation: the largest |λ_kᵀσ(X̃u)|/β found at the returned fit's dual point Λ = −∇L(ŷ) (y − ŷ for
         the squared loss, the solver's for the hinge; over its columns k for vector outputs), each value an exact
         cone projection at a real pattern: above 1 proves the returned network is not globally optimal; at most
-        1 proves nothing beyond the list (nan if no search ran or the time limit left it no projection).
+        1 proves nothing beyond the list (nan if no search ran or the time limit left it no projection). For the
+        gated program the largest ‖X̃ᵀW_DΛ_k‖/β (Frobenius over k for "group"): above 1 proves the fit is not
+        the all-pattern gated optimum; at most 1 after pricing every pattern, the list's dual point is feasible
+        for all patterns, so its lower bound holds for the all-pattern program.
     n_starts, n_screened, n_projections: totals over the rounds (start directions × signs,
         patterns screened by ‖X̃ᵀWλ‖, exact projections).
     init_objective, init_time: NC of the best nonconvex seed run and the seconds of all of them (None without one).
@@ -566,6 +575,12 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     (from Ctrl-C or ``callback``): then the best fit so far is returned with status "interrupted".
     ``options`` None: one solve, no search (a nonconvex seed only). ``time_limit``: seconds for the whole call
     (with ``options.time_limit``, the smaller of the two).
+
+    The gated program searches its own constraint ‖X̃ᵀW_DΛ_k‖ ≤ β (:mod:`cvxnn.gated_search`); when at most
+    ``max_patterns`` patterns are predicted it prices all of them each round instead (one product). Its rounds
+    let "auto" choose the solver as for a cold start (``Program.solve(near_start=False)``): breast cancer from
+    100 sampled patterns, 60 s of search rounds reached 2.2836 with the barrier method (0.3–0.6 s per solve)
+    against 3.0086 with FISTA continuing from each round's start (1.7–3.8 s per solve).
     """
     start_time = time.perf_counter()
     limits = [t for t in (time_limit, None if options is None else options.time_limit) if t is not None]
@@ -589,6 +604,10 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
         start = warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:])
     max_rounds = 1 if options is None else options.max_rounds
+    candidates = None  # the gated program prices every pattern exactly when the arrangement is small
+    if options is not None and program.formulation == "gated" and \
+            count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_patterns:
+        candidates = resolve_patterns(Xt, "all", max_patterns=max_patterns, activation=act)
     with FitProgress(progress, max_rounds) as bar:
 
         def log_round(entry: RoundLog) -> None:
@@ -600,7 +619,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         try:
             for k in range(max_rounds):
                 remaining = None if deadline is None else deadline - time.perf_counter()
-                res = program.solve(pats, start=start, callback=bar.solver, time_limit=remaining)
+                res = program.solve(pats, start=start, callback=bar.solver, time_limit=remaining, near_start=False)
                 best = res
                 if options is None:
                     rounds.append(RoundLog(k, len(pats), res.objective, float("nan"), 0, res.solve_time, 0.0))
@@ -610,7 +629,8 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                     stopped, max_violation = "time_limit", float("nan")
                     log_round(RoundLog(k, len(pats), res.objective, max_violation, 0, res.solve_time, 0.0))
                     break
-                found = _search_round(program, res, pats, options, None if seed is None else seed + k, deadline)
+                found = _search_round(program, res, pats, options, None if seed is None else seed + k, deadline,
+                                      candidates)
                 new = _new_patterns(pats, found, options.viol_rtol, options.max_add)
                 values = [f.best_value for f in found if f.values.size]
                 max_violation = max(values) / beta if values else float("nan")
@@ -659,17 +679,30 @@ def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[lis
 
 
 def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: SearchOptions, seed: int | None,
-                  deadline: float | None) -> list[SearchResult]:
+                  deadline: float | None, candidates: Patterns | None = None) -> list[SearchResult]:
     """The searches of one round at the fit's dual point Λ = −∇L(ŷ) (:meth:`~cvxnn.losses.Loss.dual_direction`,
     y − ŷ for the squared loss; the hinge, whose subgradient is not unique at margin points, takes the solver's
     multiplier, ``res.dual_point``): one per output column k, for the dual constraints |Λ_kᵀσ(X̃u)| ≤ β of the
-    "per_output" program (one for a scalar output), each until ``deadline``."""
+    "per_output" program (one for a scalar output), each until ``deadline``. The gated program's constraints
+    ‖X̃ᵀW_DΛ_k‖ ≤ β (‖X̃ᵀW_DΛ‖_F ≤ β for "group") are priced on every pattern of ``candidates`` when given (the
+    enumerated arrangement), else searched by :func:`~cvxnn.gated_search.search_gated_violations`."""
     Xt, act, loss = program.Xt, program.activation, program.loss
     lam = loss.repair(loss.dual_direction(convex_prediction(Xt, pats.masks, res.v, res.w, act), program.y), program.y) \
         if loss.smooth else res.dual_point
     starts = _round_starts(res, pats)
+    columns = (lam[:, None] if lam.ndim == 1 else lam).T
+    if program.formulation == "gated":
+        from .gated_search import price_patterns, search_gated_violations
+
+        groups = [lam] if program.vector and program.vector_penalty == "group" else list(columns)
+        if candidates is not None:
+            return [price_patterns(Xt, group, program.beta, candidates, act) for group in groups]
+        return [search_gated_violations(
+            Xt, group, program.beta, starts=starts, n_random=options.n_screen + options.n_random, seed=seed,
+            max_iter=options.max_iter, activation=act,
+            time_limit=None if deadline is None else max(deadline - time.perf_counter(), 0.0)) for group in groups]
     found = []
-    for column in (lam[:, None] if lam.ndim == 1 else lam).T:
+    for column in columns:
         remaining = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
         found.append(search_violations(
             Xt, column, program.beta, starts=starts if options.exact_starts else None, n_random=options.n_random,

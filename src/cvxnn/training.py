@@ -320,8 +320,12 @@ class Program:
 
     def solve(self, pats: Patterns, start: tuple[np.ndarray, np.ndarray] | None = None,
               callback: Callable[[int, float, float], Any] | None = None,
-              time_limit: float | None = None) -> ConvexFit:
+              time_limit: float | None = None, near_start: bool = True) -> ConvexFit:
         """Solve the program on ``pats``; solvers in SOLVER_WARM_STARTS start from ``start`` = (v, w).
+
+        ``near_start``: the start is expected near the answer (a step of a β path), so "auto" lets FISTA continue
+        from it on the gated program; False (a pattern-search round, whose new patterns move the optimum) keeps
+        auto's cold choice (:func:`_choose_solver`).
 
         ``callback(iteration, objective, lower_bound)`` and ``time_limit`` (seconds) reach the
         first-order solvers. If ``start`` has a lower objective than the solver's answer (an
@@ -331,7 +335,7 @@ class Program:
         size = self.y.size * len(pats)  # n·P·c
         solver = _choose_solver(self.solver, self.formulation, size, self.activation, self.loss, self.vector,
                                 self.Xt.shape, self.y.shape[1] if self.vector else 1, self.vector_penalty,
-                                warm=start is not None)
+                                warm=start is not None and near_start)
         if solver in ("fista", "ipm", "al"):
             on = dict(dtype=self.dtype, device=self.device)
             op = PatternOperator(self.Xt, pats.masks, activation=self.activation, **on)
@@ -507,7 +511,10 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     (:func:`cvxnn.pattern_search.column_generation`) — solve, search for patterns violating the
     dual constraint |λ_kᵀσ(X̃u)| ≤ β at Λ = −∇L(ŷ) (y − ŷ for the squared loss; the solver's dual point for the
     hinge; each output column k of the "per_output" program), add them, re-solve, until none is found or the
-    budget is spent. ReLU program, every loss. ``fit.search`` reports the
+    budget is spent. Every loss; the ReLU program with one output or "per_output", the gated program with either
+    penalty (its constraint ‖X̃ᵀW_DΛ_k‖ ≤ β, or ‖X̃ᵀW_DΛ‖_F ≤ β for "group", searched by
+    :func:`~cvxnn.gated_search.search_gated_violations`, or checked on every pattern when at most
+    ``max_patterns`` are predicted). ``fit.search`` reports the
     rounds and the largest violation found; without a complete list ``certified_global`` stays False.
     init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of short
         nonconvex runs (one, or ``NonconvexInit.restarts``) seed the list (alone when ``patterns`` is None, else
@@ -543,10 +550,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
-    if options is not None and (formulation != "relu" or (program.vector and vector_penalty != "per_output")):
-        raise ValueError("the pattern search solves the ReLU program (formulation='relu'), for vector outputs with "
-                         f"vector_penalty='per_output'; got formulation={formulation!r}"
-                         f"{', vector_penalty=' + repr(vector_penalty) if program.vector else ''}.")
+    if options is not None and formulation == "relu" and program.vector and vector_penalty != "per_output":
+        raise ValueError("the pattern search of the ReLU program with vector outputs needs "
+                         f"vector_penalty='per_output', got {vector_penalty!r} (formulation='gated' searches both).")
     return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
                              seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback,
                              time_limit=time_limit)
