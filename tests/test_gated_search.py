@@ -111,3 +111,18 @@ def test_gated_search_on_a_problem_too_large_to_enumerate():
     assert all(r.max_violation > 1 and r.n_added > 0 for r in res.search.rounds[:-1])
     assert res.solver == "ipm" and res.relative_gap <= 1e-6
     assert res.lower_bound <= res.objective * (1 + 1e-12) and res.network_objective >= res.objective * (1 - 1e-9)
+
+
+def test_search_in_chunks_of_starts_gives_the_same_maxima(monkeypatch):
+    """Large n: the starts are ascended CHUNK_ENTRIES // n at a time (memory); the paths do not interact."""
+    import cvxnn.gated_search as gated
+
+    Xt, lam, _ = _dual_point(2)
+    whole = search_gated_violations(Xt, lam, 0.1, n_random=200, seed=1)
+    monkeypatch.setattr(gated, "CHUNK_ENTRIES", 16 * 7)  # 7 starts per chunk
+    chunked = search_gated_violations(Xt, lam, 0.1, n_random=200, seed=1)
+    np.testing.assert_array_equal(chunked.patterns.masks, whole.patterns.masks)
+    np.testing.assert_array_equal(chunked.values, whole.values)
+    assert chunked.n_iter == whole.n_iter
+    empty = search_gated_violations(Xt, lam, 0.1, n_random=0)
+    assert len(empty.values) == 0 and empty.patterns.masks.shape == (16, 0)

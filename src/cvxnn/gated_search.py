@@ -35,7 +35,7 @@ from .patterns import Patterns
 FLIP_CANDIDATES = 8  # rows of largest closed-form gain whose flips are tried per step
 FLIP_OVERSHOOT = 1e-3  # a flip moves x_kᵀg to −FLIP_OVERSHOOT·x_kᵀg (just across the hyperplane)
 ASCENT_RTOL = 1e-12  # a move must raise ν by this relative amount
-CHUNK_ENTRIES = 1 << 22  # n × (gates) entries evaluated at once
+CHUNK_ENTRIES = 1 << 22  # n × (gates) entries evaluated at once (32 MiB of float64 per array)
 
 
 def gated_values(Xt: np.ndarray, lam: np.ndarray, G: np.ndarray, activation: Activation = RELU) -> np.ndarray:
@@ -138,7 +138,11 @@ def search_gated_violations(Xt: np.ndarray, lam: np.ndarray, beta: float, starts
     rng = np.random.default_rng(seed)
     G = np.vstack([_start_directions(starts, d), rng.standard_normal((int(n_random), d))]).T
     deadline = None if time_limit is None else start_time + time_limit
-    gates, values, local, steps = flip_ascent(Xt, lam, G, activation, max_iter, deadline)
+    width = max(1, CHUNK_ENTRIES // max(n, 1))  # starts ascended together: a few n × width arrays at a time
+    parts = [flip_ascent(Xt, lam, G[:, lo:lo + width], activation, max_iter, deadline)
+             for lo in range(0, max(G.shape[1], 1), width)]
+    gates, values, local = (np.concatenate([part[k] for part in parts], axis=-1) for k in range(3))
+    steps = sum(part[3] for part in parts)
     masks = Xt @ gates >= 0
     _, first = np.unique(np.packbits(masks, axis=0), axis=1, return_index=True)
     keep = first[np.argsort(-values[first])]
