@@ -64,7 +64,7 @@ BARRIER_RTOL = 1e-10  # hinge barrier path: Newton's gradient tolerance per stag
 BARRIER_RTOL_GAP = 1e-4  # ... or this fraction of the relative gap so far, when larger
 WOODBURY_SHIFT = 1e-13  # relative shift of the blocks in _woodbury_step, removed by refinement
 WOODBURY_REFINEMENTS = 4  # most refinement steps in _woodbury_step
-WOODBURY_RTOL = 1e-10  # relative residual above which _woodbury_step hands over to the dense solve
+WOODBURY_RTOL = 1e-10  # normwise backward error above which _woodbury_step hands over to the dense solve
 
 
 def _active_columns(U: torch.Tensor, vector_penalty: str, include: torch.Tensor | None = None
@@ -384,8 +384,11 @@ def _woodbury_step(A: torch.Tensor, h: torch.Tensor, curv: torch.Tensor, entries
     As in the interior-point method, R's blocks are nearly singular along u near the solution (barrier curvature
     ~μ/‖u‖²), so they are factored with a relative shift of :data:`WOODBURY_SHIFT` and the solution is refined
     against the exact matrix (at most :data:`WOODBURY_REFINEMENTS` steps, while each at least halves the residual).
-    Small μ still defeats it (measured: near μ ~ 1e-8 the residual stays large), so a residual above
-    :data:`WOODBURY_RTOL`·‖b‖ returns None and the caller solves the dense system.
+    Small μ still defeats it (measured: near μ ~ 1e-8 the residual stays large), so a normwise backward error
+    ‖b − Mx‖/(‖M‖‖x‖ + ‖b‖) above :data:`WOODBURY_RTOL` returns None and the caller solves the dense system
+    (‖M‖ bounded by max(h)‖A‖_F² + max_j‖R_j‖_F). The backward error, not ‖b − Mx‖/‖b‖, is what a dense solve
+    guarantees: on a test system of condition 4e8 the dense LU solve itself leaves ‖b − Mx‖/‖b‖ = 1.6e-9 on
+    one machine (AVX-512 MKL kernels) and below 1e-10 on another.
     """
     size = curv.shape[-1]
     shift = WOODBURY_SHIFT * curv.diagonal(dim1=-2, dim2=-1).amax(dim=-1)[:, None, None]
@@ -412,6 +415,7 @@ def _woodbury_step(A: torch.Tensor, h: torch.Tensor, curv: torch.Tensor, entries
         return out
 
     x, scale = woodbury(b), float(b.norm())
+    bound = float(h.max()) * float(A.norm()) ** 2 + float(curv.norm(dim=(-2, -1)).max())  # ≥ ‖M‖₂
     best, best_size = x, math.inf
     for _ in range(WOODBURY_REFINEMENTS + 1):
         residual = b - matvec(x)
@@ -422,7 +426,7 @@ def _woodbury_step(A: torch.Tensor, h: torch.Tensor, curv: torch.Tensor, entries
         if size_r <= torch.finfo(b.dtype).eps * scale:
             break
         x = x + woodbury(residual)
-    return best if best_size <= WOODBURY_RTOL * scale else None
+    return best if best_size <= WOODBURY_RTOL * (bound * float(best.norm()) + scale) else None
 
 
 def hinge_barrier_path(op: PatternOperator, y: torch.Tensor, beta: float, weights: torch.Tensor, U: torch.Tensor,
