@@ -2,7 +2,7 @@
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--problem NAME] [--adam] [--sgd]
         [--seed-exact STEPS ...] [--seed-run LR SEED] [--solver NAME] [--tol G ...] [--target NC]
-        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K] [--loss squared|logistic]
+        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K] [--loss squared|logistic] [--threads T]
 
 Problems (:mod:`problems`, each with its ones column as the bias): ``breast`` (569 x 30, β = 1), ``digits``
 (1797 x 64, digit < 5 against ≥ 5, β = 1), ``planted20`` / ``planted50`` (n = 2000 from a 5-neuron ReLU
@@ -144,8 +144,9 @@ if __name__ == "__main__":
                         help="certified relative gaps of the --seed-exact solves (each from the same Adam run)")
     parser.add_argument("--target", type=float, help="the race's NC (default: the best Adam/SGD run above)")
     parser.add_argument("--loss", choices=("squared", "logistic"), default="squared")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for every run, solve and search")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     load, beta = PROBLEMS[args.problem]
     X, t = load()
     if args.loss == "logistic" and args.problem.startswith("planted"):

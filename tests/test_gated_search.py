@@ -111,6 +111,9 @@ def test_gated_search_on_a_problem_too_large_to_enumerate():
     assert all(r.max_violation > 1 and r.n_added > 0 for r in res.search.rounds[:-1])
     assert res.solver == "ipm" and res.relative_gap <= 1e-6
     assert res.lower_bound <= res.objective * (1 + 1e-12) and res.network_objective >= res.objective * (1 - 1e-9)
+    # every pattern the search added has a gate realizing it: the gated model predicts the program's fit
+    np.testing.assert_allclose(res.predict_gated(X), convex_prediction(X, res.patterns.masks, res.v, res.w),
+                               rtol=1e-10, atol=1e-10)
 
 
 def test_search_in_chunks_of_starts_gives_the_same_maxima(monkeypatch):
