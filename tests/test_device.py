@@ -71,6 +71,8 @@ FITS = {
     "gated ipm": lambda dev: cvxnn.fit(X, Y, 0.1, formulation="gated", solver="ipm", device=dev),
     "pattern search from adam": lambda dev: cvxnn.fit(X, Y, 0.1, patterns=5, solver="ipm", device=dev,
                                                       search=SearchOptions(max_rounds=2), init_nonconvex=100),
+    "gated pattern search": lambda dev: cvxnn.fit(X, Y, 0.1, patterns=5, formulation="gated", device=dev,
+                                                  search=SearchOptions(max_rounds=3)),
 }
 
 
