@@ -39,8 +39,8 @@ from .duality import GapReport, max_dual_constraint, max_dual_constraint_vector,
     spectral_dual_bound
 from .losses import Loss, loss_from
 from .network import TwoLayerNet
-from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
-    sample_patterns
+from .patterns import Patterns, count_patterns_bound, data_rank, enumerable, enumerate_patterns, \
+    network_patterns, sample_patterns
 
 DEFAULT_MAX_ENUMERATED = 20_000
 DEFAULT_SAMPLES = 2_000
@@ -127,7 +127,7 @@ def certify(net: TwoLayerNet, X: Any, y: Any, beta: float, patterns: Patterns | 
     if lam.ndim == 2:
         return _certify_vector(net, Xt, yv, lam, objective, beta, loss, output_norm, patterns, max_patterns,
                                n_samples, seed, rtol, start)
-    if patterns is None and count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_patterns:
+    if patterns is None and enumerable(Xt, max_patterns):
         patterns = _for_activation(enumerate_patterns(Xt, max_patterns=max_patterns), act)
     if patterns is not None:
         check_patterns_for(patterns, act)
@@ -246,7 +246,7 @@ def _certify_vector(net: TwoLayerNet, Xt: np.ndarray, y: np.ndarray, lam: np.nda
     kind = "per_output" if output_norm == "l1" else "l2"
     which = ("networks with output penalty ||alpha_j||_1^2" if kind == "per_output"
              else "networks with l2 weight decay")
-    if patterns is None and count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_patterns:
+    if patterns is None and enumerable(Xt, max_patterns):
         patterns = _for_activation(enumerate_patterns(Xt, max_patterns=max_patterns), act)
     if patterns is not None:
         check_patterns_for(patterns, act)

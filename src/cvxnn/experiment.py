@@ -58,8 +58,8 @@ from .data import add_bias, as_matrix, as_targets
 from .devices import compute_device
 from .losses import loss_from
 from .network import TwoLayerNet
-from .patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, network_patterns, \
-    sample_patterns
+from .patterns import Patterns, count_patterns_bound, data_rank, enumerable, enumerate_patterns, \
+    network_patterns, sample_patterns
 from .threads import torch_threads
 from .pattern_search import SearchOptions
 from .training import ConvexFit, check_time_limit, fit
@@ -468,7 +468,7 @@ def resolve_patterns(Xt: np.ndarray, spec: int | str, seed: int, auto_sampled: i
     """Patterns for the convex program: sampled (int), all (enumerated), or auto (all when ≤ max_enumerated)."""
     spec = parse_patterns(spec)
     if spec == "auto":
-        if count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_enumerated:
+        if enumerable(Xt, max_enumerated):
             return enumerate_patterns(Xt, max_patterns=max_enumerated)
         return sample_patterns(Xt, auto_sampled, seed=seed)
     if spec == "all":

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from .activations import RELU, Activation
+from .duality import gated_norms
 from .pattern_search import SearchResult, _start_directions
 from .patterns import Patterns
 
@@ -45,8 +46,7 @@ def gated_values(Xt: np.ndarray, lam: np.ndarray, G: np.ndarray, activation: Act
     step = max(1, CHUNK_ENTRIES // max(Xt.shape[0], 1))
     for lo in range(0, G.shape[1], step):
         weights = activation.fit_weights(Xt @ G[:, lo:lo + step] >= 0)
-        out[lo:lo + step] = np.sqrt(sum(np.sum((Xt.T @ (weights * lam[:, [k]])) ** 2, axis=0)
-                                        for k in range(lam.shape[1])))
+        out[lo:lo + step] = np.sqrt(sum(gated_norms(Xt, weights, lam[:, k]) ** 2 for k in range(lam.shape[1])))
     return out
 
 

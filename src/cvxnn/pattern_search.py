@@ -32,7 +32,7 @@ from .duality import DualCheck, cone_sigma, gated_norms, scaled_dual_value, spec
 from .losses import loss_from
 from .network import TwoLayerNet, convex_from_network, convex_prediction
 from .nonconvex import train_nonconvex
-from .patterns import Patterns, count_patterns_bound, data_rank
+from .patterns import Patterns, enumerable
 from .progress import FitProgress
 from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, Program, _check_beta, align_blocks, fit, nonconvex_init, \
     resolve_patterns, warm_start_blocks
@@ -605,8 +605,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         start = warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:])
     max_rounds = 1 if options is None else options.max_rounds
     candidates = None  # the gated program prices every pattern exactly when the arrangement is small
-    if options is not None and program.formulation == "gated" and \
-            count_patterns_bound(Xt.shape[0], data_rank(Xt)) <= max_patterns:
+    if options is not None and program.formulation == "gated" and enumerable(Xt, max_patterns):
         candidates = resolve_patterns(Xt, "all", max_patterns=max_patterns, activation=act)
     with FitProgress(progress, max_rounds) as bar:
 

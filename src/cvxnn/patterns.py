@@ -122,6 +122,12 @@ def data_rank(X: np.ndarray, rtol: float = 1e-10) -> int:
     return int(np.sum(s > rtol * max(s[0], 1e-300))) if s.size else 0
 
 
+def enumerable(X: np.ndarray, max_patterns: int) -> bool:
+    """True when enumerating every pattern of X is predicted (:func:`count_patterns_bound` at its rank) to give
+    at most ``max_patterns``."""
+    return count_patterns_bound(X.shape[0], data_rank(X)) <= max_patterns
+
+
 def enumerate_patterns(X, max_patterns: int = 100_000, tie: str = ">=") -> Patterns:
     """All activation patterns 1[Xh ≥ 0] of full-dimensional cells, computed exactly.
 

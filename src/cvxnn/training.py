@@ -83,8 +83,7 @@ from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, \
 from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
 from .network import VECTOR_PENALTIES, TwoLayerNet, block_penalty, convex_objective, convex_prediction, \
     network_from_convex, prune
-from .patterns import Patterns, count_patterns_bound, data_rank, drop_complements, enumerate_patterns, \
-    sample_patterns
+from .patterns import Patterns, drop_complements, enumerable, enumerate_patterns, sample_patterns
 from .progress import FitProgress
 from .operators import PatternOperator
 from .solvers.augmented_lagrangian import solve_relu_al
@@ -222,7 +221,7 @@ def resolve_patterns(Xt: np.ndarray, patterns: Any, seed: int | None = 0,
     """
     n = Xt.shape[0]
     if patterns is None:
-        if count_patterns_bound(n, data_rank(Xt)) <= max_patterns:
+        if enumerable(Xt, max_patterns):
             return _for_activation(enumerate_patterns(Xt, max_patterns=max_patterns), activation)
         patterns = DEFAULT_SAMPLED_PATTERNS
     if isinstance(patterns, str):

@@ -42,7 +42,7 @@ from ..certificate import DEFAULT_MAX_ENUMERATED, DEFAULT_SAMPLES
 from ..data import as_matrix
 from ..duality import max_dual_constraint
 from ..network import TwoLayerNet, network_from_convex
-from ..patterns import Patterns, count_patterns_bound, data_rank, enumerate_patterns, sample_patterns
+from ..patterns import Patterns, enumerable, enumerate_patterns, sample_patterns
 from ..solvers.reference import ACCEPTED_STATUSES, CLARABEL_FALLBACK, CLARABEL_SETTINGS
 from .separable import as_signs, block_support, double_cone, is_orthogonally_separable
 
@@ -143,7 +143,7 @@ def patterns_for(X, max_enumerate: int = DEFAULT_MAX_ENUMERATED, n_sampled: int 
                  seed: int = 0) -> Patterns:
     """All patterns of X when at most ``max_enumerate`` can exist (2Σ_{k<r}C(n−1, k)), else ``n_sampled`` draws."""
     Xm = as_matrix(X)
-    if count_patterns_bound(Xm.shape[0], data_rank(Xm)) <= max_enumerate:
+    if enumerable(Xm, max_enumerate):
         return enumerate_patterns(Xm, max_patterns=max_enumerate)
     return sample_patterns(Xm, n_sampled, seed=seed)
 
