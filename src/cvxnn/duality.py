@@ -97,7 +97,10 @@ def _projection_qp(A: np.ndarray, c: np.ndarray, active: np.ndarray | None = Non
 
 
 def gated_norms(Xt: np.ndarray, weights: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """‖XᵀW_iλ‖ for every pattern i, W_i = diag(weights[:, i]): the masks D_i, or the fit weights aD_i + b(I − D_i)."""
+    """‖XᵀW_iλ‖ for every pattern i, W_i = diag(weights[:, i]): the masks D_i, or the fit weights aD_i + b(I − D_i);
+    for Λ (n, c) the Frobenius norms ‖XᵀW_iΛ‖_F."""
+    if lam.ndim == 2:
+        return np.sqrt(sum(np.sum((Xt.T @ (weights * col[:, None])) ** 2, axis=0) for col in lam.T))
     return np.linalg.norm(Xt.T @ (weights * lam[:, None]), axis=0)
 
 

@@ -46,7 +46,7 @@ def gated_values(Xt: np.ndarray, lam: np.ndarray, G: np.ndarray, activation: Act
     step = max(1, CHUNK_ENTRIES // max(Xt.shape[0], 1))
     for lo in range(0, G.shape[1], step):
         weights = activation.fit_weights(Xt @ G[:, lo:lo + step] >= 0)
-        out[lo:lo + step] = np.sqrt(sum(gated_norms(Xt, weights, lam[:, k]) ** 2 for k in range(lam.shape[1])))
+        out[lo:lo + step] = gated_norms(Xt, weights, lam)
     return out
 
 

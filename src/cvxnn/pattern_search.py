@@ -126,19 +126,27 @@ class _PatternTable:
         self.n_screened = 0
 
     def screens(self, masks: np.ndarray) -> np.ndarray:
-        """‖X̃ᵀW_jλ‖ for the columns D_j of ``masks`` (one product): upper bounds on σ^±(D_j)."""
+        """‖X̃ᵀW_jλ‖ (‖X̃ᵀW_jΛ‖_F) for the columns D_j of ``masks`` (one product): upper bounds on σ^±(D_j)."""
         self.n_screened += masks.shape[1]
         return gated_norms(self.Xt, self.activation.fit_weights(masks), self.lam)
 
     def evaluate(self, mask: np.ndarray, sign: int, gate: np.ndarray, active: np.ndarray | None = None
                  ) -> tuple[float, np.ndarray]:
         """σ^sign(D) = max{sign·λᵀWX̃u : u ∈ K(D), ‖u‖ ≤ 1}, W = aD + b(I − D), and its maximizer; ``gate`` has
-        pattern D; ``active``: rows that start the projection's working set (:func:`~cvxnn.duality.cone_sigma`)."""
+        pattern D; ``active``: rows that start the projection's working set (:func:`~cvxnn.duality.cone_sigma`).
+        For Λ (n, c), the "group" value (Σ_k σ^sign_k(D)²)^½ = max{⟨sign·X̃ᵀWΛ, V⟩ : columns of V in K(D),
+        ‖V‖_F ≤ 1} (:func:`~cvxnn.duality.max_dual_constraint_vector`) and the maximizer of its largest column."""
         key = mask.tobytes()
         if (key, sign) in self.sigma:
             return self.sigma[(key, sign)]
         weights = self.activation.fit_weights(mask[:, None])[:, 0]
-        value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights * self.lam)), active=active)
+        if self.lam.ndim == 1:
+            value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights * self.lam)), active=active)
+        else:  # "group": (Σ_k σ_k²)^½ over the columns, u the maximizer of the largest σ_k
+            C = self.Xt.T @ (weights[:, None] * self.lam)
+            columns = [cone_sigma(self.Xt, mask, sign * C[:, k], active=active) for k in range(C.shape[1])]
+            value = float(np.sqrt(sum(v * v for v, _ in columns)))
+            u = max(columns, key=lambda item: item[0])[1]
         self.sigma[(key, sign)] = (value, u)
         if key not in self.index:
             self.index[key] = len(self.masks)
@@ -291,7 +299,9 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
 
     Args:
         Xt: the design matrix X̃ (n × d, with the bias column if any).
-        lam: the dual point λ (n,), e.g. the residual y − f(X) of a network.
+        lam: the dual point λ (n,), e.g. the residual y − f(X) of a network; or Λ (n, c) for the "group"
+            constraint of vector outputs, (Σ_k σ^±_k(D)²)^½ ≤ β (:meth:`_PatternTable.evaluate`; ``achieved``
+            is then ‖(±Λᵀσ(X̃u))_+‖ at the stored u, a lower bound on the value).
         beta: the weight decay (classifies violations, see :meth:`SearchResult.violating`, and
             decides which screened starts are worth an exact ascent).
         starts: (k, d) start directions (gate vectors, neuron directions), used with both signs.
@@ -315,7 +325,9 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     """
     start_time = time.perf_counter()
     Xt = as_matrix(Xt, "Xt")
-    lam = as_targets(lam, Xt.shape[0], "lam")
+    lam = np.asarray(lam)
+    lam = np.column_stack([as_targets(col, Xt.shape[0], "lam") for col in lam.T]) \
+        if lam.ndim == 2 and lam.shape[1] > 1 else as_targets(lam, Xt.shape[0], "lam")
     beta = _check_beta(beta)
     for name, value in (("n_random", n_random), ("n_screen", n_screen), ("screen_steps", screen_steps),
                         ("n_best", n_best)):
@@ -333,12 +345,20 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     ascents = [(g, sign) for g in exact for sign in (1, -1)]
     if pool.shape[0]:
         signs = np.tile(np.array([1.0, -1.0]), pool.shape[0])
-        U, values = screened_ascent(Xt, lam, np.repeat(pool, 2, axis=0).T, signs, int(screen_steps), activation)
+        # "group": each column's ascent (σ_k(D) ≤ the group value), the starts of all columns together, then the
+        # unmoved starts (their maxima combine the columns, which no single column's ascent finds)
+        raw = np.repeat(pool, 2, axis=0).T
+        moved = [screened_ascent(Xt, column, raw, signs, int(screen_steps), activation)
+                 for column in (lam[:, None] if lam.ndim == 1 else lam).T]
+        if lam.ndim == 2:
+            moved.append((raw / np.linalg.norm(raw, axis=0), np.full(raw.shape[1], -np.inf)))
+        U, values = np.hstack([m[0] for m in moved]), np.concatenate([m[1] for m in moved])
+        signs = np.tile(signs, len(moved))
         screens = table.screens(Xt @ U >= 0)
         order = np.argsort(-values)
         order = order[(screens[order] > beta) | (np.arange(order.size) < n_best)]
         ascents += [(U[:, j], int(signs[j])) for j in order[:max_ascents]]
-    n_starts = 2 * (exact.shape[0] + pool.shape[0])
+    n_starts = 2 * (exact.shape[0] + pool.shape[0] * (1 if lam.ndim == 1 else lam.shape[1] + 1))
     row_norms = np.linalg.norm(Xt, axis=1)
     expanded: set = set()
     n_iter = 0
@@ -353,10 +373,13 @@ def search_violations(Xt: Any, lam: Any, beta: float, starts: np.ndarray | None 
     gates = np.array(table.gates).T if table.gates else np.zeros((d, 0))
     found_signs = np.array(table.signs, dtype=int)
     directions = np.array(table.directions).reshape(-1, d)
+    outputs = activation(directions @ Xt.T) @ lam
+    achieved = found_signs * outputs if lam.ndim == 1 else \
+        np.linalg.norm(np.maximum(found_signs[:, None] * outputs, 0.0), axis=1)
     return SearchResult(
         patterns=Patterns(masks, gates, complete=False, method="search"),
         values=np.array(table.values, dtype=float), signs=found_signs, directions=directions,
-        achieved=found_signs * (activation(directions @ Xt.T) @ lam),
+        achieved=achieved,
         local_maxima=np.array([m.tobytes() in table.local_maxima for m in table.masks], dtype=bool), beta=beta,
         n_starts=n_starts, n_iter=n_iter, n_projections=len(table.sigma),
         wall_time=time.perf_counter() - start_time, n_screened=table.n_screened)
@@ -566,7 +589,8 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     ``warm_start``. Round k: solve on 𝒟_k from the previous solution (zero blocks for new patterns;
     used by solvers that warm-start); Λ = −∇L(ŷ) (a smooth loss; for the hinge the fit's ``dual_point``, the
     solver's multiplier); :func:`search_violations` at each of its columns
-    (one for a scalar output) from the current neurons, the gates of 𝒟_k and random directions (see
+    (one for a scalar output; at all of them at once for "group") from the current neurons, the gates of 𝒟_k and
+    random directions (see
     :class:`SearchOptions`); the local maxima outside
     𝒟_k with σ^± > β(1 + viol_rtol), largest first, at most ``max_add``, join the list (and, unless
     ``keep_inactive``, the patterns with zero blocks leave it). The previous solution stays feasible,
@@ -681,19 +705,20 @@ def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: Sea
                   deadline: float | None, candidates: Patterns | None = None) -> list[SearchResult]:
     """The searches of one round at the fit's dual point Λ = −∇L(ŷ) (:meth:`~cvxnn.losses.Loss.dual_direction`,
     y − ŷ for the squared loss; the hinge, whose subgradient is not unique at margin points, takes the solver's
-    multiplier, ``res.dual_point``): one per output column k, for the dual constraints |Λ_kᵀσ(X̃u)| ≤ β of the
-    "per_output" program (one for a scalar output), each until ``deadline``. The gated program's constraints
-    ‖X̃ᵀW_DΛ_k‖ ≤ β (‖X̃ᵀW_DΛ‖_F ≤ β for "group") are priced on every pattern of ``candidates`` when given (the
-    enumerated arrangement), else searched by :func:`~cvxnn.gated_search.search_gated_violations`."""
+    multiplier, ``res.dual_point``): one per output column k for the dual constraints of the "per_output" program
+    (one for a scalar output), |Λ_kᵀσ(X̃u)| ≤ β, or one for the "group" constraint (Σ_k σ^±_k(D)²)^½ ≤ β with all
+    columns; each until ``deadline``. The gated program's constraints ‖X̃ᵀW_DΛ_k‖ ≤ β (‖X̃ᵀW_DΛ‖_F ≤ β for
+    "group") are priced on every pattern of ``candidates`` when given (the enumerated arrangement), else searched
+    by :func:`~cvxnn.gated_search.search_gated_violations`."""
     Xt, act, loss = program.Xt, program.activation, program.loss
     lam = loss.repair(loss.dual_direction(convex_prediction(Xt, pats.masks, res.v, res.w, act), program.y), program.y) \
         if loss.smooth else res.dual_point
     starts = _round_starts(res, pats)
-    columns = (lam[:, None] if lam.ndim == 1 else lam).T
+    groups = [lam] if program.vector and program.vector_penalty == "group" else \
+        list((lam[:, None] if lam.ndim == 1 else lam).T)
     if program.formulation == "gated":
         from .gated_search import price_patterns, search_gated_violations
 
-        groups = [lam] if program.vector and program.vector_penalty == "group" else list(columns)
         if candidates is not None:
             return [price_patterns(Xt, group, program.beta, candidates, act) for group in groups]
         return [search_gated_violations(
@@ -701,10 +726,10 @@ def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: Sea
             max_iter=options.max_iter, activation=act,
             time_limit=None if deadline is None else max(deadline - time.perf_counter(), 0.0)) for group in groups]
     found = []
-    for column in columns:
+    for group in groups:
         remaining = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
         found.append(search_violations(
-            Xt, column, program.beta, starts=starts if options.exact_starts else None, n_random=options.n_random,
+            Xt, group, program.beta, starts=starts if options.exact_starts else None, n_random=options.n_random,
             seed=seed, max_iter=options.max_iter, activation=act,
             screened_starts=None if options.exact_starts else starts, n_screen=options.n_screen,
             screen_steps=options.screen_steps, n_best=options.n_best, max_ascents=options.max_ascents,

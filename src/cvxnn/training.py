@@ -510,10 +510,10 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     (:func:`cvxnn.pattern_search.column_generation`) — solve, search for patterns violating the
     dual constraint |λ_kᵀσ(X̃u)| ≤ β at Λ = −∇L(ŷ) (y − ŷ for the squared loss; the solver's dual point for the
     hinge; each output column k of the "per_output" program), add them, re-solve, until none is found or the
-    budget is spent. Every loss; the ReLU program with one output or "per_output", the gated program with either
-    penalty (its constraint ‖X̃ᵀW_DΛ_k‖ ≤ β, or ‖X̃ᵀW_DΛ‖_F ≤ β for "group", searched by
-    :func:`~cvxnn.gated_search.search_gated_violations`, or checked on every pattern when at most
-    ``max_patterns`` are predicted). ``fit.search`` reports the
+    budget is spent. Every loss and both formulations and vector penalties: the ReLU program's "group" penalty
+    searches (Σ_k σ_k^±(D)²)^½ ≤ β over all columns at once; the gated program its constraint ‖X̃ᵀW_DΛ_k‖ ≤ β
+    (‖X̃ᵀW_DΛ‖_F ≤ β for "group"), by :func:`~cvxnn.gated_search.search_gated_violations`, or on every pattern
+    when at most ``max_patterns`` are predicted. ``fit.search`` reports the
     rounds and the largest violation found; without a complete list ``certified_global`` stays False.
     init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of short
         nonconvex runs (one, or ``NonconvexInit.restarts``) seed the list (alone when ``patterns`` is None, else
@@ -549,9 +549,6 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     from .pattern_search import column_generation, search_options
 
     options = search_options(search)
-    if options is not None and formulation == "relu" and program.vector and vector_penalty != "per_output":
-        raise ValueError("the pattern search of the ReLU program with vector outputs needs "
-                         f"vector_penalty='per_output', got {vector_penalty!r} (formulation='gated' searches both).")
     return column_generation(program, patterns, options, init_nonconvex=init_nonconvex, warm_start=warm_start,
                              seed=seed, max_patterns=max_patterns, progress=progress or verbose, callback=callback,
                              time_limit=time_limit)
