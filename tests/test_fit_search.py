@@ -87,6 +87,30 @@ def test_search_reaches_the_enumerated_optimum_of_the_group_program(loss, bias):
     assert res.search.rounds[0].max_violation > 1 and res.search.rounds[0].n_added > 0
 
 
+def test_group_fits_zero_the_blocks_the_kkt_conditions_zero():
+    """"group" blocks whose constraint (Σ_k σ_ik^±²)^½ at the fit's dual point is below β are exactly zero after the
+    interior-point solve; before, their dust stayed, and a search dropped no pattern from its list."""
+    from cvxnn.duality import cone_sigma
+
+    X, y = _classes_and_outputs("squared", False)
+    res = cvxnn.fit(X, y, 0.5, patterns=60, vector_penalty="group", solver="ipm")
+    assert res.relative_gap <= 1e-6
+    lam = y - convex_prediction(X, res.patterns.masks, res.v, res.w)
+    zero = 0
+    for i in range(len(res.patterns)):
+        mask = res.patterns.masks[:, i]
+        for blocks, sign in ((res.v, 1), (res.w, -1)):
+            C = sign * (X.T @ (mask[:, None] * lam))
+            value = np.sqrt(sum(cone_sigma(X, mask, C[:, k])[0] ** 2 for k in range(2)))
+            if value < 0.5 * 0.95:  # clearly inactive (the polish allows up to 10√gap of slack)
+                assert not blocks[i].any()
+                zero += 1
+    assert zero > len(res.patterns)  # most of the 120 blocks
+    searched = cvxnn.fit(X, y, 0.5, patterns=3, vector_penalty="group", search=SearchOptions(max_rounds=30))
+    rounds = searched.search.rounds
+    assert any(b.n_patterns < a.n_patterns + a.n_added for a, b in zip(rounds, rounds[1:]))  # patterns left
+
+
 def test_group_search_values_are_exact():
     """With Λ (n, c) each value is (Σ_k σ_k^±(D)²)^½ from exact cone projections; ``achieved``, ‖(±Λᵀσ(X̃u))_+‖ at
     the stored unit u ∈ K(D), is a lower bound on it."""

@@ -731,10 +731,10 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
     more than ``cone_rtol`` relative to its own size (numerically a zero block: rescaling it
     while pruning would turn the violation into a real error). ``use_kkt=False`` skips (b).
     Vector outputs: "per_output" polishes each output column as a scalar program with λ[:, k];
-    "group" applies (a) and (c) to each column (the group constraint couples the columns, so (b)
-    is not used). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1), and ``upper``:
-    upper bounds (2, P) on them (scalar outputs). (b) needs no projection where these, ‖c‖ ≥ σ, or the
-    block's own direction (û = b/‖b‖ inside its cone gives σ ≥ cᵀû) decide it.
+    "group" applies (a) and (c) to each column and (b) to whole blocks with the group constraint
+    (:func:`_zero_inactive_groups`). ``known``: cone values σ_i^± at this λ already computed, keyed (i, ±1), and
+    ``upper``: upper bounds (2, P) on them (scalar outputs). (b) needs no projection where these, ‖c‖ ≥ σ, or
+    the block's own direction (û = b/‖b‖ inside its cone gives σ ≥ cᵀû) decide it.
     """
     if v.ndim == 3:
         v, w = v.copy(), w.copy()
@@ -742,6 +742,8 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
             v[:, :, k], w[:, :, k] = _polish(Xt, lam[:, k], masks, v[:, :, k], w[:, :, k], beta, formulation,
                                              activation, use_kkt=use_kkt and vector_penalty == "per_output",
                                              rtol=rtol, kkt_rtol=kkt_rtol, cone_rtol=cone_rtol)
+        if use_kkt and vector_penalty == "group":
+            v, w = _zero_inactive_groups(Xt, lam, masks, v, w, beta * (1 - kkt_rtol), formulation, activation)
         return v, w
     weights = activation.fit_weights(masks)
     S = np.where(masks, 1.0, -1.0)
@@ -770,6 +772,28 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
         if formulation == "relu":
             viol = np.max(-(S * (Xt @ b.T)), axis=0, initial=0.0)
             b[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0
+        out.append(b)
+    return out[0], out[1]
+
+
+def _zero_inactive_groups(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray,
+                          threshold: float, formulation: str, activation: Activation = RELU
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Zero each "group" block V_i (W_i) whose dual constraint at Λ is below ``threshold``: (Σ_k σ_ik^±²)^½ for the
+    ReLU program (cone projections, only where the screen ‖X̃ᵀW_iΛ‖_F, an upper bound, does not decide it),
+    ‖X̃ᵀW_iΛ‖_F for the gated one (its blocks are V_i = U_i, W_i = 0). By the KKT conditions such a block is zero
+    at the optimum, so what the interior-point method left there is dust."""
+    weights = activation.fit_weights(masks)
+    out = []
+    for blocks, sign in ((v, 1.0), (w, -1.0)):
+        b = blocks.copy()
+        for i in np.flatnonzero(np.any(b != 0, axis=(1, 2))):
+            C = sign * (Xt.T @ (weights[:, [i]] * lam))  # (d, c)
+            value = float(np.linalg.norm(C))
+            if formulation == "relu" and value >= threshold:
+                value = float(np.sqrt(sum(cone_sigma(Xt, masks[:, i], C[:, k])[0] ** 2 for k in range(C.shape[1]))))
+            if value < threshold:
+                b[i] = 0.0
         out.append(b)
     return out[0], out[1]
 
