@@ -85,6 +85,14 @@ def cone_sigma(Xt: np.ndarray, mask: np.ndarray, c: np.ndarray, rtol: float = 1e
     return val, (proj / val if val > 0 else proj)
 
 
+def group_cone_sigma(Xt: np.ndarray, mask: np.ndarray, C: np.ndarray, active: np.ndarray | None = None
+                     ) -> tuple[float, np.ndarray]:
+    """(Σ_k σ_k²)^½ with σ_k = :func:`cone_sigma` of the columns C[:, k] (d × c): max{⟨C, V⟩ : columns of V in
+    K(D), ‖V‖_F ≤ 1}, the "group" dual constraint of one pattern; and the maximizer of its largest column."""
+    columns = [cone_sigma(Xt, mask, C[:, k], active=active) for k in range(C.shape[1])]
+    return float(np.sqrt(sum(v * v for v, _ in columns))), max(columns, key=lambda item: item[0])[1]
+
+
 def _projection_qp(A: np.ndarray, c: np.ndarray, active: np.ndarray | None = None) -> np.ndarray | None:
     """c + Aᵀμ with DAQP's multipliers μ ≥ 0 of Π_K(c) = argmin{½‖u − c‖² : Au ≥ 0} (u = c + Aᵀμ at the
     optimum; :func:`~cvxnn.cones.norm_qp`, solved for c/‖c‖ so that its tolerance is relative, from the working

@@ -146,14 +146,9 @@ def search_gated_violations(Xt: np.ndarray, lam: np.ndarray, beta: float, starts
     masks = Xt @ gates >= 0
     _, first = np.unique(np.packbits(masks, axis=0), axis=1, return_index=True)
     keep = first[np.argsort(-values[first])]
-    weights = activation.fit_weights(masks[:, keep])
-    directions = np.array([_unit_direction(Xt.T @ (weights[:, [i]] * lam)) for i in range(keep.size)]).reshape(-1, d)
-    return SearchResult(
-        patterns=Patterns(masks[:, keep], gates[:, keep], complete=False, method="search"),
-        values=values[keep], signs=np.ones(keep.size, dtype=int), directions=directions,
-        achieved=values[keep].copy(), local_maxima=local[keep], beta=beta, n_starts=G.shape[1], n_iter=steps,
-        n_projections=0, wall_time=time.perf_counter() - start_time,
-        n_screened=G.shape[1] + steps * min(FLIP_CANDIDATES, n))
+    return _result(Xt, lam, beta, Patterns(masks[:, keep], gates[:, keep], complete=False, method="search"),
+                   values[keep], local[keep], activation, start_time, n_starts=G.shape[1], n_iter=steps,
+                   n_screened=G.shape[1] + steps * min(FLIP_CANDIDATES, n))
 
 
 def price_patterns(Xt: np.ndarray, lam: np.ndarray, beta: float, candidates: Patterns,
@@ -163,11 +158,20 @@ def price_patterns(Xt: np.ndarray, lam: np.ndarray, beta: float, candidates: Pat
     start_time = time.perf_counter()
     lam = np.asarray(lam, dtype=float)
     lam = lam[:, None] if lam.ndim == 1 else lam
-    weights = activation.fit_weights(candidates.masks)
-    M = np.stack([Xt.T @ (weights * lam[:, [k]]) for k in range(lam.shape[1])], axis=2)  # (d, P, c)
-    values = np.sqrt(np.sum(M ** 2, axis=(0, 2)))
-    directions = np.array([_unit_direction(M[:, i, :]) for i in range(values.size)]).reshape(-1, Xt.shape[1])
+    values = gated_norms(Xt, activation.fit_weights(candidates.masks), lam)
+    return _result(Xt, lam, beta, candidates, values, np.ones(values.size, dtype=bool), activation, start_time,
+                   n_starts=0, n_iter=0, n_screened=values.size)
+
+
+def _result(Xt: np.ndarray, lam: np.ndarray, beta: float, patterns: Patterns, values: np.ndarray,
+            local_maxima: np.ndarray, activation: Activation, start_time: float, n_starts: int, n_iter: int,
+            n_screened: int) -> SearchResult:
+    """A :class:`SearchResult` of the gated program: ν exact (``achieved`` = ``values``), signs +1, no projection,
+    and per pattern the unit u maximizing ‖ΛᵀW_DX̃u‖ (:func:`_unit_direction`)."""
+    weights = activation.fit_weights(patterns.masks)
+    directions = np.array([_unit_direction(Xt.T @ (weights[:, [i]] * lam))
+                           for i in range(len(patterns))]).reshape(-1, Xt.shape[1])
     return SearchResult(
-        patterns=candidates, values=values, signs=np.ones(values.size, dtype=int), directions=directions,
-        achieved=values.copy(), local_maxima=np.ones(values.size, dtype=bool), beta=beta, n_starts=0, n_iter=0,
-        n_projections=0, wall_time=time.perf_counter() - start_time, n_screened=values.size)
+        patterns=patterns, values=values, signs=np.ones(values.size, dtype=int), directions=directions,
+        achieved=values.copy(), local_maxima=local_maxima, beta=beta, n_starts=n_starts, n_iter=n_iter,
+        n_projections=0, wall_time=time.perf_counter() - start_time, n_screened=n_screened)

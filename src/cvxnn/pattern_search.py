@@ -28,7 +28,7 @@ import numpy as np
 from .activations import RELU, Activation
 from .certificate import Certificate, _verdict
 from .data import as_matrix, as_targets
-from .duality import DualCheck, cone_sigma, gated_norms, scaled_dual_value, spectral_dual_bound
+from .duality import DualCheck, cone_sigma, gated_norms, group_cone_sigma, scaled_dual_value, spectral_dual_bound
 from .losses import loss_from
 from .network import TwoLayerNet, convex_from_network, convex_prediction
 from .nonconvex import train_nonconvex
@@ -142,11 +142,8 @@ class _PatternTable:
         weights = self.activation.fit_weights(mask[:, None])[:, 0]
         if self.lam.ndim == 1:
             value, u = cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights * self.lam)), active=active)
-        else:  # "group": (Σ_k σ_k²)^½ over the columns, u the maximizer of the largest σ_k
-            C = self.Xt.T @ (weights[:, None] * self.lam)
-            columns = [cone_sigma(self.Xt, mask, sign * C[:, k], active=active) for k in range(C.shape[1])]
-            value = float(np.sqrt(sum(v * v for v, _ in columns)))
-            u = max(columns, key=lambda item: item[0])[1]
+        else:
+            value, u = group_cone_sigma(self.Xt, mask, sign * (self.Xt.T @ (weights[:, None] * self.lam)), active)
         self.sigma[(key, sign)] = (value, u)
         if key not in self.index:
             self.index[key] = len(self.masks)

@@ -78,7 +78,7 @@ from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_fr
 from .cones import min_norm_split
 from .data import add_bias, as_matrix
 from .devices import compute_device
-from .duality import DualCheck, GapReport, cone_sigma, max_dual_constraint, \
+from .duality import DualCheck, GapReport, cone_sigma, group_cone_sigma, max_dual_constraint, \
     max_dual_constraint_vector, scaled_dual_value
 from .losses import LOSS_NAMES, SQUARED, Loss, loss_from
 from .network import VECTOR_PENALTIES, TwoLayerNet, block_penalty, convex_objective, convex_prediction, \
@@ -791,7 +791,7 @@ def _zero_inactive_groups(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v:
             C = sign * (Xt.T @ (weights[:, [i]] * lam))  # (d, c)
             value = float(np.linalg.norm(C))
             if formulation == "relu" and value >= threshold:
-                value = float(np.sqrt(sum(cone_sigma(Xt, masks[:, i], C[:, k])[0] ** 2 for k in range(C.shape[1]))))
+                value = group_cone_sigma(Xt, masks[:, i], C)[0]
             if value < threshold:
                 b[i] = 0.0
         out.append(b)
