@@ -1,45 +1,59 @@
 """`cvxnn.path`: the convex program along a decreasing sequence of weight decays β, with warm starts.
 
-As scikit-learn's ``lasso_path``: one pattern list 𝒟 for the whole path, β sorted from the largest,
-each solve started from the solution at the previous β. The largest useful value is
+As scikit-learn's ``lasso_path``: β sorted from the largest, each solve started from the solution at the
+previous β. The largest useful value is the dual constraint at λ₀ = −∇L(0), the dual point of the zero
+network (y for the squared loss; :meth:`~cvxnn.training.Program.zero_dual_point`):
 
-    β_max = max_{i ∈ 𝒟} max(σ_i^+(y), σ_i^-(y))     (ReLU program; cone projections, THEORY §2.2)
-    β_max = max_{i ∈ 𝒟} ‖XᵀW_i y‖                  (gated program),
+    β_max = max_{i ∈ 𝒟} max(σ_i^+(λ₀), σ_i^-(λ₀))     (ReLU program; cone projections, THEORY §2.2)
+    β_max = max_{i ∈ 𝒟} ‖XᵀW_iλ₀‖                   (gated program),
 
-the dual constraint at λ = y, the dual point of the zero network: for β ≥ β_max the scaled dual
-point is y itself, d(y) = ½‖y‖² equals the objective at zero, so the zero network is optimal with gap 0.
+(for c outputs the program's vector constraint at Λ₀). For β ≥ β_max the scaled dual point is λ₀ itself and
+d(λ₀) = L(0), the objective at zero, so the zero network is optimal with gap 0.
+
+Without a search one pattern list 𝒟 serves the whole path. With ``search`` each β runs the column generation of
+``fit(..., search=...)`` (:func:`~cvxnn.pattern_search.column_generation`) from the previous β's list and
+solution, so the list grows along the path as smaller penalties activate more patterns; before the first
+solve a search at λ₀ adds the patterns that violate the list's β_max, so the grid starts where the zero
+network is optimal on the searched list too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .duality import max_dual_constraint
 from .network import TwoLayerNet
 from .patterns import Patterns
-from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, make_program, resolve_patterns
+from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, Program, check_time_limit, make_program, resolve_patterns
 
 DEFAULT_N_BETAS = 10
 DEFAULT_EPS = 1e-2
+PROGRAM_OPTIONS = ("activation", "negative_slope", "loss", "vector_penalty", "tol", "dtype", "device", "verbose",
+                   "prune_network")  # the arguments of cvxnn.fit that path passes on (fit_options)
 
 
 @dataclass
 class PathResult:
-    """Fits along the path: ``fits[k]`` solves the program at ``betas[k]`` (decreasing) on ``patterns``.
+    """Fits along the path: ``fits[k]`` solves the program at ``betas[k]`` (decreasing).
 
-    beta_max: the smallest β at which the zero network is optimal on ``patterns``.
-    The arrays below are read from the fits: objective, lower bound (a dual value for this
-    list), relative duality gap, width of the network Φ(v, w) and solver iterations.
+    beta_max: the smallest β at which the zero network is optimal on the first list (after the search at λ₀,
+        with a search).
+    patterns: the list of the last fit (without a search, the list of every fit).
+    status: "complete", or "time_limit" / "interrupted" (Ctrl-C) when the path stopped early: ``betas`` and
+        ``fits`` then hold the values reached, the last fit being the stopped solve's best point.
+    The arrays below are read from the fits: objective, lower bound (a dual value for the fit's
+    list), relative duality gap, width of the network Φ(v, w), solver iterations and list size.
     """
 
     betas: np.ndarray
     fits: list[ConvexFit]
     beta_max: float
     patterns: Patterns
+    status: str = "complete"
 
     @property
     def objectives(self) -> np.ndarray:
@@ -62,42 +76,88 @@ class PathResult:
         return np.array([f.n_iter for f in self.fits])
 
     @property
+    def n_patterns(self) -> np.ndarray:
+        return np.array([len(f.patterns) for f in self.fits])
+
+    @property
     def networks(self) -> list[TwoLayerNet]:
         return [f.network for f in self.fits]
 
 
 def path(X: Any, y: Any, betas: Any = None, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
          bias: bool = False, seed: int | None = 0, n_betas: int = DEFAULT_N_BETAS, eps: float = DEFAULT_EPS,
-         max_patterns: int = AUTO_ENUMERATE_LIMIT, **fit_options: Any) -> PathResult:
-    """Solve the convex program for each β in ``betas`` (largest first) on one pattern list, with warm starts.
+         max_patterns: int = AUTO_ENUMERATE_LIMIT, search: Any = None, time_limit: float | None = None,
+         **fit_options: Any) -> PathResult:
+    """Solve the convex program for each β in ``betas`` (largest first), each from the previous solution.
 
     betas: positive values (sorted decreasing here), or None for ``n_betas`` values spaced
         geometrically from β_max down to ``eps``·β_max, as ``lasso_path`` does.
     patterns, formulation, solver, bias, seed, max_patterns: as in :func:`cvxnn.fit`; the list
-        is resolved once and used at every β.
+        is resolved once.
+    search: as in :func:`cvxnn.fit` (None/False, True or a :class:`~cvxnn.pattern_search.SearchOptions`, whose
+        budget applies per β): each β runs the pattern search from the previous β's list and solution
+        (module docstring); ``fits[k].search`` reports its rounds.
+    time_limit: seconds for the whole path; the β reached when it runs out returns its best point and the path
+        stops there (status "time_limit"). Ctrl-C stops it the same way (status "interrupted").
     fit_options: further arguments of :func:`cvxnn.fit` that describe the program or the solver
-        (activation, negative_slope, tol, dtype, device, verbose, prune_network).
+        (activation, negative_slope, loss, vector_penalty, tol, dtype, device, verbose, prune_network).
 
     For β ≥ β_max the zero network is returned without a solve (optimal, gap 0); below it each
     solve starts from the previous solution (used by the solvers that warm-start).
     """
+    from .pattern_search import column_generation, pricing_list, round_patterns, search_options
+
+    unknown = sorted(set(fit_options) - set(PROGRAM_OPTIONS))
+    if unknown:
+        raise TypeError(f"path() got unexpected argument(s) {', '.join(unknown)}; besides its own it takes the "
+                        f"program's and solver's arguments of fit: {', '.join(PROGRAM_OPTIONS)}.")
+    started = time.perf_counter()
+    time_limit = check_time_limit(time_limit)
+    deadline = None if time_limit is None else started + time_limit
+    options = search_options(search)
     program = make_program(X, y, 1.0, formulation, solver, bias, **fit_options)
     pats = resolve_patterns(program.Xt, patterns, seed=seed, max_patterns=max_patterns,
                             activation=program.activation)
-    beta_max = max_dual_constraint(program.Xt, pats.masks, program.y, formulation, program.activation).value
+    lam0 = program.zero_dual_point()
+    beta_max = program.dual_check(pats, lam0).value
+    if options is not None and beta_max > 0:  # the patterns beyond the list's β_max, found at the zero network
+        at_max = dataclasses.replace(program, beta=float(beta_max))
+        new, _ = round_patterns(at_max, _zero_fit(at_max, pats), pats, options, seed, deadline,
+                                pricing_list(program, max_patterns))
+        pats = pats.merge(new)
+        beta_max = program.dual_check(pats, lam0).value
     grid = _betas(betas, beta_max, n_betas, eps)
-    zeros = np.zeros((len(pats), program.Xt.shape[1]))
     fits: list[ConvexFit] = []
-    start = None
-    for beta in grid:
-        at_beta = dataclasses.replace(program, beta=float(beta))
-        if beta >= beta_max:
-            res = at_beta.at(pats, zeros, zeros, "optimal")
-        else:
-            res = at_beta.solve(pats, start=start)
-        fits.append(res)
-        start = (res.v, res.w)
-    return PathResult(grid, fits, float(beta_max), pats)
+    status = "complete"
+    try:
+        for beta in grid:
+            remaining = None if deadline is None else deadline - time.perf_counter()
+            if remaining is not None and remaining <= 0:
+                status = "time_limit"
+                break
+            at_beta = dataclasses.replace(program, beta=float(beta))
+            if beta >= beta_max:
+                res = _zero_fit(at_beta, pats)
+            elif options is None:
+                res = at_beta.solve(pats, start=None if not fits else (fits[-1].v, fits[-1].w), time_limit=remaining)
+            else:
+                res = column_generation(at_beta, pats, options, warm_start=fits[-1] if fits else None, seed=seed,
+                                        max_patterns=max_patterns, time_limit=remaining)
+                pats = res.patterns
+            fits.append(res)
+            if res.status == "interrupted" or (res.status == "time_limit" and deadline is not None
+                                               and time.perf_counter() >= deadline):  # not a search's own limit
+                status = res.status
+                break
+    except KeyboardInterrupt:  # a solver that does not catch it (the reference): the fits so far
+        status = "interrupted"
+    return PathResult(grid[:len(fits)], fits, float(beta_max), pats, status)
+
+
+def _zero_fit(program: Program, pats: Patterns) -> ConvexFit:
+    """The zero network on ``pats`` with its certificate (optimal when β ≥ β_max)."""
+    zeros = np.zeros((len(pats), program.Xt.shape[1], *program.y.shape[1:]))
+    return program.at(pats, zeros, zeros, "optimal")
 
 
 def _betas(betas: Any, beta_max: float, n_betas: int, eps: float) -> np.ndarray:

@@ -625,9 +625,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         pats = resolve_patterns(Xt, patterns, seed=seed, max_patterns=max_patterns, activation=act)
         start = warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:])
     max_rounds = 1 if options is None else options.max_rounds
-    candidates = None  # the gated program prices every pattern exactly when the arrangement is small
-    if options is not None and program.formulation == "gated" and enumerable(Xt, max_patterns):
-        candidates = resolve_patterns(Xt, "all", max_patterns=max_patterns, activation=act)
+    candidates = None if options is None else pricing_list(program, max_patterns)
     with FitProgress(progress, max_rounds) as bar:
 
         def log_round(entry: RoundLog) -> None:
@@ -649,9 +647,8 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                     stopped, max_violation = "time_limit", float("nan")
                     log_round(RoundLog(k, len(pats), res.objective, max_violation, 0, res.solve_time, 0.0))
                     break
-                found = _search_round(program, res, pats, options, None if seed is None else seed + k, deadline,
-                                      candidates)
-                new = _new_patterns(pats, found, options.viol_rtol, options.max_add)
+                new, found = round_patterns(program, res, pats, options, None if seed is None else seed + k,
+                                            deadline, candidates)
                 values = [f.best_value for f in found if f.values.size]
                 max_violation = max(values) / beta if values else float("nan")
                 counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
@@ -696,6 +693,22 @@ def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[lis
             break
     best = int(np.argmin(objectives))
     return [nets[best]] + nets[:best] + nets[best + 1:], objectives[best], seconds
+
+
+def pricing_list(program: Program, max_patterns: int) -> Patterns | None:
+    """Every pattern of the arrangement, which the gated program's search prices exactly each round, when at most
+    ``max_patterns`` are predicted (:func:`~cvxnn.patterns.enumerable`); None otherwise and for the ReLU program."""
+    if program.formulation != "gated" or not enumerable(program.Xt, max_patterns):
+        return None
+    return resolve_patterns(program.Xt, "all", max_patterns=max_patterns, activation=program.activation)
+
+
+def round_patterns(program: Program, res: ConvexFit, pats: Patterns, options: SearchOptions, seed: int | None,
+                   deadline: float | None, candidates: Patterns | None = None) -> tuple[Patterns, list[SearchResult]]:
+    """One round's searches at the fit ``res`` (:func:`_search_round`) and the patterns they add to ``pats``: the
+    violated local maxima outside it, largest first, at most ``options.max_add``."""
+    found = _search_round(program, res, pats, options, seed, deadline, candidates)
+    return _new_patterns(pats, found, options.viol_rtol, options.max_add), found
 
 
 def _search_round(program: Program, res: ConvexFit, pats: Patterns, options: SearchOptions, seed: int | None,

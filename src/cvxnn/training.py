@@ -381,16 +381,27 @@ class Program:
         """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
         return self._finish(pats, SolverOutput(v, w, status, 0, 0.0), "none", polish=False)
 
+    def zero_dual_point(self) -> np.ndarray:
+        """λ₀ = −∇L(0), the dual point of the zero network (repaired into the conjugate's domain): y for the squared
+        loss and the hinge, y/2 for the logistic loss, one-hot(y) − 1/c for the cross-entropy. The zero network is
+        optimal on a list exactly when β ≥ :meth:`dual_check` (list, λ₀).value, since d(λ₀) = L(0)."""
+        return self.loss.repair(self.loss.dual_direction(np.zeros(self.y.shape), self.y), self.y)
+
+    def dual_check(self, pats: Patterns, lam: np.ndarray, values: dict[tuple[int, int], float] | None = None,
+                   upper: np.ndarray | None = None) -> DualCheck:
+        """The largest dual-constraint value at λ over the list, this program's kind (formulation, vector
+        penalty); for scalar outputs the exact cone values computed are left in ``values`` (``upper``: bounds
+        on them, :meth:`_upper_bounds`)."""
+        if self.vector:
+            return max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation,
+                                              self.formulation)
+        return max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation, values, upper)
+
     def _bound(self, pats: Patterns, lam: np.ndarray, values: dict[tuple[int, int], float] | None = None,
                upper: np.ndarray | None = None) -> tuple[float, DualCheck]:
-        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check (scalar outputs: the
-        exact cone values computed are left in ``values``; ``upper``: bounds on them, :meth:`_upper_bounds`)."""
+        """d(tλ) for the repaired λ scaled into feasibility, and the constraint check (:meth:`dual_check`)."""
         lam = self.loss.repair(lam, self.y)
-        if self.vector:
-            c = max_dual_constraint_vector(self.Xt, pats.masks, lam, self.vector_penalty, self.activation,
-                                           self.formulation)
-        else:
-            c = max_dual_constraint(self.Xt, pats.masks, lam, self.formulation, self.activation, values, upper)
+        c = self.dual_check(pats, lam, values, upper)
         return scaled_dual_value(lam, self.y, c.value, self.beta, self.loss)[0], c
 
     def _upper_bounds(self, out: SolverOutput, lam: np.ndarray) -> np.ndarray | None:
