@@ -125,3 +125,20 @@ def test_a_time_limit_must_be_a_positive_number_of_seconds(small_problem, limit)
     X, y, beta = small_problem
     with pytest.raises(ValueError, match="time_limit"):
         cvxnn.fit(X, y, beta, patterns=5, time_limit=limit)
+
+
+def test_the_reference_solver_stops_at_the_time_limit_with_a_feasible_certified_point():
+    """Clarabel gets ``time_limit`` (it needs 17 s and 32 iterations here): its last iterate, projected onto the
+    pattern cones, is a feasible point whose objective and lower bound bracket the optimum (ipm's, certified)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 10))
+    y = np.maximum(X @ rng.standard_normal(10), 0) + 0.1 * rng.standard_normal(600)
+    pats = cvxnn.sample_patterns(X, 80, seed=0)
+    res = cvxnn.fit(X, y, 1.0, patterns=pats, solver="reference", time_limit=0.5)
+    opt = cvxnn.fit(X, y, 1.0, patterns=pats, solver="ipm", tol=1e-8)
+    assert res.status == "time_limit" and res.n_iter < 32
+    signs = np.where(pats.masks, 1.0, -1.0)
+    scale = np.abs(X).max() * max(np.abs(res.v).max(), np.abs(res.w).max())
+    assert (signs * (X @ res.v.T)).min() >= -1e-9 * scale and (signs * (X @ res.w.T)).min() >= -1e-9 * scale
+    assert res.lower_bound <= opt.objective and res.objective >= opt.lower_bound
+    assert res.network_objective == pytest.approx(res.objective, rel=1e-9)

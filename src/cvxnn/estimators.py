@@ -240,7 +240,8 @@ _PARAMS_DOC = """
     time_limit : float or None, default=None
         Seconds each convex program (one per class for multi-class problems) may take, search included
         (``cvxnn.fit(..., time_limit=...)``); a solve cut short keeps its best certified point, and
-        ``dual_gap_`` says how far it got. The reference solver runs to the end.
+        ``dual_gap_`` says how far it got (the reference solver's limit covers Clarabel, not cvxpy's
+        canonicalization).
     init_nonconvex : None, int or cvxnn.NonconvexInit, default=None
         Short Adam runs (an int: their epochs) whose neuron patterns join the ``n_patterns`` list of each
         program, started from Ψ of the best run (``cvxnn.fit(..., init_nonconvex=...)``); with

@@ -363,7 +363,8 @@ class Program:
                                         interior=None if pats.gates is None else pats.gates.T)
         else:
             out = solve_reference(self.Xt, self.y, pats.masks, self.beta, self.formulation, verbose=self.verbose,
-                                  activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty)
+                                  activation=self.activation, loss=self.loss, vector_penalty=self.vector_penalty,
+                                  time_limit=time_limit)
         # interior-point dust (fista's barrier phase for the hinge leaves it too)
         res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm") or
                            (solver == "fista" and not self.loss.smooth))
@@ -539,9 +540,10 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     callback: with a search, called with each round's :class:`~cvxnn.pattern_search.RoundLog`;
         raising KeyboardInterrupt there (or Ctrl-C) ends the search with the best fit so far
         (status "interrupted").
-    time_limit: seconds for the iterative solvers ("fista", "ipm", "al"), and with a search or a nonconvex
-        seed for the whole call (the smaller of it and ``SearchOptions.time_limit``). A solve that reaches
-        it returns its best certified point with status "time_limit"; the reference solver runs to the end.
+    time_limit: seconds for every solver, and with a search or a nonconvex seed for the whole call (the smaller
+        of it and ``SearchOptions.time_limit``). A solve that reaches it returns its best certified point with
+        status "time_limit"; the reference solver passes it to Clarabel (cvxpy's canonicalization before it is
+        not interrupted) and returns Clarabel's last iterate projected onto the pattern cones.
     device: "cpu", "cuda" or "cuda:<index>" (:func:`~cvxnn.devices.compute_device`; ValueError where PyTorch
         cannot reach it): where the iterative solvers and a nonconvex seed compute. The cone projections of
         the certificates and of the pattern search run on the CPU (DAQP), as does the reference solver.

@@ -25,6 +25,7 @@ import numpy as np
 from ..activations import RELU, Activation
 from ..losses import SQUARED, Loss
 from ..data import check_memory
+from ..duality import cone_sigma
 from .result import SolverOutput
 
 # Clarabel stops near these tolerances with status "optimal_inaccurate" (it cannot certify them in
@@ -45,8 +46,15 @@ VECTOR_PENALTIES = ("per_output", "group")
 
 def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: float, formulation: str = "relu",
                     verbose: bool = False, activation: Activation = RELU, loss: Loss = SQUARED,
-                    vector_penalty: str = "per_output") -> SolverOutput:
-    """Solve the program; y is (n,) (blocks returned as (P, d)) or (n, c) (blocks (P, d, c))."""
+                    vector_penalty: str = "per_output", time_limit: float | None = None) -> SolverOutput:
+    """Solve the program; y is (n,) (blocks returned as (P, d)) or (n, c) (blocks (P, d, c)).
+
+    time_limit: seconds for Clarabel (its ``time_limit`` setting, checked every iteration; cvxpy's
+    canonicalization before it is not interrupted). When it runs out the status is "time_limit" and the
+    blocks are Clarabel's last iterate, each block of the ReLU program projected onto its pattern's cone
+    (:func:`_into_cones`), so the point is feasible and its certificate valid (zero blocks when Clarabel
+    returned no iterate).
+    """
     import warnings
 
     import cvxpy as cp
@@ -85,14 +93,26 @@ def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: floa
         pred = z
     problem = cp.Problem(cp.Minimize(loss.cvxpy(pred, y) + beta * reg), constraints)
     for settings in (CLARABEL_SETTINGS, CLARABEL_FALLBACK, {}):
+        limit = {} if time_limit is None else {"time_limit": max(time_limit - (time.perf_counter() - start), 0.0)}
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                problem.solve(solver=cp.CLARABEL, verbose=verbose, **settings)
+                problem.solve(solver=cp.CLARABEL, verbose=verbose, **settings, **limit)
             break
         except cp.error.SolverError:
             continue  # Clarabel can stop with a numerical error at tight settings (exp cones more often): relax
     elapsed = time.perf_counter() - start
+    timed_out = time_limit is not None and elapsed >= time_limit and problem.status not in ACCEPTED_STATUSES
+    if timed_out:
+        blocks = [np.zeros((d, P)) if B.value is None else np.asarray(B.value) for B in Vs + Ws]
+        if formulation == "relu":
+            blocks = [_into_cones(Xt, masks, B) for B in blocks]
+        v = np.stack([B.T for B in blocks[:c]], axis=-1)
+        w = np.stack([B.T for B in blocks[c:]], axis=-1) if Ws else np.zeros_like(v)
+        if y.ndim == 1:
+            v, w = v[..., 0].copy(), w[..., 0].copy()
+        return SolverOutput(v, w, "time_limit", int(problem.solver_stats.num_iters or 0)
+                            if problem.solver_stats else 0, elapsed)
     if Vs[0].value is None or problem.status not in ACCEPTED_STATUSES:
         raise RuntimeError(f"the reference solver failed: status {problem.status} (None: Clarabel stopped with a "
                            "numerical error at every setting, seen with exponential-cone losses and very small "
@@ -104,3 +124,15 @@ def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: floa
     dual = None if link is None or link.dual_value is None else np.asarray(link.dual_value, dtype=float)
     iters = int(problem.solver_stats.num_iters or 0)
     return SolverOutput(v, w, str(problem.status), iters, elapsed, dual=dual)
+
+
+def _into_cones(Xt: np.ndarray, masks: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Columns b_i of B (d, P) moved into their cones K(D_i) = {u : (2D_i − I)X̃u ≥ 0}: those that violate a row are
+    replaced by their projection Π_K(b_i) (:func:`~cvxnn.duality.cone_sigma`: σ·u* = Π_K(b_i))."""
+    out = B.copy()
+    signs = np.where(masks, 1.0, -1.0)
+    violated = np.any(signs * (Xt @ B) < 0, axis=0)
+    for i in np.flatnonzero(violated):
+        sigma, direction = cone_sigma(Xt, masks[:, i], B[:, i])
+        out[:, i] = sigma * direction
+    return out
