@@ -67,6 +67,7 @@ from .fista import group_soft_threshold
 from .result import NumericalBreakdown, SolverOutput
 
 REPAIR_MARGIN = 1e-6
+STALL_CHECKS = 50  # gap checks without a halving, below √ε of the working precision, that stop a solve ("stalled")
 
 
 @dataclass
@@ -204,7 +205,10 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
     (without it the repair is exact only for that rounded copy).
     Stops with status "optimal" (gap ≤ tol · |primal|), "max_iter", "time_limit" (checked at every step: once the
     time spent plus the last gap check's would exceed it, so the final check fits the budget as far as its cost
-    repeats), "stalled" (a line search that finds no finite step) or "interrupted" (Ctrl-C);
+    repeats), "stalled" (a line search that finds no finite step, or a certified gap below √ε of the working
+    precision that has not halved over the last :data:`STALL_CHECKS` checks: round-off, not the method, then
+    limits it — float32 levels off near 1e-5 on small problems and would run to ``max_iter``) or "interrupted"
+    (Ctrl-C);
     ``callback(it, primal, dual)`` is called at every gap check (every ``gap_every`` steps).
     """
     start = time.perf_counter()
@@ -241,6 +245,9 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
     infeas_prev, inner = float("inf"), 0
     status, it, checked, check_cost = "max_iter", 0, -1, 0.0
 
+    gaps: list[float] = []  # the certified relative gap after each check
+    floor = math.sqrt(torch.finfo(op.dtype).eps)
+
     def check(it: int) -> bool:
         nonlocal best_primal, best_dual, best_U, check_cost
         started = time.perf_counter()
@@ -252,7 +259,11 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
         history.append((time.perf_counter() - start, primal, best_dual))
         if callback is not None:
             callback(it, primal, best_dual)
-        return best_primal - best_dual <= tol * max(abs(best_primal), 1e-300)
+        gaps.append((best_primal - best_dual) / max(abs(best_primal), 1e-300))
+        return gaps[-1] <= tol
+
+    def at_precision_floor() -> bool:
+        return len(gaps) > STALL_CHECKS and floor >= gaps[-1] > 0.5 * gaps[-1 - STALL_CHECKS]
 
     try:
         for it in range(1, max_iter + 1):
@@ -291,6 +302,9 @@ def solve_relu_al(op: PatternOperator, y: torch.Tensor, beta: float, tol: float 
                 checked = it
                 if check(it):
                     status = "optimal"
+                    break
+                if at_precision_floor():
+                    status = "stalled"
                     break
             if time_limit is not None and time.perf_counter() - start + check_cost > time_limit:
                 status = "time_limit"  # the certificate of the last iterate, still to come, fits the budget
