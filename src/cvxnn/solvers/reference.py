@@ -103,27 +103,21 @@ def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: floa
             continue  # Clarabel can stop with a numerical error at tight settings (exp cones more often): relax
     elapsed = time.perf_counter() - start
     timed_out = time_limit is not None and elapsed >= time_limit and problem.status not in ACCEPTED_STATUSES
-    if timed_out:
-        blocks = [np.zeros((d, P)) if B.value is None else np.asarray(B.value) for B in Vs + Ws]
-        if formulation == "relu":
-            blocks = [_into_cones(Xt, masks, B) for B in blocks]
-        v = np.stack([B.T for B in blocks[:c]], axis=-1)
-        w = np.stack([B.T for B in blocks[c:]], axis=-1) if Ws else np.zeros_like(v)
-        if y.ndim == 1:
-            v, w = v[..., 0].copy(), w[..., 0].copy()
-        return SolverOutput(v, w, "time_limit", int(problem.solver_stats.num_iters or 0)
-                            if problem.solver_stats else 0, elapsed)
-    if Vs[0].value is None or problem.status not in ACCEPTED_STATUSES:
+    if not timed_out and (Vs[0].value is None or problem.status not in ACCEPTED_STATUSES):
         raise RuntimeError(f"the reference solver failed: status {problem.status} (None: Clarabel stopped with a "
                            "numerical error at every setting, seen with exponential-cone losses and very small "
                            "beta); try a larger beta or fewer patterns.")
-    v = np.stack([np.asarray(V.value).T for V in Vs], axis=-1)
-    w = np.stack([np.asarray(W.value).T for W in Ws], axis=-1) if Ws else np.zeros_like(v)
+    blocks = [np.zeros((d, P)) if B.value is None else np.asarray(B.value) for B in Vs + Ws]
+    if timed_out and formulation == "relu":  # Clarabel's last iterate, moved into the cones
+        blocks = [_into_cones(Xt, masks, B) for B in blocks]
+    v = np.stack([B.T for B in blocks[:c]], axis=-1)
+    w = np.stack([B.T for B in blocks[c:]], axis=-1) if Ws else np.zeros_like(v)
     if y.ndim == 1:
         v, w = v[..., 0].copy(), w[..., 0].copy()
     dual = None if link is None or link.dual_value is None else np.asarray(link.dual_value, dtype=float)
-    iters = int(problem.solver_stats.num_iters or 0)
-    return SolverOutput(v, w, str(problem.status), iters, elapsed, dual=dual)
+    iters = int(problem.solver_stats.num_iters or 0) if problem.solver_stats is not None else 0
+    status = "time_limit" if timed_out else str(problem.status)
+    return SolverOutput(v, w, status, iters, elapsed, dual=dual)
 
 
 def _into_cones(Xt: np.ndarray, masks: np.ndarray, B: np.ndarray) -> np.ndarray:
