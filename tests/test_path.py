@@ -174,3 +174,13 @@ def test_path_with_search_for_classification_losses(loss):
     for f, opt in zip(res.fits[1:], full.fits[1:]):
         assert f.search.stopped == "converged" and len(f.patterns) < len(opt.patterns)
         assert f.objective == pytest.approx(opt.objective, rel=1e-6)
+
+
+def test_progress_shows_the_path_and_its_search_rounds(capsys):
+    X, y = _planted(n=30, seed=3)
+    res = cvxnn.path(X, y, patterns=3, n_betas=3, search=cvxnn.SearchOptions(max_rounds=2), progress=True)
+    err = capsys.readouterr().err
+    assert len(res.fits) == 3 and "path: beta" in err and "pattern search" in err
+    plain = cvxnn.path(X, y, patterns=10, n_betas=2, solver="ipm", progress=True)
+    err = capsys.readouterr().err
+    assert len(plain.fits) == 2 and "path: beta" in err and "relative gap" in err and "pattern search" not in err

@@ -28,6 +28,7 @@ import numpy as np
 
 from .network import TwoLayerNet
 from .patterns import Patterns
+from .progress import FitProgress
 from .training import AUTO_ENUMERATE_LIMIT, ConvexFit, Program, check_time_limit, make_program, resolve_patterns
 
 DEFAULT_N_BETAS = 10
@@ -87,7 +88,7 @@ class PathResult:
 def path(X: Any, y: Any, betas: Any = None, patterns: Any = None, formulation: str = "relu", solver: str = "auto",
          bias: bool = False, seed: int | None = 0, n_betas: int = DEFAULT_N_BETAS, eps: float = DEFAULT_EPS,
          max_patterns: int = AUTO_ENUMERATE_LIMIT, search: Any = None, time_limit: float | None = None,
-         **fit_options: Any) -> PathResult:
+         progress: bool = False, **fit_options: Any) -> PathResult:
     """Solve the convex program for each β in ``betas`` (largest first), each from the previous solution.
 
     betas: positive values (sorted decreasing here), or None for ``n_betas`` values spaced
@@ -99,13 +100,14 @@ def path(X: Any, y: Any, betas: Any = None, patterns: Any = None, formulation: s
         (module docstring); ``fits[k].search`` reports its rounds.
     time_limit: seconds for the whole path; the β reached when it runs out returns its best point and the path
         stops there (status "time_limit"). Ctrl-C stops it the same way (status "interrupted").
+    progress: show the β done, the search rounds and the running solve with rich on stderr.
     fit_options: further arguments of :func:`cvxnn.fit` that describe the program or the solver
         (activation, negative_slope, loss, vector_penalty, tol, dtype, device, verbose, prune_network).
 
     For β ≥ β_max the zero network is returned without a solve (optimal, gap 0); below it each
     solve starts from the previous solution (used by the solvers that warm-start).
     """
-    from .pattern_search import column_generation, pricing_list, round_patterns, search_options
+    from .pattern_search import pricing_list, round_patterns, search_options
 
     unknown = sorted(set(fit_options) - set(PROGRAM_OPTIONS))
     if unknown:
@@ -128,30 +130,40 @@ def path(X: Any, y: Any, betas: Any = None, patterns: Any = None, formulation: s
         beta_max = program.dual_check(pats, lam0).value
     grid = _betas(betas, beta_max, n_betas, eps)
     fits: list[ConvexFit] = []
-    status = "complete"
+    with FitProgress(progress, None if options is None else options.max_rounds, len(grid)) as bar:
+        status = _follow(program, grid, beta_max, pats, options, deadline, max_patterns, seed, bar, fits)
+    return PathResult(grid[:len(fits)], fits, float(beta_max), fits[-1].patterns if fits else pats, status)
+
+
+def _follow(program: Program, grid: np.ndarray, beta_max: float, pats: Patterns, options: Any,
+            deadline: float | None, max_patterns: int, seed: int | None, bar: FitProgress, fits: list[ConvexFit]
+            ) -> str:
+    """Solve along ``grid``, appending each β's fit to ``fits``; returns the path's status."""
+    from .pattern_search import column_generation
+
     try:
         for beta in grid:
             remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:
-                status = "time_limit"
-                break
+                return "time_limit"
             at_beta = dataclasses.replace(program, beta=float(beta))
             if beta >= beta_max:
                 res = _zero_fit(at_beta, pats)
             elif options is None:
-                res = at_beta.solve(pats, start=None if not fits else (fits[-1].v, fits[-1].w), time_limit=remaining)
+                res = at_beta.solve(pats, start=None if not fits else (fits[-1].v, fits[-1].w),
+                                    callback=bar.solver, time_limit=remaining)
             else:
                 res = column_generation(at_beta, pats, options, warm_start=fits[-1] if fits else None, seed=seed,
-                                        max_patterns=max_patterns, time_limit=remaining)
+                                        max_patterns=max_patterns, callback=bar.round, time_limit=remaining)
                 pats = res.patterns
             fits.append(res)
+            bar.path_step(res)
             if res.status == "interrupted" or (res.status == "time_limit" and deadline is not None
                                                and time.perf_counter() >= deadline):  # not a search's own limit
-                status = res.status
-                break
+                return res.status
     except KeyboardInterrupt:  # a solver that does not catch it (the reference): the fits so far
-        status = "interrupted"
-    return PathResult(grid[:len(fits)], fits, float(beta_max), pats, status)
+        return "interrupted"
+    return "complete"
 
 
 def _zero_fit(program: Program, pats: Patterns) -> ConvexFit:

@@ -10,24 +10,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 
 class FitProgress:
-    """A bar over the search rounds (when ``total_rounds`` is given) and a line for the running solve;
-    does nothing when disabled.
+    """A bar over the β of a path (when ``total_betas`` is given), one over the search rounds (when
+    ``total_rounds`` is given) and a line for the running solve; does nothing when disabled.
 
     Use as a context manager; :meth:`solver` is a solver callback (iteration, objective, lower
-    bound) and :meth:`round` takes a :class:`~cvxnn.pattern_search.RoundLog`.
+    bound), :meth:`round` takes a :class:`~cvxnn.pattern_search.RoundLog` and :meth:`path_step` a path's fit
+    (the rounds bar then starts again for the next β).
     """
 
-    def __init__(self, enabled: bool, total_rounds: int | None) -> None:
+    def __init__(self, enabled: bool, total_rounds: int | None, total_betas: int | None = None) -> None:
         self.enabled = enabled
         self._progress: Progress | None = None
-        self._rounds = self._solve = None
+        self._path = self._rounds = self._solve = None
         self._total = total_rounds
+        self._total_betas = total_betas
 
     def __enter__(self) -> "FitProgress":
         if self.enabled:
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
                                       MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True))
             self._progress.start()
+            if self._total_betas is not None:
+                self._path = self._progress.add_task("path", total=self._total_betas)
             if self._total is not None:
                 self._rounds = self._progress.add_task("pattern search", total=self._total)
             self._solve = self._progress.add_task("solve", total=None)
@@ -49,3 +53,11 @@ class FitProgress:
             self._progress.update(self._rounds, advance=1, description=(
                 f"pattern search: round {log.round}, {log.n_patterns} patterns, objective {log.objective:.6g}, "
                 f"max violation {log.max_violation:.4g}β, {log.n_added} added"))
+
+    def path_step(self, fit: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._path, advance=1, description=(
+                f"path: beta {fit.beta:.4g}, objective {fit.objective:.6g}, {len(fit.patterns)} patterns, "
+                f"{fit.n_neurons} neurons"))
+            if self._rounds is not None:
+                self._progress.reset(self._rounds, total=self._total, description="pattern search")
