@@ -230,6 +230,10 @@ def test_interrupt_during_the_first_solve_returns_the_start_with_its_certificate
     assert res.lower_bound <= res.objective
     zero = cvxnn.fit(X, y, BETA, patterns=4, search=True)
     assert zero.status == "interrupted" and zero.objective == pytest.approx(0.5 * y @ y)
+    Y = np.c_[y, -y]  # two outputs: the zero start has (P, d, 2) blocks (a (P, d) one raised a broadcast error)
+    vector = cvxnn.fit(X, Y, BETA, patterns=4, search=True)
+    assert vector.status == "interrupted" and vector.v.shape == (4, 3, 2)
+    assert vector.objective == pytest.approx(0.5 * np.sum(Y * Y))
 
 
 def test_time_limit_stops_the_search():

@@ -168,8 +168,7 @@ def _follow(program: Program, grid: np.ndarray, beta_max: float, pats: Patterns,
 
 def _zero_fit(program: Program, pats: Patterns) -> ConvexFit:
     """The zero network on ``pats`` with its certificate (optimal when β ≥ β_max)."""
-    zeros = np.zeros((len(pats), program.Xt.shape[1], *program.y.shape[1:]))
-    return program.at(pats, zeros, zeros, "optimal")
+    return program.at(pats, *program.zero_blocks(pats), "optimal")
 
 
 def _betas(betas: Any, beta_max: float, n_betas: int, eps: float) -> np.ndarray:

@@ -665,7 +665,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         except KeyboardInterrupt:
             stopped = "interrupted"
     if best is None:  # interrupted during the first solve: the starting point (or zero) with its certificate
-        v0, w0 = start if start is not None else (np.zeros((len(pats), Xt.shape[1])),) * 2
+        v0, w0 = start if start is not None else program.zero_blocks(pats)
         best = program.at(pats, v0, w0, "interrupted")
     if stopped == "interrupted":
         best.status = "interrupted"

@@ -382,6 +382,11 @@ class Program:
         """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
         return self._finish(pats, SolverOutput(v, w, status, 0, 0.0), "none", polish=False)
 
+    def zero_blocks(self, pats: Patterns) -> tuple[np.ndarray, np.ndarray]:
+        """(v, w) of the zero network on ``pats``: (P, d) blocks, (P, d, c) for c outputs."""
+        zeros = np.zeros((len(pats), self.Xt.shape[1], *self.y.shape[1:]))
+        return zeros, zeros.copy()
+
     def zero_dual_point(self) -> np.ndarray:
         """λ₀ = −∇L(0), the dual point of the zero network (repaired into the conjugate's domain): y for the squared
         loss and the hinge, y/2 for the logistic loss, one-hot(y) − 1/c for the cross-entropy. The zero network is
