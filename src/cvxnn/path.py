@@ -129,23 +129,23 @@ def path(X: Any, y: Any, betas: Any = None, patterns: Any = None, formulation: s
         pats = pats.merge(new)
         beta_max = program.dual_check(pats, lam0).value
     grid = _betas(betas, beta_max, n_betas, eps)
-    fits: list[ConvexFit] = []
     with FitProgress(progress, None if options is None else options.max_rounds, len(grid)) as bar:
-        status = _follow(program, grid, beta_max, pats, options, deadline, max_patterns, seed, bar, fits)
+        fits, status = _follow(program, grid, beta_max, pats, options, deadline, max_patterns, seed, bar)
     return PathResult(grid[:len(fits)], fits, float(beta_max), fits[-1].patterns if fits else pats, status)
 
 
 def _follow(program: Program, grid: np.ndarray, beta_max: float, pats: Patterns, options: Any,
-            deadline: float | None, max_patterns: int, seed: int | None, bar: FitProgress, fits: list[ConvexFit]
-            ) -> str:
-    """Solve along ``grid``, appending each β's fit to ``fits``; returns the path's status."""
+            deadline: float | None, max_patterns: int, seed: int | None, bar: FitProgress
+            ) -> tuple[list[ConvexFit], str]:
+    """Solve along ``grid``; the fits reached and the path's status."""
     from .pattern_search import column_generation
 
+    fits: list[ConvexFit] = []
     try:
         for beta in grid:
             remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:
-                return "time_limit"
+                return fits, "time_limit"
             at_beta = dataclasses.replace(program, beta=float(beta))
             if beta >= beta_max:
                 res = _zero_fit(at_beta, pats)
@@ -160,10 +160,10 @@ def _follow(program: Program, grid: np.ndarray, beta_max: float, pats: Patterns,
             bar.path_step(res)
             if res.status == "interrupted" or (res.status == "time_limit" and deadline is not None
                                                and time.perf_counter() >= deadline):  # not a search's own limit
-                return res.status
+                return fits, res.status
     except KeyboardInterrupt:  # a solver that does not catch it (the reference): the fits so far
-        return "interrupted"
-    return "complete"
+        return fits, "interrupted"
+    return fits, "complete"
 
 
 def _zero_fit(program: Program, pats: Patterns) -> ConvexFit:
