@@ -152,6 +152,15 @@ def test_a_time_limit_or_an_interrupt_stops_the_path_with_the_fits_so_far(monkey
     res = cvxnn.path(X, y, patterns=10, n_betas=4, solver="reference")
     assert res.status == "interrupted" and len(res.fits) == 2 and len(res.betas) == 2
     assert res.fits[1].relative_gap <= 1e-6  # the first solve, finished before the interrupt
+    from cvxnn import pattern_search
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pattern_search, "round_patterns", interrupted)  # Ctrl-C in the search at λ₀, before any β
+    res = cvxnn.path(X, y, patterns=10, n_betas=4, search=True)
+    assert res.status == "interrupted" and len(res.fits) == len(res.betas) == 0 and len(res.patterns) == 10
+    assert res.beta_max == pytest.approx(cvxnn.path(X, y, patterns=10, n_betas=1).beta_max, rel=1e-12)
 
 
 def test_arguments_path_does_not_take_are_named():

@@ -124,8 +124,11 @@ def path(X: Any, y: Any, betas: Any = None, patterns: Any = None, formulation: s
     beta_max = program.dual_check(pats, lam0).value
     if options is not None and beta_max > 0:  # the patterns beyond the list's β_max, found at the zero network
         at_max = dataclasses.replace(program, beta=float(beta_max))
-        new, _ = round_patterns(at_max, _zero_fit(at_max, pats), pats, options, seed, deadline,
-                                pricing_list(program, max_patterns))
+        try:
+            new, _ = round_patterns(at_max, _zero_fit(at_max, pats), pats, options, seed, deadline,
+                                    pricing_list(program, max_patterns))
+        except KeyboardInterrupt:  # before the first β: no fit yet, as when the time limit ends here
+            return PathResult(np.empty(0), [], float(beta_max), pats, "interrupted")
         pats = pats.merge(new)
         beta_max = program.dual_check(pats, lam0).value
     grid = _betas(betas, beta_max, n_betas, eps)

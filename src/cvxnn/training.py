@@ -76,7 +76,7 @@ import torch
 
 from .activations import DEFAULT_NEGATIVE_SLOPE, RELU, Activation, activation_from
 from .cones import min_norm_split
-from .data import add_bias, as_matrix
+from .data import add_bias, as_matrix, fits_memory
 from .devices import compute_device
 from .duality import DualCheck, GapReport, cone_sigma, group_cone_sigma, max_dual_constraint, \
     max_dual_constraint_vector, scaled_dual_value
@@ -90,7 +90,7 @@ from .solvers.augmented_lagrangian import solve_relu_al
 from .solvers.gated_interior_point import solve_gated_interior, step_flops
 from .solvers.interior_point import couples_outputs, iteration_flops, solve_relu_interior
 from .solvers.newton import solve_gated_polished
-from .solvers.reference import solve_reference
+from .solvers.reference import reference_memory_bytes, solve_reference
 from .solvers.result import SolverOutput
 
 if TYPE_CHECKING:
@@ -114,11 +114,13 @@ GATED_IPM_STEP_RATIO = 200.0
 AUTO_FAST_SIZE = 5_000  # n·P·c (c outputs) above which "auto" uses fista (gated) or ipm (ReLU), not the reference:
 #                          the demo's programs (455 x 31, P = 50-55) took 12.0 and 17.5 s by Clarabel, 0.5 and 1.4 s
 #                          by ipm
-IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm for a program that couples outputs (one (n·r) x (n·r) Woodbury matrix) only
-#                        while one iteration (interior_point.iteration_flops) stays below this; separable ones (one
-#                        output, or per-output groups with a diagonal loss Hessian) always: their iteration costs
-#                        c·min(n²Pd, n(Pd)²), and the reference's canonicalization alone grows as n·d·P (n = 30 000,
-#                        d = 20, P = 100: 1.25e11 ipm flops per iteration, 22 GiB for the reference)
+IPM_AUTO_FLOPS = 1e11  # "auto" uses ipm for a program that couples outputs (cross-entropy, "group") only while one
+#                        iteration (interior_point.iteration_flops) stays below this or the reference would be refused
+#                        for its memory (digits' 10 classes, P = 50: 1.7e11 flops, 7.5 s an iteration on one
+#                        thread, 22 GiB for the reference); separable ones (one output, or per-output groups with
+#                        a diagonal loss Hessian) always: their iteration costs c·min(n²Pd, n(Pd)²), and the
+#                        reference's canonicalization alone grows as n·d·P (n = 30 000, d = 20, P = 100: 1.25e11 ipm
+#                        flops per iteration, 22 GiB for the reference)
 AUTO_ENUMERATE_LIMIT = 1000
 DEFAULT_SAMPLED_PATTERNS = 100
 
@@ -508,8 +510,9 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     ``device``, stopping at a certified relative gap ``tol``: for the ReLU program the primal-dual method of
     :mod:`cvxnn.solvers.interior_point` — squared, logistic, cross-entropy or hinge loss (the hinge
     through epigraph slacks), scalar or vector outputs with either vector penalty; holds c n x n
-    matrices (c Pd x Pd ones when n exceeds about Pd, for smooth losses and per-output groups), or one
-    (n·c) x (n·c) for "group" and (n·(c − 1)) x (n·(c − 1)) for the cross-entropy; for
+    matrices (c Pd x Pd ones when n exceeds about Pd, for smooth losses and per-output groups; for the
+    cross-entropy one more n x n, a Schur complement), or one (n·c) x (n·c) for "group" (n·(c − 1) with the
+    cross-entropy); for
     the gated program the barrier method of :mod:`cvxnn.solvers.gated_interior_point` — one output,
     squared or logistic loss (GATED_IPM_LOSSES), n x n and P x P matrices), "al" (augmented Lagrangian in
     PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen
@@ -517,10 +520,10 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     gated program ipm while one of its steps (:func:`~cvxnn.solvers.gated_interior_point.step_flops`,
     about 3n²P + n³/3) costs at most GATED_IPM_STEP_RATIO = 200 FISTA iterations (2nPd each), else
     fista; for the ReLU program ipm, except where its Woodbury matrix couples the outputs (cross-entropy, or
-    "group" with c > 1) and one iteration (:func:`~cvxnn.solvers.interior_point.iteration_flops`) costs more
-    than 1e11; else reference). A solver refuses what it does not declare in SOLVER_FORMULATIONS,
-    SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS (and ipm, on the gated program, other losses or
-    vector outputs).
+    "group" with c > 1), one iteration (:func:`~cvxnn.solvers.interior_point.iteration_flops`) costs more
+    than 1e11 and the reference fits in memory; else reference). A solver refuses what it does not declare in
+    SOLVER_FORMULATIONS, SOLVER_ACTIVATIONS, SOLVER_LOSSES, SOLVER_OUTPUTS (and ipm, on the gated program, other
+    losses or vector outputs).
 
     search: False/None (solve once on ``patterns``), True (default
     :class:`~cvxnn.pattern_search.SearchOptions`) or a SearchOptions: column generation
@@ -691,7 +694,8 @@ def _choose_solver(solver: str, formulation: str, size: int, activation: Activat
         capable = (activation.name in SOLVER_ACTIVATIONS[fast] and loss.name in SOLVER_LOSSES[fast]
                    and outputs in SOLVER_OUTPUTS[fast])
         affordable = formulation == "gated" or not couples_outputs(n_outputs, loss.name, vector_penalty) or \
-            iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS
+            iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS or \
+            not fits_memory(n_outputs * reference_memory_bytes(n, d, P, formulation))
         large = size > AUTO_FAST_SIZE and affordable
         return fast if capable and large else "reference"
     if solver == "ipm" and formulation == "gated" and not gated_ipm:

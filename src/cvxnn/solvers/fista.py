@@ -175,7 +175,7 @@ class SmoothLoss:
         p = softmax(z_k) (cross-entropy), diag(ψ_μ''(1 − y ∘ z)) (hinge: its smoothing)."""
         z2 = z.view(z.shape[0], -1)
         if self.softmax:
-            p = torch.softmax(z2, dim=1)
+            p = self.probabilities(z2)
             return torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
         if self.squared:
             return torch.diag_embed(torch.ones_like(z2))
@@ -183,6 +183,10 @@ class SmoothLoss:
             return torch.diag_embed(self.smoothing.curvature(1 - self.y.view(z2.shape) * z2))
         q = torch.sigmoid(-self.y.view(z2.shape) * z2)
         return torch.diag_embed(q * (1 - q))
+
+    def probabilities(self, z: torch.Tensor) -> torch.Tensor:
+        """softmax(z_k) row by row (n, c): the cross-entropy's class probabilities."""
+        return torch.softmax(z, dim=1)
 
     def hessian_factor(self, z: torch.Tensor) -> torch.Tensor:
         """J of shape (n, c, r) with J_kJ_kᵀ the Hessian block H_k of sample k (:meth:`hessian_blocks`).
