@@ -273,3 +273,33 @@ def test_the_start_directions_are_the_analytic_centers_of_the_cones():
     unit_gates = gates / gates.norm(dim=1, keepdim=True)
     gate_margin = (op.cone_products(unit_gates) / op.X.norm(dim=1)[:, None]).min(dim=0).values
     assert float(margin.median()) >= 2 * float(gate_margin.median())  # not pattern by pattern: no max-margin point
+
+
+def test_a_gate_on_its_cones_boundary_is_replaced_and_the_centering_survives_it():
+    """A gate from the pattern search's ascent can lie on its cone's boundary up to round-off (iris: a margin of
+    1.1e-16 made the centering Hessian singular and the solve raise). Such a gate is not taken as the pattern's
+    interior direction (the LP's central one is), the centering of the cones copes with it even when given, and
+    the solve reaches the reference optimum."""
+    X, y, beta = _problem(seed=4)
+    pats = cvxnn.sample_patterns(X, 6, seed=0)
+    gates = pats.gates.copy()
+    x0 = X[0]
+    gate = gates[:, 0] - (x0 @ gates[:, 0]) / (x0 @ x0) * x0  # orthogonal to x_0 ...
+    gate += 1e-16 * np.linalg.norm(gate) * x0 / np.linalg.norm(x0)  # ... up to a margin of about 1e-16
+    gates[:, 0] = gate
+    boundary = cvxnn.Patterns(X @ gates >= 0, gates)
+    op = PatternOperator(X, boundary.masks)
+    G = (np.where(boundary.masks, 1.0, -1.0) * (X @ gates))[:, 0]
+    assert 0 < G.min() < 1e-15 * np.linalg.norm(x0) * np.linalg.norm(gate)  # strictly inside, by round-off only
+    C, ok = interior_point._interior_directions(op, torch.as_tensor(gates.T))
+    assert bool(ok.all())
+    margins = (torch.where(op.masks, 1.0, -1.0) * (op.X @ C.T)) / op.X.norm(dim=1)[:, None]
+    assert float(margins[:, 0].min()) > 1e-3  # the LP's central direction, not the boundary gate
+    live = op.X.norm(dim=1) > 0
+    XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, -1)
+    unit_gates = torch.as_tensor(gates.T / np.linalg.norm(gates, axis=0)[:, None])
+    centers = interior_point._analytic_centers(op, live, XX, unit_gates)  # the boundary gate given as is
+    assert bool(torch.isfinite(centers).all()) and float(op.cone_products(centers).min()) > 0
+    ref = cvxnn.fit(X, y, beta, patterns=boundary, solver="reference")
+    out = _solve(X, y, beta, boundary, tol=1e-7)
+    assert out.status == "optimal" and out.info["objective"] == pytest.approx(ref.objective, rel=1e-6)

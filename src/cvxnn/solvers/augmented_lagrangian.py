@@ -67,6 +67,9 @@ from .fista import group_soft_threshold
 from .result import NumericalBreakdown, SolverOutput
 
 REPAIR_MARGIN = 1e-6
+INTERIOR_RTOL = 1e-9  # a given direction c is interior when s_kx_kᵀc > this · ‖x_k‖‖c‖ on every live row; a gate from
+#                       the pattern search's ascent can sit on its cone's boundary up to round-off (iris: a margin of
+#                       1.1e-16 made the ipm's centering Hessian singular), and then the LP finds a central one
 STALL_CHECKS = 50  # gap checks without a halving, below √ε of the working precision, that stop a solve ("stalled")
 
 
@@ -88,7 +91,8 @@ class ConeRepair:
         if interior is not None:
             self.C.copy_(torch.as_tensor(interior, dtype=op.dtype, device=op.device))
         self.SXC = op.cone_products(self.C)
-        self.ok = ((self.SXC > 0) | ~self.nonzero_rows[:, None]).all(dim=0) & (self.C.norm(dim=1) > 0)
+        margin = INTERIOR_RTOL * op.X.norm(dim=1)[:, None] * self.C.norm(dim=1)[None, :]
+        self.ok = ((self.SXC > margin) | ~self.nonzero_rows[:, None]).all(dim=0) & (self.C.norm(dim=1) > 0)
         self.tried = self.ok.clone()
 
     def find_interior(self, patterns: torch.Tensor) -> None:

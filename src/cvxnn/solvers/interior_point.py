@@ -628,7 +628,7 @@ def _analytic_centers(op: PatternOperator, live: torch.Tensor, XX: torch.Tensor,
         inverse = torch.where(live[:, None], 1.0 / torch.where(G > 0, G, 1.0), 0.0)
         grad = cones.cone_adjoint(inverse) - N * U[todo]
         H = ((inverse * inverse).T @ XX).view(-1, d, d) + N * eye
-        step = torch.linalg.solve(H, grad)
+        step = cholesky_solve(_cholesky(H), grad[..., None])[..., 0]  # SPD; shifted where round-off says otherwise
         decrement = (grad * step).sum(dim=1).clamp(min=0.0)
         U[todo] = _centering_step(cones, live, U[todo], G, step, decrement)
         todo = todo[decrement > CENTERING_TOL]
