@@ -241,6 +241,8 @@ def test_classifier_rejects_one_class(iris):
     (dict(time_limit=0), ValueError, "time_limit"),
     (dict(time_limit="1"), ValueError, "time_limit"),
     (dict(time_limit=float("inf")), ValueError, "time_limit"),
+    (dict(verbose=-1), ValueError, "verbose"),
+    (dict(verbose="loud"), ValueError, "verbose"),
 ])
 def test_bad_hyper_parameters(params, error, match, regression_data):
     X, y = regression_data
@@ -255,7 +257,14 @@ def test_init_stores_parameters_unmodified():
     assert est.get_params() == dict(alpha=2, n_patterns="all", formulation="gated", fit_intercept=False,
                                     standardize=False, random_state=rs, activation="relu", negative_slope=0.01,
                                     loss="log_loss", solver="auto", search=None, tol=1e-6, time_limit=None,
-                                    init_nonconvex=None, device="cpu")
+                                    init_nonconvex=None, device="cpu", verbose=0)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, True])
+def test_verbose_shows_the_solve_on_stderr(verbose, iris, capsys):
+    X, y = iris
+    ConvexReLUClassifier(**SMALL, verbose=verbose).fit(X, y)
+    assert ("solve" in capsys.readouterr().err) == bool(verbose)
 
 
 def test_a_time_limit_reaches_the_solver_and_keeps_a_certified_fit(regression_data):

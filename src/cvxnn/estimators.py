@@ -73,7 +73,8 @@ class _ConvexReLUBase(BaseEstimator):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
-                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu"):
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu",
+                 verbose=0):
         self.alpha = alpha
         self.n_patterns = n_patterns
         self.formulation = formulation
@@ -89,6 +90,7 @@ class _ConvexReLUBase(BaseEstimator):
         self.time_limit = time_limit
         self.init_nonconvex = init_nonconvex
         self.device = device
+        self.verbose = verbose
 
     # -------------------------------------------------------------- parameters
     def _check_params(self) -> None:
@@ -127,6 +129,9 @@ class _ConvexReLUBase(BaseEstimator):
                 check(value)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
+        v = self.verbose
+        if not isinstance(v, (numbers.Integral, np.bool_)) or v < 0:
+            raise ValueError(f"{name}: verbose must be a non-negative integer or a bool, got {v!r}.")
         rs = self.random_state
         if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState, np.random.Generator))) \
                 or isinstance(rs, (bool, np.bool_)):
@@ -186,7 +191,8 @@ class _ConvexReLUBase(BaseEstimator):
                           activation=self.activation, negative_slope=self.negative_slope, loss=loss,
                           solver=self.solver, search=bool(self.search) if isinstance(self.search, (bool, np.bool_))
                           else self.search, tol=float(self.tol), seed=self._seed(),
-                          time_limit=self.time_limit, init_nonconvex=self.init_nonconvex, device=self.device)
+                          time_limit=self.time_limit, init_nonconvex=self.init_nonconvex, device=self.device,
+                          progress=self.verbose > 0)
 
     def _store_fits(self, fits: list, beta: float, pats: Patterns) -> None:
         """Totals over the independent scalar programs (one for regression and binary problems)."""
@@ -257,6 +263,9 @@ _PARAMS_DOC = """
     device : str or torch.device, default="cpu"
         Where the iterative solvers (and ``init_nonconvex``'s Adam runs) compute: "cpu", "cuda" or
         "cuda:<index>" (``cvxnn.fit(..., device=...)``); ``fit`` refuses a device PyTorch cannot reach.
+    verbose : int or bool, default=0
+        Above 0 (or True), each convex program shows its progress on stderr: the running solve's
+        iterations and certified bounds, and the search rounds (``cvxnn.fit(..., progress=True)``).
 """
 
 _COMMON_ATTRS_DOC = """
@@ -398,11 +407,12 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
                  random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="log_loss",
-                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu"):
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu",
+                 verbose=0):
         super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
                          standardize=standardize, random_state=random_state, activation=activation,
                          negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol,
-                         time_limit=time_limit, init_nonconvex=init_nonconvex, device=device)
+                         time_limit=time_limit, init_nonconvex=init_nonconvex, device=device, verbose=verbose)
 
     def fit(self, X, y):
         """Solve the convex program(s) on (X, y) and store the optimal network(s). Returns self."""
