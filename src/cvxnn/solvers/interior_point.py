@@ -253,7 +253,7 @@ def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "square
     c·(n²Pd + n³)       for the cross-entropy with "per_output" groups (the c matrices G_k, factored and inverted
                         for the Schur matrix S, :func:`_softmax_schur`),
     P·c·n²d + (n·r)³/6 + 2P·(n·r)² when K is one matrix (:func:`joint_woodbury`; r = c − 1 cross-entropy, else c;
-                        the last term for the rank-one group corrections).
+                        the last term for the rank-one corrections of the groups).
     """
     work = 3.0 * P * c * n * d * d
     if not couples_outputs(c, loss_name, vector_penalty):
@@ -262,7 +262,7 @@ def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "square
     if not joint_woodbury(c, loss_name, vector_penalty):
         return work + c * (n * n * P * d + n ** 3)
     N = n * (c - 1 if loss_name == "cross_entropy" else c)
-    return work + P * c * n * n * d + N ** 3 / 6.0 + (2.0 * P * N * N if vector_penalty == "group" and c > 1 else 0.0)
+    return work + P * c * n * n * d + N ** 3 / 6.0 + 2.0 * P * N * N
 
 
 @dataclass
@@ -755,8 +755,7 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     coupled = couples_outputs(c, loss.name, vector_penalty)
     sample_side = coupled or _sample_side(n, d, Pk, loss.name)
     check_memory(_memory_bytes(n, d, Pk, c, joint_woodbury(c, loss.name, vector_penalty),
-                               c - 1 if loss.name == "cross_entropy" else c, sample_side,
-                               coupled and loss.name == "cross_entropy"),
+                               c - 1 if loss.name == "cross_entropy" else c, sample_side, loss.name == "cross_entropy"),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
                  "use fewer samples or patterns, or the gated program with solver='fista'.", device=op.device)
     system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty, sample_side)
