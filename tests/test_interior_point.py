@@ -194,9 +194,9 @@ def test_the_pattern_side_solves_a_program_whose_sample_side_matrix_would_not_fi
     X = add_bias(rng.standard_normal((n, d - 1)))
     y = np.maximum(X @ rng.standard_normal(d), 0) + 0.1 * rng.standard_normal(n)
     pats = cvxnn.sample_patterns(X, 8, seed=0)
-    three_matrices = interior_point._memory_bytes(n, d, 8, 1, False, 1, sample_side=True, schur=False)
+    three_matrices = interior_point._memory_bytes(n, d, 8, 1, True, False, False, False)
     assert three_matrices > 3.5e10  # three n x n matrices
-    assert interior_point._memory_bytes(n, d, 8, 1, False, 1, sample_side=False, schur=False) < 1e9
+    assert interior_point._memory_bytes(n, d, 8, 1, False, False, False, False) < 1e9
     out = _solve(X, y, 10.0, pats, tol=1e-6)
     objective, lower = out.info["objective"], out.info["lower_bound"]
     assert out.status == "optimal" and objective - lower <= 1e-6 * objective

@@ -120,32 +120,34 @@ def test_warm_start_from_the_reference_and_through_fit(vector_penalty):
         cvxnn.fit(X, y, beta, warm_start=one_output, **kw)
 
 
+@pytest.mark.parametrize("loss,vector_penalty", [("cross_entropy", "per_output"), ("cross_entropy", "group"),
+                                                  ("squared", "group")])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_cross_entropy_newton_solve_through_the_schur_complement_is_exact(seed):
-    """The cross-entropy's Newton system solved through c per-class factors and the Schur matrix S (module
-    docstring) agrees with the joint (n(c − 1)) x (n(c − 1)) Woodbury matrix and leaves a residual at round-off,
-    without refinement, at an iterate with curvatures m/g spread over eight orders of magnitude."""
-    X, y, Y, Xt, pats, beta = _problem("cross_entropy", "sampled", True, seed=seed)
+def test_newton_solve_through_per_output_factors_is_exact(loss, vector_penalty, seed):
+    """The Newton system solved through c per-output n x n factors — with the Schur matrix S for the cross-entropy
+    and a 2P x 2P capacitance for the rank-one terms of "group" (module docstring) — agrees with a dense solve of
+    the Newton matrix and leaves a residual at round-off, without refinement, at an iterate with curvatures m/g
+    spread over eight orders of magnitude."""
+    X, y, Y, Xt, pats, beta = _problem(loss, "sampled", True, seed=seed)
     op = PatternOperator(Xt, pats.masks)
     rng = np.random.default_rng(seed)
     n, d, P = op.n, op.d, op.P
-    system = interior_point._System(op, op.X.norm(dim=1) > 0, "cross_entropy", beta, C, "per_output", True)
+    system = interior_point._System(op, op.X.norm(dim=1) > 0, loss, beta, C, vector_penalty, True)
     U = torch.as_tensor(rng.standard_normal((2, P, d, C)))
     G = torch.as_tensor(10.0 ** rng.uniform(-4, 0, (2, n, P, C)))
     m = torch.as_tensor(10.0 ** rng.uniform(-4, 0, (2, n, P, C)))
-    part = interior_point._SmoothPart(SmoothLoss(CROSS_ENTROPY, torch.as_tensor(Y)))
+    part = interior_point._SmoothPart(SmoothLoss(LOSSES[loss], torch.as_tensor(Y)))
     z = 3.0 * system.fit(U)  # confident predictions: p spans (0, 1)
+    f = system.factor(U, part, z, G, m, 1e-3)
+    assert (f.schur is not None) == (loss == "cross_entropy") and (f.low_rank is not None) == (vector_penalty == "group")
+    basis = torch.eye(U.numel(), dtype=torch.float64).view(-1, *U.shape)
+    dense = torch.stack([system.newton_apply(f, e).flatten() for e in basis], dim=1)
     rhs = torch.as_tensor(rng.standard_normal((2, P, d, C)))
-    assert system.softmax
-    schur = system.factor(U, part, z, G, m, 1e-3)
-    x = system._woodbury(schur, rhs)
-    system.softmax = False  # the joint matrix with J_a = Q(QᵀH_aQ)^½
-    joint = system.factor(U, part, z, G, m, 1e-3)
-    assert joint.schur is None and joint.LK.shape == (1, n * (C - 1), n * (C - 1))
-    x_joint = system._woodbury(joint, rhs)
-    residual = rhs - system.newton_apply(schur, x)
+    x = system._woodbury(f, rhs)
+    residual = rhs - system.newton_apply(f, x)
     assert float(residual.norm()) <= 1e-9 * float(rhs.norm())
-    assert float((x - x_joint).norm()) <= 1e-8 * float(x_joint.norm())
+    exact = torch.linalg.solve(dense, rhs.flatten())
+    assert float((x.flatten() - exact).norm()) <= 1e-9 * float(exact.norm())
 
 
 def test_per_output_squared_is_c_scalar_programs():
@@ -177,9 +179,14 @@ def test_auto_picks_ipm_for_vector_relu_programs_by_their_cost_per_iteration(mon
     monkeypatch.setattr(cvxnn.data, "available_memory_bytes", lambda: 32 * 2**30)
     assert auto(500, 65, 500, 10) == "ipm"  # they do not: the ipm is the only exact solver left
     monkeypatch.undo()
-    # the squared loss with per-column groups keeps c separate n x n matrices, cheaper than the coupled ones
-    assert iteration_flops(2000, 10, 10, 10) < iteration_flops(2000, 10, 10, 10, vector_penalty="group")
-    assert auto(2000, 10, 10, 10, SQUARED) == "ipm" and auto(2000, 10, 10, 10, SQUARED, "group") == "reference"
+    # per-column groups keep c separate matrices (here Pd x Pd, on the pattern side); "group" keeps c n x n ones
+    # and adds its rank-one terms through a 2P x 2P capacitance, except with the hinge, which keeps one (n·c) x (n·c)
+    # matrix
+    flops = iteration_flops(2000, 10, 10, 10)
+    assert flops < iteration_flops(2000, 10, 10, 10, vector_penalty="group") < IPM_AUTO_FLOPS
+    assert auto(2000, 10, 10, 10, SQUARED) == "ipm" and auto(2000, 10, 10, 10, SQUARED, "group") == "ipm"
+    assert iteration_flops(2000, 10, 10, 10, "hinge", "group") > IPM_AUTO_FLOPS
+    assert auto(2000, 10, 10, 10, loss_from("hinge"), "group") == "reference"
     assert auto(100, 5, 10, 3) == "reference"  # small: the reference
     X, y = _data("cross_entropy", 600, 3, seed=6)
     res = cvxnn.fit(X, y, 0.5, patterns=30, bias=True, loss="cross_entropy", tol=1e-6)  # n·P·c = 54 000

@@ -511,8 +511,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     :mod:`cvxnn.solvers.interior_point` — squared, logistic, cross-entropy or hinge loss (the hinge
     through epigraph slacks), scalar or vector outputs with either vector penalty; holds c n x n
     matrices (c Pd x Pd ones when n exceeds about Pd, for smooth losses and per-output groups; for the
-    cross-entropy one more n x n, a Schur complement), or one (n·c) x (n·c) for "group" (n·(c − 1) with the
-    cross-entropy); for
+    cross-entropy one more n x n, a Schur complement; for "group" a 2P x 2P capacitance, or with the hinge one
+    (n·c) x (n·c) matrix); for
     the gated program the barrier method of :mod:`cvxnn.solvers.gated_interior_point` — one output,
     squared or logistic loss (GATED_IPM_LOSSES), n x n and P x P matrices), "al" (augmented Lagrangian in
     PyTorch, ReLU program, squared loss, scalar output; slow to reach small gaps, so never chosen

@@ -188,21 +188,13 @@ class SmoothLoss:
         """softmax(z_k) row by row (n, c): the cross-entropy's class probabilities."""
         return torch.softmax(z, dim=1)
 
-    def hessian_factor(self, z: torch.Tensor) -> torch.Tensor:
-        """J of shape (n, c, r) with J_kJ_kᵀ the Hessian block H_k of sample k (:meth:`hessian_blocks`).
-
-        Squared and logistic: the blocks are diagonal, J_k = H_k^½ (r = c). Cross-entropy: H_k = diag(p) − ppᵀ
-        has H_k1 = 0, so H_k = QQᵀH_kQQᵀ for Q (c x (c − 1)) an orthonormal basis of 1⊥, and
-        J_k = Q(QᵀH_kQ)^½ (r = c − 1, from the eigendecomposition of the (c − 1) x (c − 1) matrix).
-        """
-        H = self.hessian_blocks(z)
-        if not self.softmax:
-            return torch.diag_embed(H.diagonal(dim1=1, dim2=2).clamp(min=0.0).sqrt())
-        c = H.shape[1]
-        centered = torch.eye(c, dtype=H.dtype, device=H.device) - 1.0 / c
-        Q = torch.linalg.qr(centered[:, :c - 1]).Q  # the columns e_j − 1/c (j < c − 1) span 1⊥
-        evals, evecs = torch.linalg.eigh(Q.T @ H @ Q)
-        return Q @ (evecs * evals.clamp(min=0.0).sqrt()[:, None, :])
+    def hessian_roots(self, z: torch.Tensor) -> torch.Tensor:
+        """r (n, c) with every Hessian block H_k = diag(r_k) Π_k diag(r_k) (:meth:`hessian_blocks`): Π_k = I and
+        r_k = (H_k)_ii^½ for the losses with diagonal blocks; for the cross-entropy, H_k = diag(p) − ppᵀ gives
+        r_k = √p and Π_k = I − √p√pᵀ, a projector since ‖√p‖ = 1."""
+        if self.softmax:
+            return self.probabilities(z.view(z.shape[0], -1)).sqrt()
+        return self.hessian_blocks(z).diagonal(dim1=1, dim2=2).clamp(min=0.0).sqrt()
 
     def dual_direction(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
         """(L(z), λ) in float64, L the loss itself (:meth:`loss_value`) and λ = −∇L(z) (squared: y − z

@@ -66,38 +66,48 @@ groups. The cone rows act on each column separately: with C_jk = Xᵀdiag(m_jk/g
   γ_j came out zero or wrong by orders of magnitude, with Newton-step errors of 10–60 % that the
   refinement below could not repair (a 30-sample problem at μ ~ 1e-10).
 
-**Woodbury, in O(n²·2P·d·c).** With H_k = J_kJ_kᵀ (:meth:`~cvxnn.solvers.fista.SmoothLoss.hessian_factor`:
-J_k = H_k^½ diagonal, r = c columns, for squared, logistic and hinge; J_k = Q(QᵀH_kQ)^½ with Q a basis of 1⊥,
-r = c − 1, for cross-entropy, whose blocks annihilate 1) and J = blockdiag_k(J_k),
+**Woodbury, in O(n²·2P·d·c).** With H_k = J_kJ_kᵀ (J_k = H_k^½ diagonal for squared, logistic and hinge,
+:meth:`~cvxnn.solvers.fista.SmoothLoss.hessian_roots`; the cross-entropy below) and J = blockdiag_k(J_k),
 
-    (R + AᵀHA)⁻¹ = R⁻¹ − R⁻¹AᵀJ K⁻¹ JᵀAR⁻¹,     K = I + JᵀAR⁻¹AᵀJ   (n·r x n·r),
+    (R + AᵀHA)⁻¹ = R⁻¹ − R⁻¹AᵀJ K⁻¹ JᵀAR⁻¹,     K = I + JᵀAR⁻¹AᵀJ   (n·c x n·c),
 
 where AR⁻¹Aᵀ = blockdiag_k(M_k) + Σ_j γ_jf_jf_jᵀ, M_k = Σ_j F_jkF_jkᵀ with F_jk = W_iX L_jk^{-T}
 (n x d; L_jk the factor of R_jk or of C_jk + τI; the sign s_j cancels) and f_j = vec(W_iXw_j) (group only).
 So every iteration forms c Gram matrices M_k (the two sides of a pattern share W_iX, so their terms
 are summed first: M_k = Σ_i W_iX N_ikXᵀW_i with N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹, chunked over patterns,
-BLOCK_CHUNK_BYTES at a time; :func:`_fit_grams`) and
-factors K once for the predictor and the corrector. When J is diagonal and there is no rank-one
-coupling (squared, logistic or hinge loss with "per_output", in particular one output) K is block diagonal:
-c matrices I + J_(k)M_kJ_(k) of size n x n, J_(k) = diag of the k-th entries of the J_k (with the squared
-loss these are the c independent scalar programs, solved together); otherwise (cross-entropy, or
-"group" with c > 1) it is one (n·r) x (n·r) matrix, K[(a,r),(b,s)] = δ + Σ_k J_a[k,r](M_k)_{ab}J_b[k,s]
-+ Σ_j γ_j(J_aᵀf_j[a])_r(J_bᵀf_j[b])_s. :func:`iteration_flops` estimates the cost.
+BLOCK_CHUNK_BYTES at a time; :func:`_fit_grams`). Only T = JK⁻¹Jᵀ is ever applied, and never through one
+(n·c) x (n·c) matrix. Without the rank-one terms and with a diagonal J (squared, logistic or hinge loss with
+"per_output", in particular one output) K₀ = I + Jᵀblockdiag(M_k)J is block diagonal: c matrices
+I + J_(k)M_kJ_(k) of size n x n, J_(k) = diag of the k-th entries of the J_k (with the squared loss these are the
+c independent scalar programs, solved together), factored once for the predictor and the correctors.
 
-**The cross-entropy through c matrices of size n and one Schur complement.** With "per_output" groups the
-cross-entropy's coupling is one projector per sample: H_a = D_a^½(I − q_aq_aᵀ)D_a^½ with D_a = diag(p_a) and the
-unit vector q_a = √p_a, so J_a = D_a^½(I − q_aq_aᵀ) (r = c) gives K = I + Π𝔼Π with Π = blockdiag_a(I − q_aq_aᵀ)
-and 𝔼 = blockdiag_k(E_k), E_k = D_k^½M_kD_k^½ (D_k = diag(p_{·k}), n x n). Only JK⁻¹Jᵀ = D^½ΠK⁻¹ΠD^½ is needed,
-and on the range of Π the inverse of the compression of G = I + 𝔼 is
+**The cross-entropy through c matrices of size n and one Schur complement.** The cross-entropy's coupling of the
+classes is one projector per sample: H_a = D_a^½(I − q_aq_aᵀ)D_a^½ with D_a = diag(p_a) and the unit vector
+q_a = √p_a, so J_a = D_a^½(I − q_aq_aᵀ) gives K₀ = I + Π𝔼Π with Π = blockdiag_a(I − q_aq_aᵀ) and
+𝔼 = blockdiag_k(E_k), E_k = D_k^½M_kD_k^½ (D_k = diag(p_{·k}), n x n). Only JK₀⁻¹Jᵀ = D^½ΠK₀⁻¹ΠD^½ is needed, and
+on the range of Π the inverse of the compression of G = I + 𝔼 is
 
-    ΠK⁻¹Π = G⁻¹ − G⁻¹Q̃S⁻¹Q̃ᵀG⁻¹,   S = Q̃ᵀG⁻¹Q̃ = Σ_k D_k^½(I + E_k)⁻¹D_k^½   (n x n),
+    ΠK₀⁻¹Π = G⁻¹ − G⁻¹Q̃S⁻¹Q̃ᵀG⁻¹,   S = Q̃ᵀG⁻¹Q̃ = Σ_k D_k^½(I + E_k)⁻¹D_k^½   (n x n),
 
 Q̃ the orthonormal columns q_a. So one iteration factors the c matrices G_k = I + E_k (formed as the separable
 K_k are) and S, a sum of positive semidefinite terms with no subtraction, from the inverses G_k⁻¹
-(:func:`_softmax_schur`): c·n³ flops instead of (n(c − 1))³/6 for one joint K. Digits' 10 classes, one thread
-(``benchmarks/bench_softmax_ipm.py``): n = 1797, P = 50, 52 s an iteration with the joint K, 7.5 s now (32
-iterations, 241 s, to a gap of 2e-7); n = 400, P = 30, the same 21 iterations to the same objective and gap,
-27.8 s → 10.0 s.
+(:func:`_softmax_schur`): c·n³ flops instead of (n(c − 1))³/6 for the joint matrix of size n(c − 1) used before
+(J_k = Q(QᵀH_kQ)^½, Q a basis of 1⊥). Digits' 10 classes, one thread (``benchmarks/bench_softmax_ipm.py``):
+n = 1797, P = 50, 52 s an iteration with the joint matrix, 7.5 s now (32 iterations, 241 s, to a gap of 2e-7);
+n = 400, P = 30, the same 21 iterations to the same objective and gap, 27.8 s → 10.0 s.
+
+**"group": the blocks' rank-one terms through a 2P x 2P capacitance.** With Frobenius groups (c > 1),
+K = K₀ + HHᵀ with the 2P columns H = JᵀF√Γ (F = [f_j]), so by Woodbury once more, with T₀ = JK₀⁻¹Jᵀ (symmetric)
+applied to the 2P columns f_j once per iteration,
+
+    T = T₀ − T₀F√Γ C⁻¹ √ΓFᵀT₀,     C = I + √ΓFᵀT₀F√Γ   (2P x 2P),
+
+instead of one (n·c) x (n·c) matrix (n·(c − 1) for the cross-entropy): c·(n²Pd + n³/3) + 8P·c·n² + (2P)³/3 flops
+against P·c·n²d + (n·c)³/6 + 2P·(n·c)², and c + 2 matrices of size n x n. The iterative refinement below checks
+the composed solve against the Newton matrix itself. The hinge keeps the one matrix K = blockdiag_k(K_k) + HHᵀ
+(:func:`_joint_matrix`): its margin curvature h ~ 1/μ makes the capacitance's correction cancel (two ±1 outputs,
+40 samples, 20 patterns: stalled at a gap of 1.5e-4 through C, 5.1e-7 in 17 iterations through the one matrix), as
+it costs the pattern side accuracy below. :func:`iteration_flops` estimates the cost.
 
 **The pattern side, for n > Pd.** When K is separable and n exceeds about Pd (:func:`_sample_side` compares
 n²Pd + n³/6 with n(Pd)² + (Pd)³/6), the same factors give a Pd x Pd system instead of n x n ones. Per output
@@ -182,7 +192,7 @@ from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
 from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
-from .gram import add_lower_gram_, cholesky_solve, mirror_lower_
+from .gram import add_lower_gram_, cholesky_solve
 from .polish import polish
 from .smoothing import BarrierHinge, BarrierNorm
 from .result import RESOLUTION, NumericalBreakdown, SolverOutput, budget_status
@@ -223,13 +233,7 @@ POLISH_BUDGET = 10.0  # ... with Newton steps on the face worth at most this man
 
 def couples_outputs(c: int, loss_name: str, vector_penalty: str) -> bool:
     """Whether K couples the outputs: a non-diagonal loss Hessian (cross-entropy) or Frobenius groups."""
-    return loss_name == "cross_entropy" or joint_woodbury(c, loss_name, vector_penalty)
-
-
-def joint_woodbury(c: int, loss_name: str, vector_penalty: str) -> bool:
-    """Whether K is one (n·r) x (n·r) matrix: Frobenius groups with several outputs (the cross-entropy with
-    "per_output" groups goes through c n x n matrices and the Schur matrix S instead: module docstring)."""
-    return vector_penalty == "group" and c > 1
+    return loss_name == "cross_entropy" or (vector_penalty == "group" and c > 1)
 
 
 def _sample_side(n: int, d: int, P: int, loss_name: str = "squared") -> bool:
@@ -247,22 +251,25 @@ def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "square
 
     3·P·c·n·d²          the cone Hessians C_jk (n·d² per block and column) and the products XC_ik (n·d² per
                         pattern and column), plus, for the Woodbury matrix K,
-    c·(n²Pd + n³/6) or c·(n(Pd)² + (Pd)³/6)   when it is separable: c matrices on the sample side (the Gram
-                        matrices M_k, n²d per pattern and column: both sides' R⁻¹ are summed first,
-                        :func:`_fit_grams`) or on the pattern side (:func:`_sample_side` chooses),
-    c·(n²Pd + n³)       for the cross-entropy with "per_output" groups (the c matrices G_k, factored and inverted
-                        for the Schur matrix S, :func:`_softmax_schur`),
-    P·c·n²d + (n·r)³/6 + 2P·(n·r)² when K is one matrix (:func:`joint_woodbury`; r = c − 1 cross-entropy, else c;
-                        the last term for the rank-one corrections of the groups).
+    c·(n²Pd + n³/6) or c·(n(Pd)² + (Pd)³/6)   c matrices on the sample side (the Gram matrices M_k, n²d per
+                        pattern and column: both sides' R⁻¹ are summed first, :func:`_fit_grams`) or on the pattern
+                        side (:func:`_sample_side` chooses; always the sample side when the outputs are coupled),
+    c·5n³/6             for the cross-entropy: the inverses G_k⁻¹ for the Schur matrix S (:func:`_softmax_schur`),
+    8P·c·n² + (2P)³/3   for "group" with c > 1: T₀ on the 2P rank-one columns and their capacitance, or
+    (n·c)³/6 + 2P·(n·c)²  with the hinge, whose "group" program keeps one (n·c) x (n·c) matrix.
     """
     work = 3.0 * P * c * n * d * d
-    if not couples_outputs(c, loss_name, vector_penalty):
-        k = P * d
-        return work + c * (n * n * k + n ** 3 / 6.0 if _sample_side(n, d, P, loss_name) else n * k * k + k ** 3 / 6.0)
-    if not joint_woodbury(c, loss_name, vector_penalty):
-        return work + c * (n * n * P * d + n ** 3)
-    N = n * (c - 1 if loss_name == "cross_entropy" else c)
-    return work + P * c * n * n * d + N ** 3 / 6.0 + 2.0 * P * N * N
+    k = P * d
+    if couples_outputs(c, loss_name, vector_penalty) or _sample_side(n, d, P, loss_name):
+        work += c * (n * n * k + n ** 3 / 6.0)
+    else:
+        work += c * (n * k * k + k ** 3 / 6.0)
+    if loss_name == "cross_entropy":
+        work += c * 5.0 * n ** 3 / 6.0
+    if vector_penalty == "group" and c > 1:
+        N = n * c
+        work += N ** 3 / 6.0 + 2.0 * P * N * N if loss_name == "hinge" else 8.0 * P * c * n * n + (2.0 * P) ** 3 / 3.0
+    return work
 
 
 @dataclass
@@ -272,9 +279,11 @@ class _Factors:
     Linv: inverse Cholesky factors L_jk⁻¹ (2, P, c, d, d) of R_jk ("per_output") or C_jk + τI ("group"):
         applying them is a batched product, several times faster than batched triangular solves with d x d blocks.
     gamma, w: the Sherman–Morrison terms (2, P) and (2, P, c, d) of "group" (None otherwise).
-    J: the loss Hessian factor (n, c, r); LK: the factor of K, (c, n, n) when separable on the sample side,
-    (c, Pd, Pd) on the pattern side, else (1, n·r, n·r).
+    J: the roots of the loss Hessian (n, c) (:meth:`~cvxnn.solvers.fista.SmoothLoss.hessian_roots`); LK: the factors
+    of K₀ (c, n, n) on the sample side (of the G_k for the cross-entropy), (c, Pd, Pd) on the pattern side.
     pattern: the factors C_ik of N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹, (P, c, d, d), when K is on the pattern side.
+    schur: the factor of S (n, n), cross-entropy only. low_rank: T₀F√Γ (n, c, 2P) and the capacitance's factor
+    (2P, 2P), "group" only.
     """
 
     Linv: torch.Tensor
@@ -284,6 +293,7 @@ class _Factors:
     LK: torch.Tensor
     pattern: torch.Tensor | None
     schur: torch.Tensor | None
+    low_rank: tuple[torch.Tensor, torch.Tensor] | None
     curvature: tuple[torch.Tensor, ...]  # (m/g, H blocks, τ, ρ, û) for applying the Newton matrix itself
 
 
@@ -295,7 +305,8 @@ class _System:
         self.op, self.live, self.beta = op, live, beta
         self.grouped = vector_penalty == "group" and c > 1
         self.coupled = couples_outputs(c, loss_name, vector_penalty)
-        self.softmax = loss_name == "cross_entropy" and not self.grouped  # K⁻¹ through S (module docstring)
+        self.softmax = loss_name == "cross_entropy"  # K⁻¹ through S (module docstring)
+        self.joint = self.grouped and loss_name == "hinge"  # one (n·c) x (n·c) matrix (module docstring)
         self.dims = (2, 3) if self.grouped else (2,)  # the axes of one group of U
         self.sample_side = sample_side  # K on the sample side (always when coupled: :func:`_sample_side`)
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
@@ -358,20 +369,25 @@ class _System:
             R = R + (radial - tangential)[..., None, None] * (unit[..., :, None] * unit[..., None, :])
             Linv = _inverse_factor(R)
         C = _cholesky((Linv.transpose(-1, -2) @ Linv).sum(dim=0))  # C_ikC_ikᵀ = N_ik, (P, c, d, d)
-        J = loss.probabilities(z).sqrt() if self.softmax else loss.hessian_factor(z)  # softmax: the roots √p (n, c)
+        J = loss.hessian_roots(z)  # (n, c): H_k = diag(J_k) Π_k diag(J_k) (softmax: J_k = √p_k)
         pattern = None
-        if self.coupled and not self.softmax:
-            M = _fit_grams(self.op.X, C, self.weights)
-            K = _coupled_woodbury(mirror_lower_(M), J, None if gamma is None else self._rank_one_fits(w, gamma))
-        elif self.sample_side:  # K_k = I + diag(root_k) M_k diag(root_k) (softmax: G_k = I + E_k) in place, on the
-            root = (J if self.softmax else J.diagonal(dim1=1, dim2=2)).T  # (c, n)     lower triangle Cholesky reads
+        if self.sample_side:  # K_k = I + diag(J_(k)) M_k diag(J_(k)) (softmax: G_k = I + E_k) in place, on the
+            root = J.T  # (c, n)                                                 lower triangle Cholesky reads
             K = _fit_grams(self.op.X, C, self.weights).mul_(root[:, :, None]).mul_(root[:, None, :])
             K.diagonal(dim1=1, dim2=2).add_(1.0)
-        else:  # K'_k = I + 𝔽_kᵀ diag(J_k)² 𝔽_k, on its lower triangle
-            K, pattern = _pattern_grams(self.op.X, C, self.weights, J.diagonal(dim1=1, dim2=2)), C
+        else:  # K'_k = I + 𝔽_kᵀ diag(J_(k))² 𝔽_k, on its lower triangle
+            K, pattern = _pattern_grams(self.op.X, C, self.weights, J), C
+        fits = None if gamma is None else self._rank_one_fits(w, gamma).reshape(self.op.n, -1, c).transpose(1, 2)
+        if self.joint:  # the hinge with "group": K₀'s blocks on the diagonal of one matrix, plus HHᵀ (H = J∘F)
+            K = _joint_matrix(K, J[..., None] * fits)
         LK = _cholesky(K)
         curvature = (D, loss.hessian_blocks(z), tangential, radial, unit_blocks)
-        return _Factors(Linv, gamma, w, J, LK, pattern, _softmax_schur(LK, J) if self.softmax else None, curvature)
+        f = _Factors(Linv, gamma, w, J, LK, pattern, _softmax_schur(LK, J) if self.softmax else None, None, curvature)
+        if fits is not None and not self.joint:  # the rank-one terms F (n, c, 2P): T₀F and the capacitance
+            TF = self._apply_kinv(f, fits)
+            f.low_rank = (TF, _cholesky(torch.eye(TF.shape[2], dtype=TF.dtype, device=TF.device)
+                                        + torch.einsum("akj,akl->jl", fits, TF)))
+        return f
 
     def newton_apply(self, f: _Factors, V: torch.Tensor) -> torch.Tensor:
         """(∇²f_μ + Gᵀdiag(m/g)G) V, matrix-free: AᵀHAV + Gᵀ((m/g) ∘ GV) + τV + (ρ − τ)û⟨û, V⟩ per group
@@ -396,20 +412,24 @@ class _System:
         return out.transpose(2, 3)
 
     def _apply_kinv(self, f: _Factors, z: torch.Tensor) -> torch.Tensor:
-        """J K⁻¹ Jᵀz for z (n, c) (K on the sample side)."""
-        if not self.coupled:
-            root = f.J.diagonal(dim1=1, dim2=2)  # (n, c)
-            q = cholesky_solve(f.LK, (root * z).T[..., None])[..., 0].T
-            return root * q
-        if f.schur is not None:  # J_a = diag(√p_a)(I − q_aq_aᵀ), q_a = √p_a: JK⁻¹Jᵀ = D^½(G⁻¹ − G⁻¹Q̃S⁻¹Q̃ᵀG⁻¹)D^½
-            root = f.J  # (n, c)
-            y = cholesky_solve(f.LK, (root * z).T[..., None])  # G⁻¹D^½z, (c, n, 1)
-            t = cholesky_solve(f.schur, (root.T[..., None] * y).sum(dim=0))  # S⁻¹Q̃ᵀG⁻¹D^½z, (n, 1)
+        """J K⁻¹ Jᵀz for z (n, c) or a batch (n, c, m) (K on the sample side): T z with T = J K₀⁻¹ Jᵀ through the
+        per-output factors (and S for the cross-entropy), then for "group" T z − TF C⁻¹ (TF)ᵀz with the capacitance
+        C = I + FᵀTF of the blocks' rank-one terms F (module docstring)."""
+        Z = z if z.ndim == 3 else z[..., None]
+        root = f.J  # (n, c)
+        v = (root[..., None] * Z).permute(1, 0, 2)  # (c, n, m)
+        if self.joint:
+            y = cholesky_solve(f.LK, v.reshape(1, -1, v.shape[2])).view(v.shape)
+        else:
+            y = cholesky_solve(f.LK, v)  # K_k⁻¹ or G_k⁻¹ D^½z, (c, n, m)
+        if f.schur is not None:  # J_a = diag(√p_a)(I − q_aq_aᵀ), q_a = √p_a: JK₀⁻¹Jᵀ = D^½(G⁻¹ − G⁻¹Q̃S⁻¹Q̃ᵀG⁻¹)D^½
+            t = cholesky_solve(f.schur, (root.T[..., None] * y).sum(dim=0))  # S⁻¹Q̃ᵀG⁻¹D^½z, (n, m)
             y = y - cholesky_solve(f.LK, root.T[..., None] * t)
-            return root * y[..., 0].T
-        n, c, r = f.J.shape
-        q = cholesky_solve(f.LK, torch.einsum("amr,am->ar", f.J, z).reshape(1, -1, 1)).view(n, r)
-        return torch.einsum("amr,ar->am", f.J, q)
+        T = root[..., None] * y.permute(1, 0, 2)
+        if f.low_rank is not None:
+            TF, LC = f.low_rank
+            T = T - TF @ cholesky_solve(LC, torch.einsum("akj,akm->jm", TF, Z))
+        return T if z.ndim == 3 else T[..., 0]
 
     def _woodbury(self, f: _Factors, rhs: torch.Tensor) -> torch.Tensor:
         """(R + AᵀHA)⁻¹ rhs by Woodbury (K on the sample side) or through the net blocks (pattern side)."""
@@ -428,7 +448,7 @@ class _System:
         t = torch.linalg.solve_triangular(f.pattern, net, upper=False)
         t = cholesky_solve(f.LK, t[..., 0].permute(1, 0, 2).reshape(c, P * d, 1))
         u = (f.pattern @ t.view(c, P, d).permute(1, 0, 2)[..., None])[..., 0].transpose(1, 2)  # (P, d, c)
-        h = f.J.diagonal(dim1=1, dim2=2) ** 2
+        h = f.J ** 2
         return self._apply_rinv(f, rhs - self.fit_adjoint(h * self.op.matvec(u)))
 
     def solve(self, f: _Factors, rhs: torch.Tensor) -> torch.Tensor:
@@ -467,11 +487,8 @@ class _SmoothPart:
     def hessian_blocks(self, z: torch.Tensor) -> torch.Tensor:
         return self.smooth.hessian_blocks(z)
 
-    def hessian_factor(self, z: torch.Tensor) -> torch.Tensor:
-        return self.smooth.hessian_factor(z)
-
-    def probabilities(self, z: torch.Tensor) -> torch.Tensor:
-        return self.smooth.probabilities(z)
+    def hessian_roots(self, z: torch.Tensor) -> torch.Tensor:
+        return self.smooth.hessian_roots(z)
 
     def gradient(self, z: torch.Tensor) -> torch.Tensor:
         return self.smooth.value_and_gradient(z)[1]
@@ -543,8 +560,8 @@ class _HingePart(_SmoothPart):
     def hessian_blocks(self, z: torch.Tensor) -> torch.Tensor:
         return torch.diag_embed(self._curvature())
 
-    def hessian_factor(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.diag_embed(self._curvature().sqrt())
+    def hessian_roots(self, z: torch.Tensor) -> torch.Tensor:
+        return self._curvature().sqrt()
 
     def gradient(self, z: torch.Tensor) -> torch.Tensor:
         return -self.y * self.p
@@ -703,15 +720,15 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
     return max(eps, 1e-12)
 
 
-def _memory_bytes(n: int, d: int, P: int, c: int, joint: bool, r: int, sample_side: bool, schur: bool) -> float:
+def _memory_bytes(n: int, d: int, P: int, c: int, sample_side: bool, schur: bool, low_rank: bool,
+                  joint: bool) -> float:
     """Float64 bytes held at once: K, its factor and the previous iteration's factor (alive until replaced;
-    one ``joint`` matrix: also the Gram matrices M_k; ``schur``: S, its factor, the previous one and one G_k⁻¹),
-    one chunk of 𝔽, the d x d blocks (C, R, L), the (2, n, P, c) cone tensors (G, m, their steps, D), the
-    (2, P, d, c) blocks and the (n, d²) products x_kx_kᵀ of the cone Hessians."""
-    if joint:
-        k_entries = 3 * (n * r) ** 2 + c * n * n
-    else:
-        k_entries = 3 * c * (n * n if sample_side else (P * d) ** 2) + (4 * n * n if schur else 0)
+    ``schur``: S, its factor, the previous one and one G_k⁻¹; ``low_rank``: T₀F, the capacitance and its factor,
+    twice; ``joint``: the (n·c) x (n·c) matrix, its factor and the previous one), one chunk of 𝔽, the d x d blocks
+    (C, R, L), the (2, n, P, c) cone tensors (G, m, their steps, D), the (2, P, d, c) blocks and the (n, d²)
+    products x_kx_kᵀ of the cone Hessians."""
+    k_entries = 3 * c * (n * n if sample_side else (P * d) ** 2) + (4 * n * n if schur else 0) \
+        + (2 * (4 * P * n * c + 2 * (2 * P) ** 2) if low_rank else 0) + (3 * (n * c) ** 2 if joint else 0)
     return 8.0 * (k_entries + 3 * 2 * P * c * d * d + 10 * n * P * c + 20 * P * d * c + n * d * d) \
         + 2 * BLOCK_CHUNK_BYTES
 
@@ -754,8 +771,9 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     Pk = int(keep.numel())
     coupled = couples_outputs(c, loss.name, vector_penalty)
     sample_side = coupled or _sample_side(n, d, Pk, loss.name)
-    check_memory(_memory_bytes(n, d, Pk, c, joint_woodbury(c, loss.name, vector_penalty),
-                               c - 1 if loss.name == "cross_entropy" else c, sample_side, loss.name == "cross_entropy"),
+    grouped = vector_penalty == "group" and c > 1
+    check_memory(_memory_bytes(n, d, Pk, c, sample_side, loss.name == "cross_entropy",
+                               grouped and loss.name != "hinge", grouped and loss.name == "hinge"),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
                  "use fewer samples or patterns, or the gated program with solver='fista'.", device=op.device)
     system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty, sample_side)
@@ -1019,6 +1037,15 @@ def _pattern_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor, root
     return K
 
 
+def _joint_matrix(blocks: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """K = blockdiag_k(K_k) + HHᵀ as (1, n·c, n·c), rows (k, a), from the c blocks (c, n, n; their lower triangles,
+    which Cholesky reads) and the columns H (n, c, m)."""
+    c, n, _ = blocks.shape
+    K = torch.block_diag(*blocks)
+    Hk = H.permute(1, 0, 2).reshape(c * n, -1)
+    return K.addmm_(Hk, Hk.T)[None]
+
+
 def _softmax_schur(LG: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     """The Cholesky factor of S = Σ_k D_k^½ G_k⁻¹ D_k^½ (n x n) from the factors LG (c, n, n) of the G_k and
     root (n, c) = √p (D_k = diag(p_{·k})), one class at a time (G_k⁻¹ from its factor: 2n³/3)."""
@@ -1026,22 +1053,3 @@ def _softmax_schur(LG: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     for k in range(LG.shape[0]):
         S.add_(torch.cholesky_inverse(LG[k]).mul_(root[:, k, None]).mul_(root[None, :, k]))
     return _cholesky(S)
-
-
-def _coupled_woodbury(M: torch.Tensor, J: torch.Tensor, fits: torch.Tensor | None) -> torch.Tensor:
-    """K = I + JᵀAR⁻¹AᵀJ as a (1, n·r, n·r) matrix, rows (a, r): K[(a,r),(b,s)] = δ + Σ_k J_a[k,r](M_k)_{ab}J_b[k,s]
-    (chunked over a), plus Σ_j h_jh_jᵀ with h_j[(a,r)] = (J_aᵀ fits_j[a])_r for the rank-one terms ``fits``
-    (n, 2, P, c), if any."""
-    c, n, _ = M.shape
-    r = J.shape[2]
-    K = torch.empty(n, r, n, r, dtype=M.dtype, device=M.device)
-    step = max(1, BLOCK_CHUNK_BYTES // (8 * r * c * n))
-    for a in range(0, n, step):  # rows a: T[a, r, k, b] = J_a[k, r](M_k)_{ab}, then K[a, r, b, s] = Σ_k T J_b[k, s]
-        T = J[a:a + step].transpose(1, 2)[:, :, :, None] * M[:, a:a + step].transpose(0, 1)[:, None, :, :]
-        K[a:a + step] = torch.einsum("arkb,bks->arbs", T, J)
-    K = K.view(n * r, n * r)
-    K.diagonal().add_(1.0)
-    if fits is not None:
-        h = torch.einsum("ajpm,amr->arjp", fits, J).reshape(n * r, -1)
-        K.addmm_(h, h.T)
-    return K[None]
