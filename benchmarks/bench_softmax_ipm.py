@@ -55,8 +55,9 @@ def main() -> None:
     for n, P in zip(args.sizes, args.patterns):
         X, y = digits(n)
         r = solve(X, y, P, args.loss, args.vector_penalty)
-        print(f"| {n} | {P} | {args.loss}, {args.vector_penalty} | {r['time']:.1f} s | {r['iters']} | {r['time'] / max(r['iters'], 1):.2f} | "
-              f"{r['status']} | {r['objective']:.8g} | {r['gap']:.1e} |", flush=True)
+        print(f"| {n} | {P} | {args.loss}, {args.vector_penalty} | {r['time']:.1f} s | {r['iters']} | "
+              f"{r['time'] / max(r['iters'], 1):.2f} | {r['status']} | {r['objective']:.8g} | {r['gap']:.1e} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -76,10 +76,11 @@ where AR⁻¹Aᵀ = blockdiag_k(M_k) + Σ_j γ_jf_jf_jᵀ, M_k = Σ_j F_jkF_jk�
 So every iteration forms c Gram matrices M_k (the two sides of a pattern share W_iX, so their terms
 are summed first: M_k = Σ_i W_iX N_ikXᵀW_i with N_ik = R_{i+,k}⁻¹ + R_{i−,k}⁻¹, chunked over patterns,
 BLOCK_CHUNK_BYTES at a time; :func:`_fit_grams`). Only T = JK⁻¹Jᵀ is ever applied, and (but for the hinge with
-"group", below) never through one (n·c) x (n·c) matrix. Without the rank-one terms and with a diagonal J (squared, logistic or hinge loss with
-"per_output", in particular one output) K₀ = I + Jᵀblockdiag(M_k)J is block diagonal: c matrices
-I + J_(k)M_kJ_(k) of size n x n, J_(k) = diag of the k-th entries of the J_k (with the squared loss these are the
-c independent scalar programs, solved together), factored once for the predictor and the correctors.
+"group", below) never through one (n·c) x (n·c) matrix. Without the rank-one terms and with a diagonal J
+(squared, logistic or hinge loss with "per_output", in particular one output) K₀ = I + Jᵀblockdiag(M_k)J is block
+diagonal: c matrices I + J_(k)M_kJ_(k) of size n x n, J_(k) = diag of the k-th entries of the J_k (with the squared
+loss these are the c independent scalar programs, solved together), factored once for the predictor and the
+correctors.
 
 **The cross-entropy through c matrices of size n and one Schur complement.** The cross-entropy's coupling of the
 classes is one projector per sample: H_a = D_a^½(I − q_aq_aᵀ)D_a^½ with D_a = diag(p_a) and the unit vector
