@@ -305,7 +305,6 @@ class _System:
                  vector_penalty: str, sample_side: bool) -> None:
         self.op, self.live, self.beta = op, live, beta
         self.grouped = vector_penalty == "group" and c > 1
-        self.coupled = couples_outputs(c, loss_name, vector_penalty)
         self.softmax = loss_name == "cross_entropy"  # K⁻¹ through S (module docstring)
         self.joint = self.grouped and loss_name == "hinge"  # one (n·c) x (n·c) matrix (module docstring)
         self.dims = (2, 3) if self.grouped else (2,)  # the axes of one group of U
