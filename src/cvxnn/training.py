@@ -695,7 +695,7 @@ def _choose_solver(solver: str, formulation: str, size: int, activation: Activat
                    and outputs in SOLVER_OUTPUTS[fast])
         affordable = formulation == "gated" or not couples_outputs(n_outputs, loss.name, vector_penalty) or \
             iteration_flops(n, d, P, n_outputs, loss.name, vector_penalty) <= IPM_AUTO_FLOPS or \
-            not fits_memory(n_outputs * reference_memory_bytes(n, d, P, formulation))
+            not fits_memory(reference_memory_bytes(n, d, P, formulation, n_outputs))
         large = size > AUTO_FAST_SIZE and affordable
         return fast if capable and large else "reference"
     if solver == "ipm" and formulation == "gated" and not gated_ipm:

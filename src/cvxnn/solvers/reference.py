@@ -36,9 +36,9 @@ CLARABEL_FALLBACK = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10, t
 ACCEPTED_STATUSES = ("optimal", "optimal_inaccurate")
 
 
-def reference_memory_bytes(n: int, d: int, P: int, formulation: str) -> float:
-    """Rough peak memory of cvxpy's canonicalization: about 200 bytes per entry of the n·d·P blocks."""
-    return 200.0 * n * d * P * (2 if formulation == "relu" else 1)
+def reference_memory_bytes(n: int, d: int, P: int, formulation: str, c: int = 1) -> float:
+    """Rough peak memory of cvxpy's canonicalization: about 200 bytes per entry of the n·d·P blocks, per output."""
+    return 200.0 * n * d * P * c * (2 if formulation == "relu" else 1)
 
 
 VECTOR_PENALTIES = ("per_output", "group")
@@ -62,7 +62,7 @@ def solve_reference(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, beta: floa
     n, d = Xt.shape
     P = masks.shape[1]
     c = 1 if y.ndim == 1 else y.shape[1]
-    check_memory(c * reference_memory_bytes(n, d, P, formulation),
+    check_memory(reference_memory_bytes(n, d, P, formulation, c),
                  f"the reference solver on {n} samples x {d} features x {P} patterns x {c} outputs",
                  "use fewer patterns or a smaller problem.")
     if formulation not in ("relu", "gated"):
