@@ -2,7 +2,8 @@
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_search.py [--problem NAME] [--adam] [--sgd]
         [--seed-exact STEPS ...] [--seed-run LR SEED] [--solver NAME] [--tol G ...] [--target NC]
-        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K] [--loss squared|logistic] [--threads T]
+        [--no-search] [--time-limit S] [--epochs STEPS] [--restarts K] [--sampled P] [--nonconvex-steps K]
+        [--loss squared|logistic] [--threads T]
 
 Problems (:mod:`problems`, each with its ones column as the bias): ``breast`` (569 x 30, β = 1), ``digits``
 (1797 x 64, digit < 5 against ≥ 5, β = 1), ``planted20`` / ``planted50`` (n = 2000 from a 5-neuron ReLU
@@ -20,7 +21,8 @@ warm_start=Ψ(network), solver=--solver, tol=--tol)``, each tolerance from the s
 pipeline's total time (Adam's own clock plus Ψ and ``fit`` on one clock) for an NC at or below the target,
 against the time the target's run needs to get within 1 % of its own final value.
 Without ``--no-search``: ``fit`` with pattern search seeded by short Adam runs (``--epochs`` steps, ``--restarts``
-runs from seeds 0, 1, …).
+runs from seeds 0, 1, …; ``--epochs 0``: none), from ``--sampled`` sampled patterns as well when given, with
+``--nonconvex-steps`` Adam steps in each round's move (``SearchOptions.nonconvex_steps``).
 """
 
 from __future__ import annotations
@@ -108,20 +110,23 @@ def seed_exact(X: np.ndarray, t: np.ndarray, beta: float, steps: list[int], widt
 
 
 def search_run(X: np.ndarray, t: np.ndarray, beta: float, time_limit: float, solver: str, epochs: int,
-               width: int, restarts: int, loss: str) -> None:
+               width: int, restarts: int, loss: str, sampled: int | None, nonconvex_steps: int) -> None:
     start = time.perf_counter()
 
     def show(log):
         print(f"  round {log.round}: {log.n_patterns} patterns, objective {log.objective:.4f}, max violation "
               f"{log.max_violation:.3f}β, +{log.n_added}, solve {log.solve_time:.1f} s, search "
-              f"{log.search_time:.1f} s ({log.n_projections} projections, {log.n_screened} screened), "
+              f"{log.search_time:.1f} s ({log.n_projections} projections, {log.n_screened} screened), Adam move "
+              f"{log.nonconvex_objective:.4f} (+{log.n_moved}, {log.nonconvex_time:.2f} s), "
               f"elapsed {time.perf_counter() - start:.1f} s", flush=True)
 
-    seeds = NonconvexInit(epochs=epochs, width=width, restarts=restarts)
-    res = cvxnn.fit(X, t, beta, solver=solver, init_nonconvex=seeds, loss=loss,
-                    search=SearchOptions(time_limit=time_limit), callback=show)
+    seeds = NonconvexInit(epochs=epochs, width=width, restarts=restarts) if epochs else None
+    res = cvxnn.fit(X, t, beta, patterns=sampled, solver=solver, init_nonconvex=seeds, loss=loss,
+                    search=SearchOptions(time_limit=time_limit, nonconvex_steps=nonconvex_steps), callback=show)
     s = res.search
-    print(f"search: seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s); final NC {res.network_objective:.4f} "
+    seeded = "no Adam seed" if s.init_objective is None else \
+        f"seed Adam NC {s.init_objective:.4f} ({s.init_time:.2f} s)"
+    print(f"search: {seeded}; final NC {res.network_objective:.4f} "
           f"with {res.n_neurons} neurons, {len(res.patterns)} patterns, stopped {s.stopped}, max violation "
           f"{s.max_violation:.3f}β, {s.n_projections} projections, total {s.total_time:.1f} s", flush=True)
 
@@ -133,7 +138,10 @@ if __name__ == "__main__":
     parser.add_argument("--sgd", action="store_true", help="also minibatch SGD with momentum (learning-rate grid)")
     parser.add_argument("--time-limit", type=float, default=300.0)
     parser.add_argument("--solver", default="auto")
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=300, help="Adam steps of the search's seed (0: no seed)")
+    parser.add_argument("--sampled", type=int, help="sampled patterns in the search's first list")
+    parser.add_argument("--nonconvex-steps", type=int, default=SearchOptions.nonconvex_steps,
+                        help="Adam steps of the search's move after each round (0: none)")
     parser.add_argument("--restarts", type=int, default=1, help="Adam runs seeding the search (NonconvexInit)")
     parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--seed-exact", type=int, nargs="*", default=[])
@@ -164,4 +172,5 @@ if __name__ == "__main__":
     seed_exact(X, t, beta, args.seed_exact, args.width, lr, int(seed), args.solver, args.tol, target,
                best.within if best is not None and args.target is None else None, args.loss)
     if not args.no_search:
-        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width, args.restarts, args.loss)
+        search_run(X, t, beta, args.time_limit, args.solver, args.epochs, args.width, args.restarts, args.loss,
+                   args.sampled, args.nonconvex_steps)

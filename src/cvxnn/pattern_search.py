@@ -465,6 +465,15 @@ class SearchOptions:
     keep_inactive: keep patterns whose blocks are zero; by default they are dropped from the next
         list (the solution stays feasible, so the objective still cannot increase).
     first_improvement: exact ascent steps take the first improving neighbour (fewer projections).
+    nonconvex_steps, nonconvex_lr: after each round's search of the ReLU program, that many full-batch Adam steps
+        (step size ``nonconvex_lr``) from the round's network (:func:`_nonconvex_move`); when the best iterate's
+        Ψ lowers the program's objective by more than ``tol`` relative, its patterns join the next list and it
+        is the next start. 0 turns the move off. Gradient steps move the neurons across pattern boundaries
+        towards better patterns where the search, one dual constraint at a time, adds patterns slowly. Measured
+        from sampled patterns (one thread, 25–30 s of rounds): planted n = 2000, d = 20 from 10 patterns 656.3
+        without the move, 155.8 with it (Adam's best run: 155.65); breast cancer from 50 patterns 14.48 and 11.72
+        (Adam: 11.59). From a 1500-step Adam seed, where the round's network is nearly stationary, the move
+        never lowered the objective and cost 0.2 s a round (rounds of 2.5 s).
 
     The gated program's search (:func:`~cvxnn.gated_search.search_gated_violations`) uses ``n_screen`` +
     ``n_random`` Gaussian starts with the neurons and gates, ``max_iter`` flip steps per start, ``max_add``,
@@ -484,9 +493,11 @@ class SearchOptions:
     viol_rtol: float = 1e-6
     keep_inactive: bool = False
     first_improvement: bool = True
+    nonconvex_steps: int = 200
+    nonconvex_lr: float = 1e-2
 
     def __post_init__(self) -> None:
-        for name in ("max_rounds", "n_screen", "n_random", "n_best", "screen_steps", "max_iter"):
+        for name in ("max_rounds", "n_screen", "n_random", "n_best", "screen_steps", "max_iter", "nonconvex_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name == "max_rounds"):
                 raise ValueError(f"SearchOptions.{name} must be an integer ≥ {int(name == 'max_rounds')}, "
@@ -498,6 +509,9 @@ class SearchOptions:
                 raise ValueError(f"SearchOptions.{name} must be None or a positive integer, got {value!r}.")
         if self.time_limit is not None and not self.time_limit > 0:
             raise ValueError(f"SearchOptions.time_limit must be None or positive, got {self.time_limit!r}.")
+        lr = self.nonconvex_lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not 0 < lr < np.inf:
+            raise ValueError(f"SearchOptions.nonconvex_lr must be a positive finite number, got {lr!r}.")
         if not self.viol_rtol >= 0:
             raise ValueError(f"SearchOptions.viol_rtol must be non-negative, got {self.viol_rtol!r}.")
 
@@ -522,7 +536,9 @@ class RoundLog:
     solution's dual point, divided by β (nan when no search ran); n_added: new violated patterns
     added for the next round; n_projections, n_screened: exact cone projections and screened
     patterns of the search (for the gated program, whose values need no projection: 0, and the patterns
-    evaluated).
+    evaluated); nonconvex_objective: the program's objective at Ψ of the Adam move's network (nan when no move
+    ran, :attr:`SearchOptions.nonconvex_steps`); n_moved: the patterns it added (0 unless it lowered the
+    objective); nonconvex_time: its seconds.
     """
 
     round: int
@@ -534,6 +550,9 @@ class RoundLog:
     search_time: float
     n_projections: int = 0
     n_screened: int = 0
+    nonconvex_objective: float = float("nan")
+    n_moved: int = 0
+    nonconvex_time: float = 0.0
 
 
 @dataclass
@@ -653,15 +672,22 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 max_violation = max(values) / beta if values else float("nan")
                 counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
                 totals += counts
+                following, start = _next_list(pats, res, new, options.keep_inactive)
+                move = _nonconvex_move(program, res, following, options, deadline)
+                if move.accepted:
+                    following, start = move.patterns, move.start
                 log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
-                                   sum(f.wall_time for f in found), counts[2], counts[1]))
+                                   sum(f.wall_time for f in found), counts[2], counts[1], move.objective,
+                                   move.n_added, move.seconds))
+                if move.interrupted:
+                    raise KeyboardInterrupt
                 if deadline is not None and time.perf_counter() > deadline:  # the search may have been cut
                     stopped = "time_limit"
                     break
-                if len(new) == 0:
+                if len(new) == 0 and not move.accepted:
                     stopped = "converged"
                     break
-                pats, start = _next_list(pats, res, new, options.keep_inactive)
+                pats = following
         except KeyboardInterrupt:
             stopped = "interrupted"
     if best is None:  # interrupted during the first solve: the starting point (or zero) with its certificate
@@ -672,6 +698,55 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     best.search = SearchReport(rounds, stopped, max_violation, int(totals[0]), int(totals[1]), int(totals[2]),
                                init_objective, init_time, time.perf_counter() - start_time)
     return best
+
+
+@dataclass
+class NonconvexMove:
+    """What :func:`_nonconvex_move` did: the program's objective at Ψ of its network (nan when it did not run),
+    whether that beat the round's fit, then the list with its patterns and the start on it, the patterns added, the
+    seconds spent, and whether Ctrl-C stopped it (then nothing else is set)."""
+
+    objective: float = float("nan")
+    accepted: bool = False
+    patterns: Patterns | None = None
+    start: tuple[np.ndarray, np.ndarray] | None = None
+    n_added: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def _nonconvex_move(program: Program, res: ConvexFit, following: Patterns, options: SearchOptions,
+                    deadline: float | None) -> NonconvexMove:
+    """``options.nonconvex_steps`` full-batch Adam steps on NC from the fit's network θ (ReLU program only; stopped
+    at ``deadline``). Its best iterate θ' has Ψ(θ') feasible on its own patterns with objective at most NC(θ')
+    (THEORY §1.2); the move is accepted when that objective on ``following`` ∪ patterns(θ') is below the fit's by
+    more than ``program.tol`` relative. Ctrl-C during the run is reported (the search then returns its best fit)."""
+    if (options.nonconvex_steps == 0 or program.formulation != "relu" or res.network.width == 0
+            or (deadline is not None and time.perf_counter() >= deadline)):
+        return NonconvexMove()
+    begin = time.perf_counter()
+    timed_out = False
+
+    def stop_at_deadline(step: int, objective: float) -> None:
+        nonlocal timed_out
+        if deadline is not None and time.perf_counter() >= deadline:
+            timed_out = True
+            raise KeyboardInterrupt
+
+    steps = options.nonconvex_steps
+    run = train_nonconvex(program.Xm, program.y, program.beta, res.network.width, lr=options.nonconvex_lr,
+                          epochs=steps, bias=program.bias, record_every=max(1, steps // 10), init=res.network,
+                          activation=program.activation, loss=program.loss, device=program.device,
+                          callback=stop_at_deadline)
+    if run.interrupted and not timed_out:
+        return NonconvexMove(seconds=time.perf_counter() - begin, interrupted=True)
+    moved, v, w = convex_from_network(run.network, program.Xm)
+    merged = following.merge(moved)
+    start = align_blocks(moved, v, w, merged)
+    objective = program.objective(merged, *start)
+    accepted = objective < res.objective - program.tol * abs(res.objective)
+    return NonconvexMove(objective, accepted, merged, start, len(merged) - len(following) if accepted else 0,
+                         time.perf_counter() - begin)
 
 
 def _nonconvex_seeds(program: Program, spec: Any, seed: int | None) -> tuple[list[TwoLayerNet], float, float]:

@@ -52,7 +52,8 @@ class FitProgress:
         if self._progress is not None:
             self._progress.update(self._rounds, advance=1, description=(
                 f"pattern search: round {log.round}, {log.n_patterns} patterns, objective {log.objective:.6g}, "
-                f"max violation {log.max_violation:.4g}β, {log.n_added} added"))
+                f"max violation {log.max_violation:.4g}β, {log.n_added} added"
+                + (f", Adam move +{log.n_moved}" if log.n_moved else "")))
 
     def path_step(self, fit: Any) -> None:
         if self._progress is not None:

@@ -370,8 +370,7 @@ class Program:
         # interior-point dust (fista's barrier phase for the hinge leaves it too)
         res = self._finish(pats, out, solver, polish=solver in ("reference", "ipm") or
                            (solver == "fista" and not self.loss.smooth))
-        if start is not None and _program_objective(self.Xt, self.y, pats.masks, *start, self.beta, self.formulation,
-                                                    self.activation, self.loss, self.vector_penalty) < res.objective:
+        if start is not None and self.objective(pats, *start) < res.objective:
             begin = self.at(pats, start[0], start[1], out.status)
             if res.lower_bound > begin.lower_bound:  # both bound the same program: keep the solver's
                 begin.lower_bound, begin.dual_check = res.lower_bound, res.dual_check
@@ -379,6 +378,11 @@ class Program:
             begin.history = res.history
             return begin
         return res
+
+    def objective(self, pats: Patterns, v: np.ndarray, w: np.ndarray) -> float:
+        """The program's objective at the blocks (v, w) on ``pats`` (feasibility is not checked)."""
+        return _program_objective(self.Xt, self.y, pats.masks, v, w, self.beta, self.formulation, self.activation,
+                                  self.loss, self.vector_penalty)
 
     def at(self, pats: Patterns, v: np.ndarray, w: np.ndarray, status: str) -> ConvexFit:
         """The fit at a given feasible point (v, w) on ``pats``, with its certificate; nothing is solved."""
