@@ -277,6 +277,25 @@ def test_the_adam_move_starts_the_next_round_below_the_search_alone():
     assert all(np.isnan(r.nonconvex_objective) for r in gated.search.rounds)  # the ReLU program's move only
 
 
+def test_the_search_stops_moving_after_two_moves_in_a_row_that_did_not_help(monkeypatch):
+    import dataclasses
+
+    import cvxnn.pattern_search as pattern_search
+
+    real, calls = pattern_search._nonconvex_move, []
+
+    def never_better(*args, **kwargs):
+        calls.append(1)
+        return dataclasses.replace(real(*args, **kwargs), accepted=False, n_added=0)
+
+    monkeypatch.setattr(pattern_search, "_nonconvex_move", never_better)
+    X, y = _teacher_problem()
+    res = cvxnn.fit(X, y, 1.0, patterns=3, search=SearchOptions(max_rounds=4))
+    assert len(calls) == pattern_search.MOVE_PATIENCE == 2 and len(res.search.rounds) == 4
+    assert all(np.isfinite(r.nonconvex_objective) for r in res.search.rounds[:2])
+    assert all(np.isnan(r.nonconvex_objective) and r.nonconvex_time == 0 for r in res.search.rounds[2:])
+
+
 def test_ctrl_c_during_the_adam_move_returns_the_best_fit(monkeypatch):
     """A KeyboardInterrupt inside the move's Adam run (which the run itself catches) still stops the search, after
     the round is logged."""

@@ -44,6 +44,7 @@ SCREEN_STEP_DECAY = 3.0  # the batched ascent's k-th step has length 1/(1 + k/SC
 DEFAULT_BEST_STARTS = 5  # random starts ascended exactly even when their screen cannot exceed β
 BINDING_TOL = 1e-9  # a row is on the boundary of the cone when |x_kᵀu| ≤ BINDING_TOL·‖x_k‖ (unit u)
 ASCENT_RTOL = 1e-12  # a neighbour must improve σ by this relative amount for the ascent to move
+MOVE_PATIENCE = 2  # the search stops its Adam moves after this many in a row did not lower the objective
 
 
 @dataclass
@@ -468,12 +469,13 @@ class SearchOptions:
     nonconvex_steps, nonconvex_lr: after each round's search of the ReLU program, that many full-batch Adam steps
         (step size ``nonconvex_lr``) from the round's network (:func:`_nonconvex_move`); when the best iterate's
         Ψ lowers the program's objective by more than ``tol`` relative, its patterns join the next list and it
-        is the next start. 0 turns the move off. Gradient steps move the neurons across pattern boundaries
-        towards better patterns where the search, one dual constraint at a time, adds patterns slowly. Measured
-        from sampled patterns (one thread, 25–30 s of rounds): planted n = 2000, d = 20 from 10 patterns 656.3
-        without the move, 155.8 with it (Adam's best run: 155.65); breast cancer from 50 patterns 14.48 and 11.72
-        (Adam: 11.59). From a 1500-step Adam seed, where the round's network is nearly stationary, the move
-        never lowered the objective and cost 0.2 s a round (rounds of 2.5 s).
+        is the next start. After MOVE_PATIENCE = 2 moves in a row that did not, the search stops moving (the
+        round's network is then nearly stationary). 0 turns the move off. Gradient steps carry the neurons across
+        pattern boundaries to better patterns, where the search adds patterns one dual constraint at a time.
+        Measured from sampled patterns (`benchmarks/bench_search.py`, one thread, 60–120 s): planted n = 2000,
+        d = 20 from 10 patterns 416.97 without the move, 155.63 with it (Adam's best run: 155.65); breast cancer
+        from 50 patterns 13.98 and 11.42 (Adam: 11.59); digits from 50 patterns 58.42 and 20.04 (Adam: 10.66).
+        From a 1500-step Adam seed no move lowered the objective (breast cancer, digits).
 
     The gated program's search (:func:`~cvxnn.gated_search.search_gated_violations`) uses ``n_screen`` +
     ``n_random`` Gaussian starts with the neurons and gates, ``max_iter`` flip steps per start, ``max_add``,
@@ -610,8 +612,10 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
     :class:`SearchOptions`); the local maxima outside
     𝒟_k with σ^± > β(1 + viol_rtol), largest first, at most ``max_add``, join the list (and, unless
     ``keep_inactive``, the patterns with zero blocks leave it). The previous solution stays feasible,
-    so the objective never increases; a violated pattern added makes it decrease. Stops when no
-    new pattern is found, after ``max_rounds`` solves, at ``time_limit``, or on KeyboardInterrupt
+    so the objective never increases; a violated pattern added makes it decrease. For the ReLU program a short
+    Adam run from the round's network follows (:func:`_nonconvex_move`); when Ψ of its network is better, its
+    patterns join the list too and it is the next start. Stops when neither adds a
+    pattern, after ``max_rounds`` solves, at ``time_limit``, or on KeyboardInterrupt
     (from Ctrl-C or ``callback``): then the best fit so far is returned with status "interrupted".
     ``options`` None: one solve, no search (a nonconvex seed only). ``time_limit``: seconds for the whole call
     (with ``options.time_limit``, the smaller of the two).
@@ -645,6 +649,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         start = warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:])
     max_rounds = 1 if options is None else options.max_rounds
     candidates = None if options is None else pricing_list(program, max_patterns)
+    rejected = 0  # Adam moves in a row that did not lower the objective
     with FitProgress(progress, max_rounds) as bar:
 
         def log_round(entry: RoundLog) -> None:
@@ -673,9 +678,11 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
                 totals += counts
                 following, start = _next_list(pats, res, new, options.keep_inactive)
-                move = _nonconvex_move(program, res, following, options, deadline)
+                move = _nonconvex_move(program, res, following, options, deadline) if rejected < MOVE_PATIENCE \
+                    else NonconvexMove()
                 if move.accepted:
                     following, start = move.patterns, move.start
+                rejected = 0 if move.accepted else rejected + 1
                 log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
                                    sum(f.wall_time for f in found), counts[2], counts[1], move.objective,
                                    move.n_added, move.seconds))
