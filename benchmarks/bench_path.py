@@ -2,13 +2,13 @@
 items 3 and 6).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/bench_path.py [--problem NAME] [--betas B ...]
-        [--start P] [--sampled P ...] [--rounds K] [--time-limit S] [--formulation relu|gated]
+        [--start P] [--sampled P ...] [--rounds K] [--time-limit S] [--formulation relu|gated] [--nonconvex-steps K]
 
 For one problem (:mod:`problems`: ``breast``, ``digits``, ``planted20``, ``planted50``; squared loss, float64,
 tol 1e-6, solver "auto", one thread), on the β grid ``--betas`` (decreasing), each timed as one call:
 (1) ``cvxnn.path`` on ``--sampled`` Gaussian patterns (seed 0), no search; (2) ``cvxnn.path(..., patterns=--start,
-search=SearchOptions(max_rounds=--rounds, time_limit=--time-limit))``, each β searching from the previous β's list
-and solution; (3) ``cvxnn.fit(..., patterns=--start, search=...)`` at each β on its own (the same options, from the
+search=SearchOptions(max_rounds=--rounds, time_limit=--time-limit, nonconvex_steps=--nonconvex-steps))``, each β
+searching from the previous β's list and solution; (3) ``cvxnn.fit(..., patterns=--start, search=...)`` at each β on its own (the same options, from the
 same sampled list). Prints each β's objective, list size, network width and seconds, then the totals. The
 objective is the convex program's value on the fit's list; a lower value is a better network (Φ of the ReLU
 program has that NC). The sampled paths' seconds are their total spread evenly over the β.
@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--time-limit", type=float, help="seconds per beta for each search (SearchOptions.time_limit)")
     parser.add_argument("--formulation", choices=("relu", "gated"), default="relu")
+    parser.add_argument("--nonconvex-steps", type=int, default=SearchOptions.nonconvex_steps,
+                        help="Adam steps of each search round's move (SearchOptions.nonconvex_steps; 0: none)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load, _ = PROBLEMS[args.problem]
@@ -51,10 +53,10 @@ def main() -> None:
     betas = np.sort(np.asarray(args.betas))[::-1]
     form = args.formulation
     print(f"== {args.problem}: n = {X.shape[0]}, d = {X.shape[1]}, {form} program, betas {betas.tolist()}, "
-          f"search from {args.start} sampled patterns, at most {args.rounds} rounds and {args.time_limit} s per beta",
-          flush=True)
+          f"search from {args.start} sampled patterns, at most {args.rounds} rounds and {args.time_limit} s per beta, "
+          f"{args.nonconvex_steps} Adam steps per move", flush=True)
     cvxnn.path(X[:50], y[:50], betas=[1.0], patterns=5, formulation=form, search=True)  # imports off the clock
-    options = SearchOptions(max_rounds=args.rounds, time_limit=args.time_limit)
+    options = SearchOptions(max_rounds=args.rounds, time_limit=args.time_limit, nonconvex_steps=args.nonconvex_steps)
     for P in args.sampled:
         start = time.perf_counter()
         res = cvxnn.path(X, y, betas=betas, patterns=P, formulation=form)
