@@ -45,6 +45,7 @@ DEFAULT_BEST_STARTS = 5  # random starts ascended exactly even when their screen
 BINDING_TOL = 1e-9  # a row is on the boundary of the cone when |x_kᵀu| ≤ BINDING_TOL·‖x_k‖ (unit u)
 ASCENT_RTOL = 1e-12  # a neighbour must improve σ by this relative amount for the ascent to move
 MOVE_PATIENCE = 2  # the search stops its Adam moves after this many in a row did not lower the objective
+MOVE_LR_DECAY = 10.0  # a move that did not lower the objective divides the next one's step size by this
 
 
 @dataclass
@@ -469,8 +470,9 @@ class SearchOptions:
     nonconvex_steps, nonconvex_lr: after each round's search of the ReLU program, that many full-batch Adam steps
         (step size ``nonconvex_lr``) from the round's network (:func:`_nonconvex_move`); when the best iterate's
         Ψ lowers the program's objective by more than ``tol`` relative, its patterns join the next list and it
-        is the next start. After MOVE_PATIENCE = 2 moves in a row that did not, the search stops moving (the
-        round's network is then nearly stationary). 0 turns the move off. Gradient steps carry the neurons across
+        is the next start. A move that did not divides the next one's step size by MOVE_LR_DECAY = 10, and after
+        MOVE_PATIENCE = 2 in a row the search stops moving (the round's network is then nearly stationary). No
+        move follows the last round. 0 turns the move off. Gradient steps carry the neurons across
         pattern boundaries to better patterns, where the search adds patterns one dual constraint at a time.
         Measured from sampled patterns (`benchmarks/bench_search.py`, one thread, 60–120 s): planted n = 2000,
         d = 20 from 10 patterns 416.97 without the move, 155.63 with it (Adam's best run: 155.65); breast cancer
@@ -649,7 +651,7 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
         start = warm_start_blocks(warm_start, pats, Xt.shape[1], program.y.shape[1:])
     max_rounds = 1 if options is None else options.max_rounds
     candidates = None if options is None else pricing_list(program, max_patterns)
-    rejected = 0  # Adam moves in a row that did not lower the objective
+    rejected, move_lr = 0, None if options is None else options.nonconvex_lr  # moves in a row that did not help
     with FitProgress(progress, max_rounds) as bar:
 
         def log_round(entry: RoundLog) -> None:
@@ -678,11 +680,12 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
                 totals += counts
                 following, start = _next_list(pats, res, new, options.keep_inactive)
-                move = _nonconvex_move(program, res, following, options, deadline) if rejected < MOVE_PATIENCE \
-                    else NonconvexMove()
+                move = _nonconvex_move(program, res, following, options.nonconvex_steps, move_lr, deadline) \
+                    if rejected < MOVE_PATIENCE and k + 1 < max_rounds else NonconvexMove()  # no use after the last
                 if move.accepted:
                     following, start = move.patterns, move.start
                 rejected = 0 if move.accepted else rejected + 1
+                move_lr = move_lr if move.accepted else move_lr / MOVE_LR_DECAY
                 log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
                                    sum(f.wall_time for f in found), counts[2], counts[1], move.objective,
                                    move.n_added, move.seconds))
@@ -722,13 +725,13 @@ class NonconvexMove:
     interrupted: bool = False
 
 
-def _nonconvex_move(program: Program, res: ConvexFit, following: Patterns, options: SearchOptions,
+def _nonconvex_move(program: Program, res: ConvexFit, following: Patterns, steps: int, lr: float,
                     deadline: float | None) -> NonconvexMove:
-    """``options.nonconvex_steps`` full-batch Adam steps on NC from the fit's network θ (ReLU program only; stopped
+    """``steps`` full-batch Adam steps of size ``lr`` on NC from the fit's network θ (ReLU program only; stopped
     at ``deadline``). Its best iterate θ' has Ψ(θ') feasible on its own patterns with objective at most NC(θ')
     (THEORY §1.2); the move is accepted when that objective on ``following`` ∪ patterns(θ') is below the fit's by
     more than ``program.tol`` relative. Ctrl-C during the run is reported (the search then returns its best fit)."""
-    if (options.nonconvex_steps == 0 or program.formulation != "relu" or res.network.width == 0
+    if (steps == 0 or program.formulation != "relu" or res.network.width == 0
             or (deadline is not None and time.perf_counter() >= deadline)):
         return NonconvexMove()
     begin = time.perf_counter()
@@ -740,8 +743,7 @@ def _nonconvex_move(program: Program, res: ConvexFit, following: Patterns, optio
             timed_out = True
             raise KeyboardInterrupt
 
-    steps = options.nonconvex_steps
-    run = train_nonconvex(program.Xm, program.y, program.beta, res.network.width, lr=options.nonconvex_lr,
+    run = train_nonconvex(program.Xm, program.y, program.beta, res.network.width, lr=lr,
                           epochs=steps, bias=program.bias, record_every=max(1, steps // 10), init=res.network,
                           activation=program.activation, loss=program.loss, device=program.device,
                           callback=stop_at_deadline)
