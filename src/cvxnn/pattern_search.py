@@ -474,10 +474,10 @@ class SearchOptions:
         MOVE_PATIENCE = 2 in a row the search stops moving (the round's network is then nearly stationary). No
         move follows the last round. 0 turns the move off. Gradient steps carry the neurons across
         pattern boundaries to better patterns, where the search adds patterns one dual constraint at a time.
-        Measured from sampled patterns (`benchmarks/bench_search.py`, one thread, 60–120 s): planted n = 2000,
-        d = 20 from 10 patterns 416.97 without the move, 155.63 with it (Adam's best run: 155.65); breast cancer
-        from 50 patterns 13.98 and 11.42 (Adam: 11.59); digits from 50 patterns 58.42 and 20.04 (Adam: 10.66).
-        From a 1500-step Adam seed no move lowered the objective (breast cancer, digits).
+        Measured (`benchmarks/bench_search.py`, one thread, 60–120 s), without and with the move: from 10 sampled
+        patterns on planted n = 2000, d = 20, 416.97 and 155.63 (Adam's best run: 155.65); from 50 on breast cancer
+        13.98 and 11.22 (Adam: 11.59), on digits 58.42 and 20.04 (Adam: 10.66); from a 1500-step Adam seed, where
+        only the smaller step size 1e-3 helps, breast cancer 11.2855 and 11.16, digits 10.8181 and 10.69.
 
     The gated program's search (:func:`~cvxnn.gated_search.search_gated_violations`) uses ``n_screen`` +
     ``n_random`` Gaussian starts with the neurons and gates, ``max_iter`` flip steps per start, ``max_add``,
