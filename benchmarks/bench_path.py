@@ -8,10 +8,11 @@ For one problem (:mod:`problems`: ``breast``, ``digits``, ``planted20``, ``plant
 tol 1e-6, solver "auto", one thread), on the β grid ``--betas`` (decreasing), each timed as one call:
 (1) ``cvxnn.path`` on ``--sampled`` Gaussian patterns (seed 0), no search; (2) ``cvxnn.path(..., patterns=--start,
 search=SearchOptions(max_rounds=--rounds, time_limit=--time-limit, nonconvex_steps=--nonconvex-steps))``, each β
-searching from the previous β's list and solution; (3) ``cvxnn.fit(..., patterns=--start, search=...)`` at each β on its own (the same options, from the
-same sampled list). Prints each β's objective, list size, network width and seconds, then the totals. The
-objective is the convex program's value on the fit's list; a lower value is a better network (Φ of the ReLU
-program has that NC). The sampled paths' seconds are their total spread evenly over the β.
+searching from the previous β's list and solution; (3) ``cvxnn.fit(..., patterns=--start, search=...)`` at each β
+on its own (the same options, from the same sampled list). Prints each β's objective, list size, network width
+and seconds, then the totals. The objective is the convex program's value on the fit's list; a lower value is a
+better network (Φ of the ReLU program has that NC). The sampled paths' seconds are their total spread evenly over
+the β.
 """
 
 from __future__ import annotations
