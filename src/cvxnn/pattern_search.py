@@ -680,12 +680,13 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
                 totals += counts
                 following, start = _next_list(pats, res, new, options.keep_inactive)
+                moving = rejected < MOVE_PATIENCE and k + 1 < max_rounds  # no use after the last round
                 move = _nonconvex_move(program, res, following, options.nonconvex_steps, move_lr, deadline) \
-                    if rejected < MOVE_PATIENCE and k + 1 < max_rounds else NonconvexMove()  # no use after the last
+                    if moving else NonconvexMove()
                 if move.accepted:
-                    following, start = move.patterns, move.start
-                rejected = 0 if move.accepted else rejected + 1
-                move_lr = move_lr if move.accepted else move_lr / MOVE_LR_DECAY
+                    following, start, rejected = move.patterns, move.start, 0
+                elif moving:
+                    rejected, move_lr = rejected + 1, move_lr / MOVE_LR_DECAY
                 log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
                                    sum(f.wall_time for f in found), counts[2], counts[1], move.objective,
                                    move.n_added, move.seconds))
