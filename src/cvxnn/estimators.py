@@ -239,8 +239,8 @@ _PARAMS_DOC = """
     search : None, bool or cvxnn.SearchOptions, default=None
         Pattern search (column generation) from the ``n_patterns`` list: True for the default
         budget, a ``cvxnn.SearchOptions`` for another; for either formulation (the gated one searches its own
-        dual constraint; the ReLU one also moves its network by Adam steps each round). The grown list of each program is in ``convex_fit_.patterns``
-        (``convex_fits_[k].patterns``).
+        dual constraint; the ReLU one also moves its network by Adam steps each round). The grown list of each
+        program is in ``convex_fit_.patterns`` (``convex_fits_[k].patterns``).
     tol : float, default=1e-6
         Relative duality gap at which the iterative solvers stop.
     time_limit : float or None, default=None
