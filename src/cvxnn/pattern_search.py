@@ -680,12 +680,11 @@ def column_generation(program: Program, patterns: Any, options: SearchOptions | 
                 counts = [sum(getattr(f, name) for f in found) for name in ("n_starts", "n_screened", "n_projections")]
                 totals += counts
                 following, start = _next_list(pats, res, new, options.keep_inactive)
-                moving = rejected < MOVE_PATIENCE and k + 1 < max_rounds  # no use after the last round
                 move = _nonconvex_move(program, res, following, options.nonconvex_steps, move_lr, deadline) \
-                    if moving else NonconvexMove()
+                    if rejected < MOVE_PATIENCE and k + 1 < max_rounds else NonconvexMove()  # none after the last
                 if move.accepted:
                     following, start, rejected = move.patterns, move.start, 0
-                elif moving:
+                elif move.ran:
                     rejected, move_lr = rejected + 1, move_lr / MOVE_LR_DECAY
                 log_round(RoundLog(k, len(pats), res.objective, max_violation, len(new), res.solve_time,
                                    sum(f.wall_time for f in found), counts[2], counts[1], move.objective,
@@ -724,6 +723,11 @@ class NonconvexMove:
     n_added: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+
+    @property
+    def ran(self) -> bool:
+        """Whether Adam ran to its end (or to the deadline) and its network was evaluated."""
+        return not np.isnan(self.objective)
 
 
 def _nonconvex_move(program: Program, res: ConvexFit, following: Patterns, steps: int, lr: float,
