@@ -269,6 +269,7 @@ def test_the_adam_move_starts_the_next_round_below_the_search_alone():
         assert (now.n_moved > 0) == (now.nonconvex_objective < now.objective * (1 - 1e-6))
         if now.n_moved:
             assert after.objective <= now.nonconvex_objective + 1e-9 * abs(now.nonconvex_objective)
+            assert after.n_patterns == now.n_added + now.n_moved  # the moved network's and the new patterns only
     assert np.isnan(rounds[-1].nonconvex_objective)  # no move after the last round: its list is never solved
     assert np.all(np.diff(moved.search.objectives) <= 0)
     assert moved.objective < 0.5 * alone.objective
@@ -276,11 +277,13 @@ def test_the_adam_move_starts_the_next_round_below_the_search_alone():
                for r in alone.search.rounds)
     gated = cvxnn.fit(X, y, 1.0, patterns=3, formulation="gated", search=SearchOptions(max_rounds=2))
     assert all(np.isnan(r.nonconvex_objective) for r in gated.search.rounds)  # the ReLU program's move only
+    kept = cvxnn.fit(X, y, 1.0, patterns=3, search=SearchOptions(max_rounds=3, keep_inactive=True)).search.rounds
+    assert kept[0].n_moved > 0 and kept[1].n_patterns == kept[0].n_patterns + kept[0].n_added + kept[0].n_moved
 
 
 def test_the_search_stops_moving_after_two_moves_in_a_row_that_did_not_help(monkeypatch):
-    """Each move that did not lower the objective divides the next one's step size by 10; after two in a row the
-    search stops moving."""
+    """A move that did not lower the objective is tried again at once with a step size 10 times smaller; after two
+    in a row the search stops moving."""
     import dataclasses
 
     import cvxnn.pattern_search as pattern_search
@@ -295,9 +298,32 @@ def test_the_search_stops_moving_after_two_moves_in_a_row_that_did_not_help(monk
     X, y = _teacher_problem()
     res = cvxnn.fit(X, y, 1.0, patterns=3, search=SearchOptions(max_rounds=4, nonconvex_lr=0.02))
     assert pattern_search.MOVE_PATIENCE == 2 and len(res.search.rounds) == 4
-    assert rates == pytest.approx([0.02, 0.002], rel=1e-12)
-    assert all(np.isfinite(r.nonconvex_objective) for r in res.search.rounds[:2])
-    assert all(np.isnan(r.nonconvex_objective) and r.nonconvex_time == 0 for r in res.search.rounds[2:])
+    assert rates == pytest.approx([0.02, 0.002], rel=1e-12)  # both in the first round
+    assert np.isfinite(res.search.rounds[0].nonconvex_objective) and res.search.rounds[0].n_moved == 0
+    assert all(np.isnan(r.nonconvex_objective) and r.nonconvex_time == 0 for r in res.search.rounds[1:])
+
+
+def test_a_move_that_did_not_help_is_tried_again_in_the_same_round(monkeypatch):
+    """The retry with the smaller step size runs in the same round, its patterns make the next list, and later
+    rounds keep the smaller step size."""
+    import dataclasses
+
+    import cvxnn.pattern_search as pattern_search
+
+    real, calls = pattern_search._nonconvex_move, []
+
+    def first_fails(program, res, base, steps, lr, deadline):
+        calls.append((len(res.patterns), lr))
+        move = real(program, res, base, steps, lr, deadline)
+        return dataclasses.replace(move, accepted=False, n_added=0) if len(calls) == 1 else move
+
+    monkeypatch.setattr(pattern_search, "_nonconvex_move", first_fails)
+    X, y = _teacher_problem()
+    rounds = cvxnn.fit(X, y, 1.0, patterns=3, search=SearchOptions(max_rounds=3, nonconvex_lr=0.02)).search.rounds
+    assert [lr for _, lr in calls] == pytest.approx([0.02, 0.002, 0.002], rel=1e-12)
+    assert calls[0][0] == calls[1][0] == rounds[0].n_patterns  # both tries from the first round's fit
+    assert rounds[0].n_moved > 0 and rounds[1].n_patterns == rounds[0].n_added + rounds[0].n_moved
+    assert rounds[1].objective < rounds[0].nonconvex_objective * (1 + 1e-9)
 
 
 def test_ctrl_c_during_the_adam_move_returns_the_best_fit(monkeypatch):
