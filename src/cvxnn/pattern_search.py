@@ -468,23 +468,21 @@ class SearchOptions:
         list (the solution stays feasible, so the objective still cannot increase).
     first_improvement: exact ascent steps take the first improving neighbour (fewer projections).
     nonconvex_steps, nonconvex_lr: after each round's search of the ReLU program, that many full-batch Adam steps
-        (step size ``nonconvex_lr``) from the round's network (:func:`_nonconvex_move`); when the best iterate's
-        Ψ lowers the program's objective by more than ``tol`` relative, it is the next start, and its patterns
-        with the round's violated ones are the next list (the round's list stays too with ``keep_inactive`` or
-        when it is complete): Ψ is feasible there, so the objective still cannot increase, and the ipm's interior
-        solutions, which spread weight over every listed pattern (none has a zero block), no longer keep the
-        patterns the moved network left. Measured (`benchmarks/bench_search.py`, one thread), the next list
-        without and with the round's: digits from a 1500-step seed 10.4102 (146 patterns) against 10.6935 (338)
-        in 120 s; from 50 sampled patterns 14.6937 against 20.0355; breast cancer 11.1736 in 43 s against
-        11.2248 in 64 s; planted d = 20 155.6815 against 155.6285 in 60 s. A move that did not help is tried
-        again at once with its step size divided by MOVE_LR_DECAY = 10 (later rounds keep it), and after
-        MOVE_PATIENCE = 2 in a row the search stops moving (the round's network is then nearly stationary). No
-        move follows the last round. 0 turns the move off. Gradient steps carry the neurons across
-        pattern boundaries to better patterns, where the search adds patterns one dual constraint at a time.
-        Measured (`benchmarks/bench_search.py`, one thread, 60–120 s), without and with the move: from 10 sampled
-        patterns on planted n = 2000, d = 20, 416.97 and 155.63 (Adam's best run: 155.65); from 50 on breast cancer
-        13.98 and 11.22 (Adam: 11.59), on digits 58.42 and 20.04 (Adam: 10.66); from a 1500-step Adam seed, where
-        only the smaller step size 1e-3 helps, breast cancer 11.2855 and 11.16, digits 10.8181 and 10.69.
+        (step size ``nonconvex_lr``) from the round's network (:func:`_nonconvex_move`). Gradient steps carry all
+        the neurons across pattern boundaries at once, where the dual search adds patterns one constraint at a
+        time. When the best iterate's Ψ lowers the program's objective by more than ``tol`` relative, it is the
+        next start, and its patterns with the round's violated ones are the next list (the round's list stays too
+        with ``keep_inactive`` or when it is complete). Ψ is feasible there, so the objective still cannot
+        increase; and the patterns the moved network left go, which the ipm's interior solutions (weight on every
+        listed pattern, no zero block) would otherwise keep. A move that did not help is tried again at once with
+        its step size divided by MOVE_LR_DECAY = 10 (later rounds keep it); after MOVE_PATIENCE = 2 in a row the
+        search stops moving (the round's network is then nearly stationary). No move follows the last round; 0
+        steps turn it off. Measured (`benchmarks/bench_search.py`, one thread; BENCHMARKS, sixteenth and
+        seventeenth sessions), final NC with no move, with 200-step moves that added to the round's list, and now
+        with 1000 steps: from 10 sampled patterns on planted n = 2000, d = 20 (60 s) 416.97, 155.63 and 155.69
+        (Adam's best run: 155.65); from 50 on breast cancer (60 s) 13.98, 11.22 and 11.17 (Adam: 11.59); on
+        digits (120 s) 58.42, 20.04 and 10.96 (Adam: 10.66); from a 1500-step Adam seed (120 s) breast cancer
+        11.2855, 11.16 and 11.16, digits 10.8181, 10.69 and 9.96.
 
     The gated program's search (:func:`~cvxnn.gated_search.search_gated_violations`) uses ``n_screen`` +
     ``n_random`` Gaussian starts with the neurons and gates, ``max_iter`` flip steps per start, ``max_add``,
@@ -504,7 +502,7 @@ class SearchOptions:
     viol_rtol: float = 1e-6
     keep_inactive: bool = False
     first_improvement: bool = True
-    nonconvex_steps: int = 200
+    nonconvex_steps: int = 1000
     nonconvex_lr: float = 1e-2
 
     def __post_init__(self) -> None:
