@@ -464,8 +464,8 @@ class SearchOptions:
     screen_steps, max_iter: batched and exact ascent steps.
     max_add: new patterns per round (largest violation first; None: all found).
     viol_rtol: a pattern is violated when σ^± > β(1 + viol_rtol).
-    keep_inactive: keep patterns whose blocks are zero; by default they are dropped from the next
-        list (the solution stays feasible, so the objective still cannot increase).
+    keep_inactive: keep patterns whose blocks are zero, and the round's list after an accepted move; by default
+        they are dropped from the next list (the start stays feasible, so the objective still cannot increase).
     first_improvement: exact ascent steps take the first improving neighbour (fewer projections).
     nonconvex_steps, nonconvex_lr: after each round's search of the ReLU program, that many full-batch Adam steps
         (step size ``nonconvex_lr``) from the round's network (:func:`_nonconvex_move`). Gradient steps carry all
