@@ -290,9 +290,9 @@ def test_the_search_stops_moving_after_two_moves_in_a_row_that_did_not_help(monk
 
     real, rates = pattern_search._nonconvex_move, []
 
-    def never_better(program, res, following, steps, lr, deadline):
+    def never_better(program, res, base, steps, lr, deadline):
         rates.append(lr)
-        return dataclasses.replace(real(program, res, following, steps, lr, deadline), accepted=False, n_added=0)
+        return dataclasses.replace(real(program, res, base, steps, lr, deadline), accepted=False, n_added=0)
 
     monkeypatch.setattr(pattern_search, "_nonconvex_move", never_better)
     X, y = _teacher_problem()

@@ -538,7 +538,8 @@ def fit(X: Any, y: Any, beta: float, patterns: Any = None, formulation: str = "r
     searches (Σ_k σ_k^±(D)²)^½ ≤ β over all columns at once; the gated program its constraint ‖X̃ᵀW_DΛ_k‖ ≤ β
     (‖X̃ᵀW_DΛ‖_F ≤ β for "group"), by :func:`~cvxnn.gated_search.search_gated_violations`, or on every pattern
     when at most ``max_patterns`` are predicted. For the ReLU program each round also takes a short Adam run from
-    its network, whose patterns join the list when Ψ of the result is better (``SearchOptions.nonconvex_steps``).
+    its network; when Ψ of the result is better, it starts the next solve on its own patterns and the round's
+    violated ones (``SearchOptions.nonconvex_steps``).
     ``fit.search`` reports the rounds and the largest violation found; without a complete list ``certified_global``
     stays False.
     init_nonconvex: an int (Adam epochs) or a :class:`NonconvexInit`: the patterns of short
