@@ -61,20 +61,22 @@ def test_regressor_objective_is_nc_with_beta_n_alpha(regression_data):
     n, alpha = X.shape[0], 0.02
     est = ConvexReLURegressor(alpha=alpha, n_patterns=10).fit(X, y)
     Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    ys = (y - y.mean()) / y.std()
     np.testing.assert_allclose(est.mean_, X.mean(axis=0))
     np.testing.assert_allclose(est.scale_, X.std(axis=0))
+    assert (est.y_mean_, est.y_scale_) == (pytest.approx(y.mean(), rel=1e-14), pytest.approx(y.std(), rel=1e-14))
     assert est.beta_ == pytest.approx(n * alpha, rel=1e-15)
     net = est.network_
-    # NC on the standardized data with beta = n * alpha
-    assert est.objective_ == pytest.approx(net.objective(Xs, y, n * alpha), rel=1e-8)
+    # NC on the standardized data and normalized targets with beta = n * alpha
+    assert est.objective_ == pytest.approx(net.objective(Xs, ys, n * alpha), rel=1e-8)
     # ... which is n times the mean-loss objective (1/(2n))||f - y||^2 + (alpha/2) sum(||u||^2 + a^2)
-    r = net.predict(Xs) - y
+    r = net.predict(Xs) - ys
     mean_objective = 0.5 * np.mean(r**2) + alpha * net.penalty()
     assert est.objective_ == pytest.approx(n * mean_objective, rel=1e-8)
     # ... and the optimum of cvxnn.fit on the same program
-    ref = cvxnn.fit(Xs, y, n * alpha, patterns=est.patterns_, bias=True)
+    ref = cvxnn.fit(Xs, ys, n * alpha, patterns=est.patterns_, bias=True)
     assert est.objective_ == pytest.approx(ref.objective, rel=1e-8)
-    np.testing.assert_allclose(est.predict(X), net.predict(Xs), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(est.predict(X), y.mean() + y.std() * net.predict(Xs), rtol=1e-12, atol=1e-12)
     assert net.bias and net.n_features == X.shape[1]
     assert est.n_neurons_ == net.width
     assert est.n_features_in_ == 3
@@ -89,16 +91,17 @@ def test_regressor_same_patterns_as_cvxnn_fit(regression_data):
     X, y = regression_data
     est = ConvexReLURegressor(n_patterns=12, random_state=5).fit(X, y)
     Xs = (X - est.mean_) / est.scale_
-    ref = cvxnn.fit(Xs, y, X.shape[0] * est.alpha, patterns=12, bias=True, seed=5)
+    ref = cvxnn.fit(Xs, (y - est.y_mean_) / est.y_scale_, X.shape[0] * est.alpha, patterns=12, bias=True, seed=5)
     np.testing.assert_array_equal(est.patterns_.masks, ref.patterns.masks)
     assert est.objective_ == pytest.approx(ref.network_objective, rel=1e-8)
 
 
 def test_regressor_without_scaling_or_intercept(regression_data):
     X, y = regression_data
-    est = ConvexReLURegressor(n_patterns=8, standardize=False, fit_intercept=False).fit(X, y)
+    est = ConvexReLURegressor(n_patterns=8, standardize=False, fit_intercept=False, normalize_y=False).fit(X, y)
     np.testing.assert_array_equal(est.mean_, 0.0)
     np.testing.assert_array_equal(est.scale_, 1.0)
+    assert (est.y_mean_, est.y_scale_) == (0.0, 1.0)
     assert not est.network_.bias
     assert est.objective_ == pytest.approx(est.network_.objective(X, y, X.shape[0] * est.alpha), rel=1e-8)
     np.testing.assert_allclose(est.predict(X), est.network_.predict(X), rtol=1e-12, atol=1e-12)
@@ -109,9 +112,29 @@ def test_regressor_gated(regression_data):
     est = ConvexReLURegressor(n_patterns=8, formulation="gated").fit(X, y)
     Xs = (X - est.mean_) / est.scale_
     # objective_ is the NC value of the ReLU network obtained by the cone decomposition
-    assert est.objective_ == pytest.approx(est.network_.objective(Xs, y, est.beta_), rel=1e-8)
+    assert est.objective_ == pytest.approx(est.network_.objective(Xs, (y - y.mean()) / y.std(), est.beta_), rel=1e-8)
     assert est.lower_bound_ <= est.objective_
     assert est.score(X, y) > 0.8
+
+
+def test_normalized_targets_make_the_fit_independent_of_their_unit(regression_data):
+    """With normalize_y, targets a·y + b give the same network and predictions a·f + b (a > 0); without it the
+    fit on raw targets is cvxnn.fit's on y itself, and it differs."""
+    X, y = regression_data
+    base = ConvexReLURegressor(alpha=0.01, n_patterns=10).fit(X, y)
+    moved = ConvexReLURegressor(alpha=0.01, n_patterns=10).fit(X, 250.0 * y + 1000.0)
+    assert moved.objective_ == pytest.approx(base.objective_, rel=1e-7)
+    np.testing.assert_allclose(moved.predict(X), 250.0 * base.predict(X) + 1000.0, rtol=1e-7)
+    raw = ConvexReLURegressor(alpha=0.01, n_patterns=10, normalize_y=False).fit(X, 250.0 * y + 1000.0)
+    ref = cvxnn.fit((X - raw.mean_) / raw.scale_, 250.0 * y + 1000.0, X.shape[0] * 0.01, patterns=raw.patterns_,
+                    bias=True)
+    assert raw.objective_ == pytest.approx(ref.objective, rel=1e-7)
+    assert abs(raw.score(X, 250.0 * y + 1000.0) - moved.score(X, 250.0 * y + 1000.0)) > 1e-3
+    constant = ConvexReLURegressor(n_patterns=4).fit(X, np.full(len(y), 3.5))
+    assert constant.y_scale_ == 1.0 and constant.n_neurons_ == 0
+    np.testing.assert_allclose(constant.predict(X), 3.5, rtol=1e-12)
+    with pytest.raises(TypeError, match="normalize_y must be True or False"):
+        ConvexReLURegressor(normalize_y="yes").fit(X, y)
 
 
 def test_regressor_rejects_vector_targets(regression_data):
@@ -330,7 +353,8 @@ def test_feature_count_checked_at_predict(iris_fit, iris):
 def test_all_sampled_patterns_zero_falls_back_to_negated_gate():
     """random_state=4 draws one gate h < 0, so 1[Xh >= 0] is zero on positive data; -h is used."""
     X, y = np.array([[1.0], [2.0]]), np.array([1.0, 2.0])
-    est = ConvexReLURegressor(n_patterns=1, random_state=4, fit_intercept=False, standardize=False).fit(X, y)
+    est = ConvexReLURegressor(n_patterns=1, random_state=4, fit_intercept=False, standardize=False,
+                              normalize_y=False).fit(X, y)
     assert est.patterns_.method == "sampled+negated"
     np.testing.assert_array_equal(est.patterns_.masks, [[True], [True]])
     np.testing.assert_allclose(est.predict(X), y, rtol=1e-2)

@@ -22,9 +22,15 @@ Preprocessing done inside ``fit`` (and replayed by ``predict``):
 * ``fit_intercept=True``: a ones column is appended (``cvxnn.fit(..., bias=True)``), so every
   neuron gets a bias. The bias is part of u_j and is penalized like the other weights.
 
+* ``normalize_y=True`` (regressor only): the targets are centred and divided by their standard
+  deviation, ỹ = (y − y_mean_) / y_scale_, and ``predict`` returns y_mean_ + y_scale_ · f. The weight
+  decay then means the same for targets of any unit: NC's loss grows with the square of the targets' scale
+  but its penalty only linearly (the optimal network scales with them), so on raw targets a large scale acts as
+  a small alpha. On diabetes (targets 25–346) the default fit's test R² was −1.1 on raw targets and 0.15
+  normalized (``ConvexReLURegressor`` docstring).
+
 ``network_`` (and ``networks_``) act on the *standardized* inputs (X − mean_) / scale_ and
-their NC objective on those inputs with β = ``beta_`` is ``objective_``. Targets are not
-rescaled.
+their NC objective on those inputs (and normalized targets) with β = ``beta_`` is ``objective_``.
 """
 
 from __future__ import annotations
@@ -306,24 +312,49 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         (1/(2n)) Σ_k (f(x_k) − y_k)² + (alpha/2) Σ_j (‖u_j‖² + α_j²)
 
     This equals NC/n for cvxnn's canonical NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²) with
-    **β = n · alpha**, so ``fit`` calls ``cvxnn.fit(Xs, y, beta=n_samples * alpha, bias=fit_intercept)``.
-    Targets are used as given (not centred or scaled). Only scalar targets are supported.
+    **β = n · alpha**, so ``fit`` calls ``cvxnn.fit(Xs, ỹ, beta=n_samples * alpha, bias=fit_intercept)``, where
+    ỹ = (y − y_mean_) / y_scale_ are the normalized targets (``normalize_y=True``) or y itself. Only scalar
+    targets are supported.
+
+    Normalizing the targets makes ``alpha`` independent of their unit. On diabetes (442 samples, targets
+    25–346; 75/25 split, ``random_state=0``, 50 sampled patterns), test R² at alpha = 1e-3 / 1e-2 / 1e-1:
+    −1.11 / −0.48 / 0.10 on the raw targets, 0.15 / 0.30 / 0.37 normalized (ridge regression with
+    cross-validated alpha: 0.36; scikit-learn's MLPRegressor with 100 neurons: 0.28).
 """ + _PARAMS_DOC + """    loss : {"squared"}, default="squared"
         The data term (the regressor fits the squared loss only).
+    normalize_y : bool, default=True
+        Centre the targets and divide them by their standard deviation inside ``fit`` (a constant target
+        keeps scale 1); ``predict`` undoes it. ``objective_``, ``lower_bound_`` and ``network_`` refer to
+        the normalized targets.
 """ + """
     Attributes
     ----------
     network_ : cvxnn.TwoLayerNet
-        The fitted network, acting on standardized inputs (X − mean_) / scale_.
+        The fitted network, acting on standardized inputs (X − mean_) / scale_ and predicting the
+        normalized targets (y − y_mean_) / y_scale_.
+    y_mean_, y_scale_ : float
+        The targets' mean and standard deviation (0 and 1 when ``normalize_y=False``).
     n_iter_ : int
         Iterations of the (last) solve.
     convex_fit_ : cvxnn.ConvexFit
         The full result of ``cvxnn.fit`` (convex blocks, dual check, solver status).
 """ + _COMMON_ATTRS_DOC
 
+    def __init__(self, alpha=1e-3, n_patterns=50, formulation="relu", fit_intercept=True, standardize=True,
+                 random_state=0, activation="relu", negative_slope=DEFAULT_NEGATIVE_SLOPE, loss="squared",
+                 solver="auto", search=None, tol=1e-6, time_limit=None, init_nonconvex=None, device="cpu",
+                 verbose=0, normalize_y=True):
+        super().__init__(alpha=alpha, n_patterns=n_patterns, formulation=formulation, fit_intercept=fit_intercept,
+                         standardize=standardize, random_state=random_state, activation=activation,
+                         negative_slope=negative_slope, loss=loss, solver=solver, search=search, tol=tol,
+                         time_limit=time_limit, init_nonconvex=init_nonconvex, device=device, verbose=verbose)
+        self.normalize_y = normalize_y
+
     def fit(self, X, y):
-        """Solve the convex program on (X, y) and store the optimal network. Returns self."""
+        """Solve the convex program on (X, ỹ) and store the optimal network. Returns self."""
         self._check_params()
+        if not isinstance(self.normalize_y, (bool, np.bool_)):
+            raise TypeError(f"ConvexReLURegressor: normalize_y must be True or False, got {self.normalize_y!r}.")
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
         if sp.issparse(y):
             raise ValueError("ConvexReLURegressor needs a dense target vector y, got a sparse matrix.")
@@ -336,7 +367,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
                     "ConvexReLURegressor per column (e.g. with sklearn.multioutput.MultiOutputRegressor)."
                 )
             y = column_or_1d(y, warn=True)
-        y = y.astype(np.float64)
+        y = self._normalize_targets(y.astype(np.float64))
         n = X.shape[0]
         Xs = self._fit_scaling(X)
         beta = float(n * self.alpha)
@@ -348,10 +379,21 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self._store_fits([res], beta, pats)
         return self
 
+    def _normalize_targets(self, y: np.ndarray) -> np.ndarray:
+        """ỹ = (y − y_mean_) / y_scale_, storing the statistics (a constant target keeps scale 1)."""
+        if self.normalize_y:
+            mean, scale = float(y.mean()), float(y.std())
+            if scale <= 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)):
+                scale = 1.0
+        else:
+            mean, scale = 0.0, 1.0
+        self.y_mean_, self.y_scale_ = mean, scale
+        return (y - mean) / scale
+
     def predict(self, X):
-        """Network outputs f((X − mean_) / scale_), shape (n_samples,)."""
+        """y_mean_ + y_scale_ · f((X − mean_) / scale_), shape (n_samples,)."""
         Xs = self._validate_X_predict(X)
-        return np.asarray(self.network_.predict(Xs), dtype=np.float64)
+        return self.y_mean_ + self.y_scale_ * np.asarray(self.network_.predict(Xs), dtype=np.float64)
 
 
 # ---------------------------------------------------------------------- classifier
