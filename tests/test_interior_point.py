@@ -188,6 +188,30 @@ def test_the_pattern_side_system_matches_the_sample_side_and_the_reference(act, 
     assert np.abs(pattern.v - sample.v).max() <= 1e-4 * np.abs(sample.v).max()
 
 
+def test_the_squared_loss_pattern_side_matrix_from_one_fit_gram_equals_the_direct_one():
+    """K'_k = I + C_kᵀGC_k with G = FᵀF formed once (the squared loss) against I + 𝔽_kᵀ𝔽_k formed from the scaled
+    columns (every other loss), for leaky fit weights, two outputs and samples spread over several chunks."""
+    rng = np.random.default_rng(11)
+    n, d, P, c = 300, 4, 7, 2
+    X = torch.as_tensor(rng.standard_normal((n, d)))
+    weights = torch.as_tensor(np.where(rng.random((n, P)) < 0.5, 1.0, 0.1))
+    B = torch.as_tensor(rng.standard_normal((P, c, d, d)))
+    C = torch.linalg.cholesky(B @ B.transpose(-1, -2) + torch.eye(d, dtype=torch.float64))
+    old = interior_point.BLOCK_CHUNK_BYTES
+    try:
+        interior_point.BLOCK_CHUNK_BYTES = 8 * P * d * 70  # chunks of 70 samples
+        G = interior_point._fit_gram(X, weights)
+        direct = interior_point._pattern_grams(X, C, weights, torch.ones(n, c, dtype=torch.float64))
+    finally:
+        interior_point.BLOCK_CHUNK_BYTES = old
+    F = (weights[:, :, None] * X[:, None, :]).reshape(n, P * d)
+    torch.testing.assert_close(G, F.T @ F, rtol=1e-12, atol=1e-10)
+    K = interior_point._congruence(G, C) + torch.eye(P * d, dtype=torch.float64)
+    for k in range(c):
+        torch.testing.assert_close(K[k].tril(), direct[k].tril(), rtol=1e-11, atol=1e-9)
+        torch.testing.assert_close(K[k], K[k].T, rtol=1e-12, atol=1e-9)
+
+
 def test_the_pattern_side_solves_a_program_whose_sample_side_matrix_would_not_fit_in_memory():
     rng = np.random.default_rng(7)
     n, d = 40_000, 4

@@ -201,7 +201,9 @@ def test_auto_keeps_ipm_for_large_separable_relu_programs(monkeypatch):
     and fits in O(nP + (Pd)²) memory on the pattern side, while the reference's canonicalization needs about
     200 bytes per block entry (22 GiB at n = 30 000, d = 20, P = 100), so auto keeps the ipm beyond IPM_AUTO_FLOPS."""
     n, d, P = 30_000, 20, 100
-    assert iteration_flops(n, d, P) > IPM_AUTO_FLOPS
+    assert iteration_flops(n, d, P, 1, "logistic") > IPM_AUTO_FLOPS
+    assert iteration_flops(n, d, P) < iteration_flops(n, d, P, 1, "logistic") / 15  # squared: G = FᵀF formed once
+    assert _choose_solver("auto", "relu", n * P, loss=loss_from("logistic"), design_shape=(n, d)) == "ipm"
     assert _choose_solver("auto", "relu", n * P, design_shape=(n, d)) == "ipm"
     assert _choose_solver("auto", "relu", n * P * 3, loss=SQUARED, vector=True, design_shape=(n, d), n_outputs=3) \
         == "ipm"

@@ -126,6 +126,12 @@ stalled at a gap of 1.4e-6 on n = 2000, d = 20, P = 20); this form keeps the sam
 (the same 26 iterations and gap, 3.9x faster). The hinge stays on the sample side: its curvature h ~ 1/μ at
 margin points left the pattern side stalled at 5.5e-6 where the sample side reaches 3.6e-7 (same problem).
 
+**The squared loss forms G once.** Its Hessian is H = I at every iterate, so G = FᵀF (Pd x Pd) is formed once per
+solve (n·(Pd)²/2, :func:`_fit_gram`) and each iteration's K' = I + CᵀGC costs 2d·(Pd)² multiply-adds
+(:func:`_congruence`: one product per block row of C) instead of n·(Pd)². Planted n = 2000, d = 20 (one thread, same
+26–27 iterations, objectives and gaps): P = 50 on the pattern side 3.27 s → 1.97 s; P = 100, where the sample side
+was chosen (10.26 s), 5.48 s. The Cholesky factor of K' is then most of an iteration (:data:`FACTOR_WEIGHT`).
+
 **Iterative refinement.** R⁻¹ is large (O(1/μ)) along the radial directions of nonzero blocks, where the
 fit term supplies the curvature, so the Woodbury correction cancels against R⁻¹ there and loses digits
 as μ → 0. Each solve
@@ -193,12 +199,17 @@ from ..losses import SQUARED, Loss
 from ..operators import PatternOperator
 from .augmented_lagrangian import ConeRepair
 from .fista import SmoothLoss, restrict
-from .gram import add_lower_gram_, cholesky_solve
+from .gram import add_lower_gram_, cholesky_solve, mirror_lower_
 from .polish import polish
 from .smoothing import BarrierHinge, BarrierNorm
 from .result import RESOLUTION, NumericalBreakdown, SolverOutput, budget_status
 
 BLOCK_CHUNK_BYTES = 256 * 2**20  # memory for the F_jk factors formed at once
+TYPICAL_ITERATIONS = 30  # iterations a solve's one-time work is spread over when choosing a side (20–40 measured)
+FACTOR_WEIGHT = 2.0  # a Cholesky multiply-add costs about two of a matrix product's when choosing a side (one
+#                      thread, n = 2000, d = 20, squared loss: the pattern side took 0.21 / 0.56 / 1.12 s an iteration
+#                      at Pd = 2000 / 3000 / 4000 against 0.40 / 0.57 / 0.76 s on the sample side); for the other
+#                      losses the two sides' costs are symmetric in n and Pd, so n ≤ Pd decides with any weight
 BOUNDARY_FRACTION = 0.99
 RADIAL_FLOOR = 1e-14  # relative floor of a block's radial curvature in the Sherman–Morrison term ("group")
 REFINEMENT_STEPS = 3  # iterative refinement of each Newton solve, while the residual halves
@@ -239,11 +250,21 @@ def couples_outputs(c: int, loss_name: str, vector_penalty: str) -> bool:
 
 def _sample_side(n: int, d: int, P: int, loss_name: str = "squared") -> bool:
     """Whether the separable Woodbury system is solved on the sample side (K = I + J𝔽𝔽ᵀJ, n x n: n²·P·d to form,
-    n³/6 to factor) rather than on the pattern side (K' = I + 𝔽ᵀJ²𝔽, Pd x Pd: n·(Pd)² and (Pd)³/6; module
-    docstring): when it is cheaper, and always for the hinge (its margin curvature h ~ 1/μ costs the pattern
-    side accuracy: module docstring)."""
+    n³/6 to factor) rather than on the pattern side (K' = I + 𝔽ᵀJ²𝔽, Pd x Pd: (Pd)³/6 to factor and n·(Pd)² to
+    form, or for the squared loss 2d·(Pd)² from the solve's one G = FᵀF, whose n·(Pd)²/2 is spread over
+    TYPICAL_ITERATIONS; module docstring): when it is cheaper, and always for the hinge (its margin curvature
+    h ~ 1/μ costs the pattern side accuracy: module docstring)."""
+    (sample_form, sample_factor), (pattern_form, pattern_factor) = _side_costs(n, d, P, loss_name)
+    return loss_name == "hinge" or \
+        sample_form + FACTOR_WEIGHT * sample_factor <= pattern_form + FACTOR_WEIGHT * pattern_factor
+
+
+def _side_costs(n: int, d: int, P: int, loss_name: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Multiply-adds (to form, to factor) of one iteration's K on the sample side and on the pattern side
+    (:func:`_sample_side`)."""
     k = P * d
-    return loss_name == "hinge" or n * n * k + n ** 3 / 6.0 <= n * k * k + k ** 3 / 6.0
+    form = 2.0 * d * k * k + n * k * k / (2.0 * TYPICAL_ITERATIONS) if loss_name == "squared" else n * k * k
+    return (n * n * k, n ** 3 / 6.0), (form, k ** 3 / 6.0)
 
 
 def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "squared",
@@ -254,17 +275,18 @@ def iteration_flops(n: int, d: int, P: int, c: int = 1, loss_name: str = "square
                         pattern and column), plus, for the Woodbury matrix K,
     c·(n²Pd + n³/6) or c·(n(Pd)² + (Pd)³/6)   c matrices on the sample side (the Gram matrices M_k, n²d per
                         pattern and column: both sides' R⁻¹ are summed first, :func:`_fit_grams`) or on the pattern
-                        side (:func:`_sample_side` chooses; always the sample side when the outputs are coupled),
+                        side (:func:`_sample_side` chooses; always the sample side when the outputs are coupled;
+                        squared loss: 2d(Pd)² + n(Pd)²/(2·TYPICAL_ITERATIONS) instead of n(Pd)², :func:`_side_costs`),
     c·5n³/6             for the cross-entropy: the inverses G_k⁻¹ for the Schur matrix S (:func:`_softmax_schur`),
     8P·c·n² + (2P)³/3   for "group" with c > 1: T₀ on the 2P rank-one columns and their capacitance, or
     (n·c)³/6 + 2P·(n·c)²  with the hinge, whose "group" program keeps one (n·c) x (n·c) matrix.
     """
     work = 3.0 * P * c * n * d * d
-    k = P * d
+    sample, pattern = _side_costs(n, d, P, loss_name)
     if couples_outputs(c, loss_name, vector_penalty) or _sample_side(n, d, P, loss_name):
-        work += c * (n * n * k + n ** 3 / 6.0)
+        work += c * sum(sample)
     else:
-        work += c * (n * k * k + k ** 3 / 6.0)
+        work += c * sum(pattern)
     if loss_name == "cross_entropy":
         work += c * 5.0 * n ** 3 / 6.0
     if vector_penalty == "group" and c > 1:
@@ -309,6 +331,8 @@ class _System:
         self.joint = self.grouped and loss_name == "hinge"  # one (n·c) x (n·c) matrix (module docstring)
         self.dims = (2, 3) if self.grouped else (2,)  # the axes of one group of U
         self.sample_side = sample_side  # K on the sample side (always when coupled: :func:`_sample_side`)
+        self.constant_curvature = loss_name == "squared"  # H = I: K' = I + CᵀGC with G = FᵀF formed once
+        self.fit_gram: torch.Tensor | None = None  # G (Pd x Pd), formed at the first pattern-side factor
         self.XX = (op.X[:, :, None] * op.X[:, None, :]).reshape(op.n, op.d * op.d)
         self.weights = torch.as_tensor(op.activation.fit_weights(op.masks.cpu().numpy()), dtype=op.dtype,
                                        device=op.device)  # (n, P)
@@ -374,6 +398,11 @@ class _System:
         if self.sample_side:  # K_k = I + diag(J_(k)) M_k diag(J_(k)) (softmax: G_k = I + E_k) in place, on the
             root = J.T  # (c, n)                                                 lower triangle Cholesky reads
             K = _fit_grams(self.op.X, C, self.weights).mul_(root[:, :, None]).mul_(root[:, None, :])
+            K.diagonal(dim1=1, dim2=2).add_(1.0)
+        elif self.constant_curvature:  # K'_k = I + C_kᵀGC_k with the solve's one G = FᵀF (module docstring)
+            if self.fit_gram is None:
+                self.fit_gram = _fit_gram(self.op.X, self.weights)
+            K, pattern = _congruence(self.fit_gram, C), C
             K.diagonal(dim1=1, dim2=2).add_(1.0)
         else:  # K'_k = I + 𝔽_kᵀ diag(J_(k))² 𝔽_k, on its lower triangle
             K, pattern = _pattern_grams(self.op.X, C, self.weights, J), C
@@ -721,13 +750,16 @@ def _start_scale(op: PatternOperator, smooth: SmoothLoss, C: torch.Tensor, beta:
 
 
 def _memory_bytes(n: int, d: int, P: int, c: int, sample_side: bool, schur: bool, low_rank: bool,
-                  joint: bool) -> float:
+                  joint: bool, fit_gram: bool = False) -> float:
     """Float64 bytes held at once: K, its factor and the previous iteration's factor (alive until replaced;
+    ``fit_gram``: the squared loss's G = FᵀF on the pattern side, the product C_kᵀG of :func:`_congruence` and a copy
+    made while G is formed;
     ``schur``: S, its factor, the previous one and one G_k⁻¹; ``low_rank``: T₀F, the capacitance and its factor,
     twice; ``joint``: the (n·c) x (n·c) matrix, its factor and the previous one), one chunk of 𝔽, the d x d blocks
     (C, R, L), the (2, n, P, c) cone tensors (G, m, their steps, D), the (2, P, d, c) blocks and the (n, d²)
     products x_kx_kᵀ of the cone Hessians."""
     k_entries = 3 * c * (n * n if sample_side else (P * d) ** 2) + (4 * n * n if schur else 0) \
+        + (3 * (P * d) ** 2 if fit_gram else 0) \
         + (2 * (4 * P * n * c + 2 * (2 * P) ** 2) if low_rank else 0) + (3 * (n * c) ** 2 if joint else 0)
     return 8.0 * (k_entries + 3 * 2 * P * c * d * d + 10 * n * P * c + 20 * P * d * c + n * d * d) \
         + 2 * BLOCK_CHUNK_BYTES
@@ -773,7 +805,8 @@ def solve_relu_interior(op: PatternOperator, y: torch.Tensor, beta: float, tol: 
     sample_side = coupled or _sample_side(n, d, Pk, loss.name)
     grouped = vector_penalty == "group" and c > 1
     check_memory(_memory_bytes(n, d, Pk, c, sample_side, loss.name == "cross_entropy",
-                               grouped and loss.name != "hinge", grouped and loss.name == "hinge"),
+                               grouped and loss.name != "hinge", grouped and loss.name == "hinge",
+                               not sample_side and loss.name == "squared"),
                  f"the interior-point method on {n} samples x {Pk} patterns x {c} outputs",
                  "use fewer samples or patterns, or the gated program with solver='fista'.", device=op.device)
     system = _System(restrict(op, keep), live, loss.name, beta, c, vector_penalty, sample_side)
@@ -1035,6 +1068,37 @@ def _pattern_grams(X: torch.Tensor, C: torch.Tensor, weights: torch.Tensor, root
             add_lower_gram_(K[k], F.T)
         K[k].diagonal().add_(1.0)
     return K
+
+
+def _fit_gram(X: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """G = FᵀF (Pd x Pd, both triangles) for F = [W_1X … W_PX], W_i = diag(w_i) the fit weights (n, P); chunked
+    over samples."""
+    n, d = X.shape
+    P = weights.shape[1]
+    G = torch.zeros(P * d, P * d, dtype=X.dtype, device=X.device)
+    step = max(1, BLOCK_CHUNK_BYTES // max(8 * P * d, 1))
+    for a in range(0, n, step):
+        F = (weights[a:a + step, :, None] * X[a:a + step, None, :]).reshape(min(step, n - a), P * d)
+        add_lower_gram_(G, F.T)
+    return mirror_lower_(G)
+
+
+def _congruence(G: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """C_kᵀGC_k (c, Pd, Pd) for G (Pd, Pd) and the block-diagonal C_k = blockdiag_i C_ik, C (P, c, d, d): block
+    (i, j) is C_ikᵀG_ijC_jk. 2·d·(Pd)² multiply-adds per output against n·(Pd)² for 𝔽_kᵀ𝔽_k
+    (:func:`_pattern_grams`)."""
+    P, c, d, _ = C.shape
+    k = P * d
+    out = torch.empty(c, k, k, dtype=G.dtype, device=G.device)
+    left = torch.empty(k, k, dtype=G.dtype, device=G.device)
+    for o in range(c):
+        Ct = C[:, o].transpose(-1, -2).contiguous()
+        # one product per block row: a batched product of the d x d blocks was 3x slower (one thread, Pd = 2000)
+        for i in range(P):
+            torch.mm(Ct[i], G[i * d:(i + 1) * d], out=left[i * d:(i + 1) * d])  # C_kᵀG
+        for i in range(P):  # C_kᵀ(C_kᵀG)ᵀ = C_kᵀGC_k, G being symmetric
+            torch.mm(Ct[i], left.T[i * d:(i + 1) * d], out=out[o, i * d:(i + 1) * d])
+    return out
 
 
 def _joint_matrix(blocks: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
