@@ -212,6 +212,23 @@ def test_the_squared_loss_pattern_side_matrix_from_one_fit_gram_equals_the_direc
         torch.testing.assert_close(K[k], K[k].T, rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.parametrize("act", ["relu", "leaky_relu"])
+def test_the_fit_curvature_through_the_fit_gram_equals_the_operator_products(act):
+    """AᵀA V as [Gu, −Gu] (u = V₊ − V₋, G = FᵀF kept by a squared-loss solve on the pattern side) against
+    Aᵀ(A(V)) through the operator, two outputs."""
+    rng = np.random.default_rng(12)
+    n, d, P, c = 120, 3, 5, 2
+    X = torch.as_tensor(rng.standard_normal((n, d)))
+    masks = rng.random((n, P)) < 0.5
+    op = PatternOperator(X, masks, activation=activation_from(act))
+    system = interior_point._System(op, X.norm(dim=1) > 0, "squared", 1.0, c, "per_output", False)
+    V = torch.as_tensor(rng.standard_normal((2, P, d, c)))
+    H = torch.eye(c, dtype=torch.float64).expand(n, c, c)
+    direct = system._fit_curvature(H, V)
+    system.fit_gram = interior_point._fit_gram(X, system.weights)
+    torch.testing.assert_close(system._fit_curvature(H, V), direct, rtol=1e-12, atol=1e-10)
+
+
 def test_the_pattern_side_solves_a_program_whose_sample_side_matrix_would_not_fit_in_memory():
     rng = np.random.default_rng(7)
     n, d = 40_000, 4
