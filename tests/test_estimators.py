@@ -137,10 +137,21 @@ def test_normalized_targets_make_the_fit_independent_of_their_unit(regression_da
         ConvexReLURegressor(normalize_y="yes").fit(X, y)
 
 
-def test_regressor_rejects_vector_targets(regression_data):
+def test_regressor_with_two_outputs_is_two_per_output_programs_on_one_pattern_list(regression_data):
+    """With the squared loss the per-output program decouples: the two-output fit equals one fit per column
+    (same patterns), in objective, certificate and predictions; each column is normalized on its own."""
     X, y = regression_data
-    with pytest.raises(ValueError, match="vector outputs are not supported yet"):
-        ConvexReLURegressor(**SMALL).fit(X, np.column_stack([y, y]))
+    Y = np.column_stack([y, 40.0 * np.maximum(X[:, 0] - 0.5, 0.0) + 100.0])
+    both = ConvexReLURegressor(alpha=0.01, n_patterns=10, tol=1e-8).fit(X, Y)
+    cols = [ConvexReLURegressor(alpha=0.01, n_patterns=10, tol=1e-8).fit(X, Y[:, k]) for k in range(2)]
+    np.testing.assert_allclose(both.y_mean_, Y.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(both.y_scale_, Y.std(axis=0), rtol=1e-14)
+    assert both.network_.n_outputs == 2 and both.predict(X).shape == (len(y), 2)
+    assert both.objective_ == pytest.approx(sum(c.objective_ for c in cols), rel=1e-6)
+    assert 0 <= both.dual_gap_ <= 1e-6
+    for k in range(2):
+        np.testing.assert_allclose(both.predict(X)[:, k], cols[k].predict(X), rtol=1e-4, atol=1e-4 * Y[:, k].std())
+    assert both.score(X, Y) > 0.8
 
 
 def test_regressor_column_target_warns_and_fits(regression_data):

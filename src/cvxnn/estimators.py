@@ -313,8 +313,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     This equals NC/n for cvxnn's canonical NC = ½‖f(X) − y‖² + (β/2) Σ_j (‖u_j‖² + α_j²) with
     **β = n · alpha**, so ``fit`` calls ``cvxnn.fit(Xs, ỹ, beta=n_samples * alpha, bias=fit_intercept)``, where
-    ỹ = (y − y_mean_) / y_scale_ are the normalized targets (``normalize_y=True``) or y itself. Only scalar
-    targets are supported.
+    ỹ = (y − y_mean_) / y_scale_ are the normalized targets (``normalize_y=True``) or y itself.
+
+    Several outputs (y of shape (n, c)): one network with c outputs, from the exact per-output program
+    (``vector_penalty="per_output"`` of :mod:`cvxnn.training`; output penalty (alpha/2)Σ_j(‖u_j‖² + ‖α_j‖₁²), so
+    each neuron feeds one output): with the squared loss, c independent programs on one pattern list.
 
     Normalizing the targets makes ``alpha`` independent of their unit. On diabetes (442 samples, targets
     25–346; 75/25 split, ``random_state=0``, 50 sampled patterns), test R² at alpha = 1e-3 / 1e-2 / 1e-1:
@@ -332,8 +335,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     network_ : cvxnn.TwoLayerNet
         The fitted network, acting on standardized inputs (X − mean_) / scale_ and predicting the
         normalized targets (y − y_mean_) / y_scale_.
-    y_mean_, y_scale_ : float
-        The targets' mean and standard deviation (0 and 1 when ``normalize_y=False``).
+    y_mean_, y_scale_ : float or ndarray of shape (n_outputs,)
+        The targets' mean and standard deviation (0 and 1 when ``normalize_y=False``), per column for
+        several outputs.
     n_iter_ : int
         Iterations of the (last) solve.
     convex_fit_ : cvxnn.ConvexFit
@@ -359,13 +363,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         if sp.issparse(y):
             raise ValueError("ConvexReLURegressor needs a dense target vector y, got a sparse matrix.")
         y = np.asarray(y)
-        if y.ndim == 2:
-            if y.shape[1] != 1:
-                raise ValueError(
-                    f"ConvexReLURegressor fits a single output, but y has shape {y.shape} "
-                    f"({y.shape[1]} columns): vector outputs are not supported yet; fit one "
-                    "ConvexReLURegressor per column (e.g. with sklearn.multioutput.MultiOutputRegressor)."
-                )
+        if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         y = self._normalize_targets(y.astype(np.float64))
         n = X.shape[0]
@@ -380,20 +378,25 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         return self
 
     def _normalize_targets(self, y: np.ndarray) -> np.ndarray:
-        """ỹ = (y − y_mean_) / y_scale_, storing the statistics (a constant target keeps scale 1)."""
+        """ỹ = (y − y_mean_) / y_scale_ per column, storing the statistics (floats for one output; a constant
+        column keeps scale 1)."""
         if self.normalize_y:
-            mean, scale = float(y.mean()), float(y.std())
-            if scale <= 10 * np.finfo(np.float64).eps * max(1.0, abs(mean)):
-                scale = 1.0
+            mean, scale = y.mean(axis=0), y.std(axis=0)
+            scale = np.where(scale <= 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean)), 1.0, scale)
         else:
-            mean, scale = 0.0, 1.0
-        self.y_mean_, self.y_scale_ = mean, scale
+            mean, scale = np.zeros(y.shape[1:]), np.ones(y.shape[1:])
+        self.y_mean_, self.y_scale_ = (float(mean), float(scale)) if y.ndim == 1 else (mean, scale)
         return (y - mean) / scale
 
     def predict(self, X):
-        """y_mean_ + y_scale_ · f((X − mean_) / scale_), shape (n_samples,)."""
+        """y_mean_ + y_scale_ · f((X − mean_) / scale_), shape (n_samples,) or (n_samples, n_outputs)."""
         Xs = self._validate_X_predict(X)
         return self.y_mean_ + self.y_scale_ * np.asarray(self.network_.predict(Xs), dtype=np.float64)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
 
 # ---------------------------------------------------------------------- classifier
