@@ -142,3 +142,57 @@ def test_the_reference_solver_stops_at_the_time_limit_with_a_feasible_certified_
     assert (signs * (X @ res.v.T)).min() >= -1e-9 * scale and (signs * (X @ res.w.T)).min() >= -1e-9 * scale
     assert res.lower_bound <= opt.objective and res.objective >= opt.lower_bound
     assert res.network_objective == pytest.approx(res.objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_costly_blocks_are_dropped_from_a_dusty_point_and_none_from_the_optimum(loss):
+    """Small cone-feasible blocks added to the optimum (a gate lies in its own cone) raise the objective; the sweeps
+    remove them and give the optimum back, and at the optimum itself they remove nothing."""
+    from cvxnn.data import add_bias
+    from cvxnn.losses import loss_from
+    from cvxnn.training import _drop_costly_blocks
+
+    rng = np.random.default_rng(4)
+    X = add_bias(rng.standard_normal((40, 2)))
+    y = np.maximum(X @ np.array([1.0, -1.0, 0.3]), 0) + 0.1 * rng.standard_normal(40)
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    pats = cvxnn.sample_patterns(X, 30, seed=2)
+    res = cvxnn.fit(X, y, 0.5, patterns=pats, solver="reference", loss=loss)
+    L = loss_from(loss)
+    v, w = _drop_costly_blocks(X, y, pats.masks, res.v, res.w, 0.5, loss=L)
+    np.testing.assert_array_equal(v, res.v)
+    np.testing.assert_array_equal(w, res.w)
+    zero = np.flatnonzero((np.linalg.norm(res.v, axis=1) == 0) & (np.linalg.norm(res.w, axis=1) == 0))[:6]
+    assert zero.size >= 3
+    dusty_v, dusty_w = res.v.copy(), res.w.copy()
+    dusty_v[zero] = 0.05 * pats.gates[:, zero].T / np.linalg.norm(pats.gates[:, zero], axis=0)[:, None]
+    dusty_w[zero[:2]] = 0.5 * dusty_v[zero[:2]]  # both sides of two patterns
+    dusty = convex_objective(X, y, pats.masks, dusty_v, dusty_w, 0.5, loss=L)
+    assert dusty > res.objective * (1 + 1e-3)
+    v, w = _drop_costly_blocks(X, y, pats.masks, dusty_v, dusty_w, 0.5, loss=L)
+    assert np.all(v[zero] == 0) and np.all(w[zero] == 0)
+    assert convex_objective(X, y, pats.masks, v, w, 0.5, loss=L) == pytest.approx(res.objective, rel=1e-9)
+
+
+def test_an_unfinished_ipm_fit_keeps_fewer_neurons_and_a_lower_objective(monkeypatch):
+    """A solve stopped after 8 iterations (status max_iter) leaves weight on every block; fit drops the blocks that
+    cost more than they give: 22 neurons instead of 80, and a lower objective than the raw iterate's."""
+    import cvxnn.training as training
+    from cvxnn.data import add_bias
+
+    rng = np.random.default_rng(5)
+    X = add_bias(rng.standard_normal((120, 4)))
+    y = np.maximum(X @ rng.standard_normal(5), 0) - np.maximum(X @ rng.standard_normal(5), 0)
+    pats = cvxnn.sample_patterns(X, 40, seed=0)
+    solve = training.solve_relu_interior
+    monkeypatch.setattr(training, "solve_relu_interior", lambda *a, **k: solve(*a, **dict(k, max_iter=8)))
+    cut = cvxnn.fit(X, y, 0.5, patterns=pats, solver="ipm")
+    monkeypatch.setattr(training, "_drop_costly_blocks", lambda Xt, y, masks, v, w, *rest: (v, w))
+    raw = cvxnn.fit(X, y, 0.5, patterns=pats, solver="ipm")
+    monkeypatch.undo()
+    full = cvxnn.fit(X, y, 0.5, patterns=pats, solver="ipm", tol=1e-8)
+    assert cut.status == raw.status == "max_iter"
+    assert cut.n_neurons < raw.n_neurons and cut.objective < raw.objective
+    assert full.objective <= cut.objective and cut.lower_bound <= full.objective * (1 + 1e-9)
+    assert cut.network_objective == pytest.approx(cut.objective, rel=1e-9)

@@ -468,6 +468,9 @@ class Program:
                 objective = polished
             else:
                 v, w = out.v, out.w
+        if polish and out.status != "optimal" and v.ndim == 2:  # an unfinished interior iterate: its blocks spread
+            v, w = _drop_costly_blocks(Xt, yv, pats.masks, v, w, beta, act, loss)
+            objective = min(objective, _program_objective(Xt, yv, pats.masks, v, w, beta, form, act, loss, vp))
         if form == "gated":
             nv, nw = _decompose_all(Xt, pats, v)
         else:
@@ -803,6 +806,46 @@ def _polish(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w
             b[viol > cone_rtol * scale * np.maximum(norms, 1e-300)] = 0.0
         out.append(b)
     return out[0], out[1]
+
+
+DROP_SWEEPS = 3  # sweeps of :func:`_drop_costly_blocks`, at most
+
+
+def _drop_costly_blocks(Xt: np.ndarray, y: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray, beta: float,
+                        activation: Activation = RELU, loss: Loss = SQUARED) -> tuple[np.ndarray, np.ndarray]:
+    """Zero, one at a time, the blocks (one output) whose removal lowers the objective L(z) + β Σ(‖v_i‖ + ‖w_i‖).
+
+    Block j predicts p_j = ±W_iXu_j; zeroing it changes the objective by Δ_j = L(z − p_j) − L(z) − β‖u_j‖. Each
+    sweep takes the blocks with Δ_j < 0, most negative first, and zeroes each one whose removal still lowers the
+    objective at the updated z; at most DROP_SWEEPS sweeps. At an optimum no Δ_j is negative. An interior-point
+    iterate stopped early (time limit, Ctrl-C) spreads weight over every block: breast cancer (P = 100, β = 1) after
+    1 s had 190 neurons at 30.4708, and 126 at 30.4053 after the sweeps (the optimum: 30.3581 with 88 neurons).
+    Zero blocks stay feasible, so the fit's certificate holds with the lower objective."""
+    weights = activation.fit_weights(masks)
+    v, w = v.copy(), w.copy()
+    blocks = ((v, 1.0), (w, -1.0))
+
+    def prediction(side: int, i: int) -> np.ndarray:
+        B, sign = blocks[side]
+        return sign * weights[:, i] * (Xt @ B[i])
+
+    z = convex_prediction(Xt, masks, v, w, activation)
+    for _ in range(DROP_SWEEPS):
+        fit = loss.value(z, y)
+        live = [(side, i) for side, (B, _) in enumerate(blocks) for i in np.flatnonzero(np.linalg.norm(B, axis=1))]
+        deltas = np.array([loss.value(z - prediction(side, i), y) - fit - beta * np.linalg.norm(blocks[side][0][i])
+                           for side, i in live])
+        dropped = False
+        for j in np.argsort(deltas)[:int(np.sum(deltas < 0))]:
+            side, i = live[j]
+            p = prediction(side, i)
+            trial = loss.value(z - p, y)
+            if trial - fit < beta * np.linalg.norm(blocks[side][0][i]):
+                z, fit, dropped = z - p, trial, True
+                blocks[side][0][i] = 0.0
+        if not dropped:
+            break
+    return v, w
 
 
 def _zero_inactive_groups(Xt: np.ndarray, lam: np.ndarray, masks: np.ndarray, v: np.ndarray, w: np.ndarray,
