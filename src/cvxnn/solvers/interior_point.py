@@ -128,9 +128,12 @@ margin points left the pattern side stalled at 5.5e-6 where the sample side reac
 
 **The squared loss forms G once.** Its Hessian is H = I at every iterate, so G = FᵀF (Pd x Pd) is formed once per
 solve (n·(Pd)²/2, :func:`_fit_gram`) and each iteration's K' = I + CᵀGC costs 2d·(Pd)² multiply-adds
-(:func:`_congruence`: one product per block row of C) instead of n·(Pd)². Planted n = 2000, d = 20 (one thread, same
-26–27 iterations, objectives and gaps): P = 50 on the pattern side 3.27 s → 1.97 s; P = 100, where the sample side
-was chosen (10.26 s), 5.48 s. The Cholesky factor of K' is then most of an iteration (:data:`FACTOR_WEIGHT`).
+(:func:`_congruence`: one product per block row of C) instead of n·(Pd)²; the refinement's fit term and the solve's
+Aᵀ(A(x)) go through G as well (:meth:`_System._fit_curvature`). Planted d = 20 (one thread, the same iterations,
+objectives and gaps; ``benchmarks/newton_sides_gram.txt``, ``benchmarks/large_n_gram.txt``): n = 2000, P = 50 3.26 s →
+1.64 s; P = 100, where the sample side was chosen (10.32 s), 5.54 s; n = 20 000, P = 20 20.5 s → 11.3 s; n = 100 000,
+P = 20 290 s → 142 s. The Cholesky factor of K' is then most of an iteration at n ≈ Pd (:data:`FACTOR_WEIGHT`), the
+cone products at n ≫ Pd.
 
 **Iterative refinement.** R⁻¹ is large (O(1/μ)) along the radial directions of nonzero blocks, where the
 fit term supplies the curvature, so the Woodbury correction cancels against R⁻¹ there and loses digits
