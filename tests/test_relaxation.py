@@ -90,15 +90,23 @@ def test_min_norm_split_is_feasible_and_within_three_of_the_cheapest(tiny):
     assert np.array_equal(v, inside) and not np.any(w)
 
 
-@pytest.mark.parametrize("qp", [True, False], ids=["daqp", "nnls-working-set"])
-def test_min_norm_split_gives_the_least_distance_over_all_rows(qp, monkeypatch):
-    """Both ways min_norm_split solves its least-distance program — DAQP on every row, and (where DAQP reports no
-    optimum, forced here) the NNLS rounds of a few rows at a time — end at the least-norm w of the program with
-    every row, solved as one NNLS."""
+@pytest.mark.parametrize("way", ["daqp", "daqp-working-set", "nnls-working-set"])
+def test_min_norm_split_gives_the_least_distance_over_all_rows(way, monkeypatch):
+    """Every way min_norm_split solves its least-distance program — DAQP on every row, DAQP on a growing working
+    set of rows (used above WORKING_SET_ROWS rows, lowered here), and (where DAQP reports no optimum, forced here)
+    the NNLS rounds of a few rows at a time — ends at the least-norm w of the program with every row, solved as
+    one NNLS."""
     from cvxnn import cones
 
-    if not qp:
+    calls = []
+    if way == "nnls-working-set":
         monkeypatch.setattr(cones.daqp, "solve", lambda H, f, A, *args, **kw: (np.zeros(H.shape[0]), 0.0, -4, {}))
+    else:
+        solve = cones.daqp.solve
+        monkeypatch.setattr(cones.daqp, "solve", lambda H, f, A, *args, **kw: calls.append(len(A)) or
+                            solve(H, f, A, *args, **kw))
+    if way == "daqp-working-set":
+        monkeypatch.setattr(cones, "WORKING_SET_ROWS", 50)
     rng = np.random.default_rng(11)
     X = rng.standard_normal((400, 8))
     pats = sample_patterns(X, 12, seed=3)
@@ -112,6 +120,10 @@ def test_min_norm_split_gives_the_least_distance_over_all_rows(qp, monkeypatch):
         np.testing.assert_allclose(w, full, rtol=1e-9, atol=1e-12 * np.linalg.norm(full))
         np.testing.assert_allclose(v - w, u, atol=1e-12)
         assert (A @ w - b).min() >= -1e-12 * (np.linalg.norm(u) + np.linalg.norm(w))
+    if way == "daqp":
+        assert calls == [400] * 12
+    elif way == "daqp-working-set":  # several rounds per block, on fewer rows than all
+        assert len(calls) > 12 and max(calls) < 400 and min(calls) == 8
 
 
 def test_subset_of_patterns_never_beats_all(tiny):

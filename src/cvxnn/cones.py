@@ -55,8 +55,9 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
 
     Rows are scaled to unit norm first and u to unit length (the constraints are unchanged, and w scales with u,
     so the solver's feasibility tolerance is relative). Solved by DAQP, a dual active-set QP solver, on all
-    rows at once (:func:`_least_distance_qp`; digits, 376 blocks of d = 65 against n = 1797 rows: 1.6 s
-    against 5.1 s for the working-set NNLS below, with the same ‖w‖ to 1e-11 and smaller cone violations).
+    rows or, for many rows, a working set of them (:func:`_least_distance_qp`; digits, 376 blocks of d = 65
+    against n = 1797 rows: 1.6 s on all rows against 5.1 s for the working-set NNLS below, with the same ‖w‖ to
+    1e-11 and smaller cone violations; 1.0 s on DAQP's working set).
     Where it reports no optimum, on a working set of rows (:func:`least_distance` by NNLS): the least-norm
     w_R of the rows R is the answer once it satisfies every row, since dropping rows only enlarges the
     feasible set. R starts with the ⌈d/2⌉ largest b_k, and each round adds the ⌈d/2⌉ rows most violated by w_R.
@@ -80,6 +81,7 @@ def min_norm_split(Xt: np.ndarray, mask: np.ndarray, u: np.ndarray) -> tuple[np.
 
 QP_TOL = 1e-12  # DAQP's primal feasibility tolerance (callers scale their problems to unit size)
 QP_ACCEPT = 1e-9  # largest violation of a row accepted from DAQP before the NNLS working set is used
+WORKING_SET_ROWS = 1000  # above this many rows the least-distance QP runs on a working set (:func:`_least_distance_qp`)
 
 
 ACTIVE_AT_LOWER = 3  # DAQP's constraint flags ACTIVE | LOWER: a row in the starting working set, at its lower bound
@@ -104,11 +106,28 @@ def norm_qp(f: np.ndarray, A: np.ndarray, lower: np.ndarray, active: np.ndarray 
 
 
 def _least_distance_qp(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """argmin ½‖w‖² s.t. Aw ≥ b by DAQP; None unless it reports an optimum that meets every row to QP_ACCEPT."""
-    solved = norm_qp(np.zeros(A.shape[1]), A, b)
-    if solved is None or float((A @ solved[0] - b).min()) < -QP_ACCEPT:
-        return None
-    return solved[0]
+    """argmin ½‖w‖² s.t. Aw ≥ b by DAQP; None unless it reports an optimum that meets every row to QP_ACCEPT.
+
+    Above WORKING_SET_ROWS rows, on a growing working set: the d rows with the largest b first, then each round
+    the 2d rows most violated by the last solution join, and DAQP starts from that solution's active rows. Its
+    time goes into active-set iterations (about d at the solution), which the small early sets make cheap; the
+    answer is the same to 1e-13. Gated splits, one thread: digits (1797 rows, d = 65) P = 100 0.46 s → 0.27 s,
+    P = 500 1.64 s → 1.04 s; planted n = 2000, d = 51, P = 100 0.35 s → 0.25 s; breast cancer (569 rows) was
+    slower (0.032 s → 0.044 s), so it keeps one solve on all rows."""
+    m, d = A.shape
+    rows, active = (np.arange(m), None) if m <= WORKING_SET_ROWS else (np.argsort(-b)[:d], None)
+    while True:
+        solved = norm_qp(np.zeros(d), np.ascontiguousarray(A[rows]), b[rows], active)
+        if solved is None:
+            return None
+        slack = A @ solved[0] - b
+        violated = np.flatnonzero(slack < -QP_ACCEPT)
+        if violated.size == 0:
+            return solved[0]
+        if rows.size == m:
+            return None
+        active = np.flatnonzero(solved[1] > 0)
+        rows = np.r_[rows, violated[np.argsort(slack[violated])[:2 * d]]]
 
 
 def _least_distance_rows(A: np.ndarray, b: np.ndarray) -> np.ndarray:
