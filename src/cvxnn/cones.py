@@ -112,10 +112,11 @@ def _least_distance_qp(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     the 2d rows most violated by the last solution join, and DAQP starts from that solution's active rows. Its
     time goes into active-set iterations (about d at the solution), which the small early sets make cheap; the
     answer is the same to 1e-13. Gated splits, one thread: digits (1797 rows, d = 65) P = 100 0.46 s → 0.27 s,
-    P = 500 1.64 s → 1.04 s; planted n = 2000, d = 51, P = 100 0.35 s → 0.25 s; breast cancer (569 rows) was
+    P = 500 1.64 s → 1.04 s; planted n = 2000, d = 50, P = 100 0.35 s → 0.25 s; breast cancer (569 rows) was
     slower (0.032 s → 0.044 s), so it keeps one solve on all rows."""
     m, d = A.shape
-    rows, active = (np.arange(m), None) if m <= WORKING_SET_ROWS else (np.argsort(-b)[:d], None)
+    rows = np.arange(m) if m <= WORKING_SET_ROWS else np.argsort(-b)[:d]
+    active = None
     while True:
         solved = norm_qp(np.zeros(d), np.ascontiguousarray(A[rows]), b[rows], active)
         if solved is None:
@@ -124,7 +125,7 @@ def _least_distance_qp(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         violated = np.flatnonzero(slack < -QP_ACCEPT)
         if violated.size == 0:
             return solved[0]
-        if rows.size == m:
+        if np.isin(violated, rows).any():  # DAQP's answer misses one of its own rows (all rows, in one solve)
             return None
         active = np.flatnonzero(solved[1] > 0)
         rows = np.r_[rows, violated[np.argsort(slack[violated])[:2 * d]]]
