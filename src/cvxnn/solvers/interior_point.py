@@ -437,8 +437,12 @@ class _System:
         pattern side) as [Gu, −Gu] for the net blocks u = V₊ − V₋, (Pd)²·c multiply-adds instead of 2n·P·d·c."""
         if self.fit_gram is None:
             return self.fit_adjoint(torch.einsum("akl,al->ak", H, self.fit(V)))
-        two, P, d, c = V.shape
-        g = (self.fit_gram @ (V[0] - V[1]).reshape(P * d, c)).view(P, d, c)
+        return self._gram_fit(V[0] - V[1])
+
+    def _gram_fit(self, u: torch.Tensor) -> torch.Tensor:
+        """AᵀA x = [Gu, −Gu] (2, P, d, c) for the net blocks u = x₊ − x₋ (P, d, c), through the kept G = FᵀF."""
+        P, d, c = u.shape
+        g = (self.fit_gram @ u.reshape(P * d, c)).view(P, d, c)
         return torch.stack([g, -g])
 
     def _rank_one_fits(self, w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -493,8 +497,7 @@ class _System:
         t = cholesky_solve(f.LK, t[..., 0].permute(1, 0, 2).reshape(c, P * d, 1))
         u = (f.pattern @ t.view(c, P, d).permute(1, 0, 2)[..., None])[..., 0].transpose(1, 2)  # (P, d, c)
         if self.fit_gram is not None:  # Aᵀ(h ∘ A(x)) = [Gu, −Gu] (h = 1)
-            g = (self.fit_gram @ u.reshape(P * d, c)).view(P, d, c)
-            return self._apply_rinv(f, rhs - torch.stack([g, -g]))
+            return self._apply_rinv(f, rhs - self._gram_fit(u))
         h = f.J ** 2
         return self._apply_rinv(f, rhs - self.fit_adjoint(h * self.op.matvec(u)))
 
